@@ -1,0 +1,629 @@
+// Package bundle defines churn's model bundle: a versioned, self-describing JSON document that
+// holds a manifest (name, version, input schema, preprocessing, calibration, tier thresholds, check
+// vectors, training record) and the model parameters (a logistic regression or a tree ensemble).
+//
+// The package only encodes, decodes and validates the structure; it does not evaluate anything
+// (internal/features maps inputs, internal/scoring evaluates, internal/modelstore runs the check
+// vectors). It depends on the standard library only.
+//
+// Layout of the model's input vector ("columns"): the entries of Manifest.Inputs in order; a
+// numeric or derived input contributes one column, a categorical input one column per category
+// (one-hot, in the order of Categories). Columns lists their names.
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// FormatVersion is the bundle format this code reads and writes.
+const FormatVersion = 1
+
+// MaxColumns bounds the width of a model's input vector.
+const MaxColumns = 4096
+
+// Bundle is one model version: its manifest plus its parameters.
+type Bundle struct {
+	Manifest Manifest `json:"manifest"`
+	Model    Model    `json:"model"`
+}
+
+// Manifest describes a model version.
+type Manifest struct {
+	FormatVersion int       `json:"format_version"`
+	Name          string    `json:"name"`
+	Version       string    `json:"version"`
+	CreatedAt     time.Time `json:"created_at"`
+	Description   string    `json:"description,omitempty"`
+	// Inputs is the input schema with its preprocessing, in column order.
+	Inputs      []Input     `json:"inputs"`
+	Calibration Calibration `json:"calibration"`
+	Tiers       Tiers       `json:"tiers"`
+	// CheckVectors are inputs with the probability the trainer computed; a bundle whose check
+	// vectors do not reproduce is refused at load time.
+	CheckVectors []CheckVector `json:"check_vectors"`
+	// Training records how the model was made and how good it is. Optional (imported models).
+	Training *Training `json:"training,omitempty"`
+}
+
+// Input types.
+const (
+	TypeNumeric     = "numeric"
+	TypeCategorical = "categorical"
+)
+
+// Missing-value policies.
+const (
+	// MissingImpute fills a missing value with Missing.Value (numeric) or Missing.Category
+	// (categorical) and reports the input as imputed.
+	MissingImpute = "impute"
+	// MissingError refuses a request without the value (INVALID_ARGUMENT naming the field).
+	MissingError = "error"
+	// MissingNative passes NaN to the model: tree ensembles send it down each split's default
+	// branch. Only valid for numeric inputs of tree ensembles, without standardisation.
+	MissingNative = "native"
+)
+
+// Unseen-category policies (categorical inputs).
+const (
+	// UnseenError refuses a category not in Categories.
+	UnseenError = "error"
+	// UnseenIgnore encodes an unseen category as all-zero one-hot columns.
+	UnseenIgnore = "ignore"
+	// UnseenMissing treats an unseen category as missing (the missing policy applies).
+	UnseenMissing = "missing"
+)
+
+// Derivation operations. Arguments name earlier inputs and use their values after imputation and
+// before standardisation; a NaN argument (native missing) makes the result missing.
+const (
+	OpRatio     = "ratio"     // args[0] / args[1]; missing when args[1] == 0
+	OpDiff      = "diff"      // args[0] - args[1]
+	OpLog1p     = "log1p"     // log(1 + args[0]); missing when args[0] <= -1
+	OpIndicator = "indicator" // 1 when args[0] > 0, else 0
+)
+
+// Input is one model input: where it is read from, its type and its preprocessing.
+type Input struct {
+	// Name is the model-facing name, unique in the bundle (drivers and imputed inputs use it).
+	Name string `json:"name"`
+	// Source is where the value is read from in CustomerFeatures: a typed field such as
+	// `complaints.count_30d` or `account.contract`, or `numeric.<key>` / `categorical.<key>`.
+	// Empty for a derived input.
+	Source string `json:"source,omitempty"`
+	// Derive computes the input from earlier inputs instead of reading it.
+	Derive *Derive `json:"derive,omitempty"`
+	// Type is TypeNumeric or TypeCategorical (derived inputs are numeric).
+	Type string `json:"type"`
+	// Missing says what happens when the value is absent.
+	Missing Missing `json:"missing"`
+	// Categories are the one-hot categories of a categorical input, in column order.
+	Categories []string `json:"categories,omitempty"`
+	// Unseen is the policy for a category not in Categories.
+	Unseen string `json:"unseen,omitempty"`
+	// Standardize, when set, maps a numeric value x to (x - Mean) / Scale.
+	Standardize *Standardize `json:"standardize,omitempty"`
+}
+
+// Derive is a derived input.
+type Derive struct {
+	Op   string   `json:"op"`
+	Args []string `json:"args"`
+}
+
+// Missing is a missing-value policy.
+type Missing struct {
+	Policy   string  `json:"policy"`
+	Value    float64 `json:"value,omitempty"`
+	Category string  `json:"category,omitempty"`
+}
+
+// Standardize holds the centre and scale of a numeric input.
+type Standardize struct {
+	Mean  float64 `json:"mean"`
+	Scale float64 `json:"scale"`
+}
+
+// Model types.
+const (
+	ModelLogistic = "logistic_regression"
+	ModelTrees    = "tree_ensemble"
+)
+
+// Model holds the parameters. The model computes a margin (log-odds); the probability is
+// sigmoid(margin), then calibrated.
+type Model struct {
+	Type     string        `json:"type"`
+	Logistic *Logistic     `json:"logistic,omitempty"`
+	Trees    *TreeEnsemble `json:"trees,omitempty"`
+}
+
+// Logistic is a logistic regression: margin = Intercept + sum(Weights[i] * column[i]).
+type Logistic struct {
+	Intercept float64   `json:"intercept"`
+	Weights   []float64 `json:"weights"`
+}
+
+// Split comparisons of tree ensembles.
+const (
+	// CompareLess sends x < threshold left (XGBoost).
+	CompareLess = "lt"
+	// CompareLessEqual sends x <= threshold left (LightGBM, scikit-learn).
+	CompareLessEqual = "le"
+)
+
+// TreeEnsemble is a sum of regression trees: margin = BaseScore + sum of the leaf values reached.
+type TreeEnsemble struct {
+	BaseScore  float64 `json:"base_score"`
+	Comparison string  `json:"comparison"`
+	Trees      []Tree  `json:"trees"`
+}
+
+// Tree stores nodes in parallel arrays; node 0 is the root. Node i is a leaf when Left[i] == -1,
+// and its value is Value[i]; otherwise it splits on column Feature[i] at Threshold[i], and a
+// missing (NaN) value goes left when DefaultLeft[i]. Children have larger indices than parents.
+type Tree struct {
+	Feature     []int32   `json:"feature"`
+	Threshold   []float64 `json:"threshold"`
+	Left        []int32   `json:"left"`
+	Right       []int32   `json:"right"`
+	DefaultLeft []bool    `json:"default_left"`
+	Value       []float64 `json:"value"`
+}
+
+// Calibration methods.
+const (
+	CalibrationNone     = "none"
+	CalibrationPlatt    = "platt"    // p = sigmoid(A * margin + B)
+	CalibrationIsotonic = "isotonic" // p = piecewise-linear interpolation of (X, Y) at sigmoid(margin)
+)
+
+// Calibration maps the model's output to a calibrated probability.
+type Calibration struct {
+	Method string    `json:"method"`
+	A      float64   `json:"a,omitempty"`
+	B      float64   `json:"b,omitempty"`
+	X      []float64 `json:"x,omitempty"`
+	Y      []float64 `json:"y,omitempty"`
+}
+
+// Tiers are the probability thresholds of the risk tiers: a probability p is CRITICAL when
+// p >= Critical, else HIGH when p >= High, else MEDIUM when p >= Medium, else LOW.
+type Tiers struct {
+	Medium   float64 `json:"medium"`
+	High     float64 `json:"high"`
+	Critical float64 `json:"critical"`
+}
+
+// CheckVector is a request's features (CustomerFeatures in protobuf JSON) with the probability
+// the trainer computed for them.
+type CheckVector struct {
+	Features    json.RawMessage `json:"features"`
+	Probability float64         `json:"probability"`
+}
+
+// CheckTolerance is the largest accepted difference between a check vector's probability and the
+// probability the serving code computes.
+const CheckTolerance = 1e-9
+
+// Training records how a model was made.
+type Training struct {
+	Trainer string             `json:"trainer"`
+	Command string             `json:"command,omitempty"`
+	Dataset string             `json:"dataset,omitempty"`
+	Seed    int64              `json:"seed,omitempty"`
+	Params  map[string]float64 `json:"params,omitempty"`
+	Rows    map[string]int     `json:"rows,omitempty"` // e.g. train, test
+	Metrics *Metrics           `json:"metrics,omitempty"`
+}
+
+// Metrics is an evaluation of the model on held-out rows.
+type Metrics struct {
+	Split       string           `json:"split"`
+	Rows        int              `json:"rows"`
+	Positives   int              `json:"positives"`
+	ROCAUC      float64          `json:"roc_auc"`
+	PRAUC       float64          `json:"pr_auc"`
+	LogLoss     float64          `json:"log_loss"`
+	Brier       float64          `json:"brier"`
+	Calibration []CalibrationBin `json:"calibration,omitempty"`
+}
+
+// CalibrationBin is one row of a calibration table.
+type CalibrationBin struct {
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+	Count         int     `json:"count"`
+	MeanPredicted float64 `json:"mean_predicted"`
+	ObservedRate  float64 `json:"observed_rate"`
+}
+
+// Typed sources: the CustomerFeatures fields a bundle may read, with their input type.
+var typedSources = map[string]string{
+	"activity.days_since_last_active":  TypeNumeric,
+	"activity.active_days_30d":         TypeNumeric,
+	"activity.usage_30d":               TypeNumeric,
+	"activity.usage_prev_30d":          TypeNumeric,
+	"complaints.count_30d":             TypeNumeric,
+	"complaints.count_90d":             TypeNumeric,
+	"complaints.open":                  TypeNumeric,
+	"complaints.escalated_90d":         TypeNumeric,
+	"service.tickets_90d":              TypeNumeric,
+	"service.avg_first_response_hours": TypeNumeric,
+	"service.p90_first_response_hours": TypeNumeric,
+	"service.avg_resolution_hours":     TypeNumeric,
+	"service.sla_breaches_90d":         TypeNumeric,
+	"account.tenure_months":            TypeNumeric,
+	"account.monthly_revenue":          TypeNumeric,
+	"account.contract":                 TypeCategorical,
+	"account.satisfaction":             TypeNumeric,
+}
+
+// Map-key prefixes of free-form sources.
+const (
+	NumericPrefix     = "numeric."
+	CategoricalPrefix = "categorical."
+)
+
+// SourceType returns the input type a source yields, or an error when the source is not a field
+// of CustomerFeatures.
+func SourceType(source string) (string, error) {
+	if t, ok := typedSources[source]; ok {
+		return t, nil
+	}
+	if key, ok := strings.CutPrefix(source, NumericPrefix); ok && validKey(key) {
+		return TypeNumeric, nil
+	}
+	if key, ok := strings.CutPrefix(source, CategoricalPrefix); ok && validKey(key) {
+		return TypeCategorical, nil
+	}
+	return "", fmt.Errorf("source %q is not a CustomerFeatures field (want a typed field such as complaints.count_30d, or numeric.<key> / categorical.<key>)", source)
+}
+
+// MaxKeyLen bounds the key of a numeric.<key> or categorical.<key> source.
+const MaxKeyLen = 128
+
+func validKey(k string) bool {
+	return k != "" && len(k) <= MaxKeyLen && !strings.ContainsAny(k, " \t\r\n")
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	versionRE = nameRE
+)
+
+// ValidVersion reports whether v is a well-formed model version (also used for model names).
+func ValidVersion(v string) bool { return versionRE.MatchString(v) }
+
+// ErrInvalid is wrapped by every structural error of Parse and Validate.
+var ErrInvalid = errors.New("invalid model bundle")
+
+// Parse decodes and validates a bundle. Unknown fields are refused, so that a typo in a
+// hand-written bundle is an error rather than a silently ignored setting.
+func Parse(data []byte) (*Bundle, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the bundle", ErrInvalid)
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Encode writes the bundle as indented JSON.
+func (b *Bundle) Encode() ([]byte, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// Columns returns the names of the model's input columns: an input's name, or `name=category`
+// for each one-hot column of a categorical input.
+func (m *Manifest) Columns() []string {
+	var cols []string
+	for _, in := range m.Inputs {
+		if in.Type == TypeCategorical {
+			for _, c := range in.Categories {
+				cols = append(cols, in.Name+"="+c)
+			}
+			continue
+		}
+		cols = append(cols, in.Name)
+	}
+	return cols
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks the structure: names, schema, preprocessing, model shape, calibration, tiers.
+// It does not evaluate the check vectors (internal/modelstore does).
+func (b *Bundle) Validate() error {
+	m := &b.Manifest
+	if m.FormatVersion != FormatVersion {
+		return invalid("manifest.format_version is %d, this build reads %d", m.FormatVersion, FormatVersion)
+	}
+	if !nameRE.MatchString(m.Name) {
+		return invalid("manifest.name %q: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", m.Name)
+	}
+	if !ValidVersion(m.Version) {
+		return invalid("manifest.version %q: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", m.Version)
+	}
+	if m.CreatedAt.IsZero() {
+		return invalid("manifest.created_at is missing")
+	}
+	if len(m.Inputs) == 0 {
+		return invalid("manifest.inputs is empty")
+	}
+	native := false
+	seen := make(map[string]*Input, len(m.Inputs))
+	width := 0
+	for i := range m.Inputs {
+		in := &m.Inputs[i]
+		if err := validateInput(in, seen, b.Model.Type); err != nil {
+			return invalid("manifest.inputs[%d] (%s): %v", i, in.Name, err)
+		}
+		if in.Missing.Policy == MissingNative {
+			native = true
+		}
+		seen[in.Name] = in
+		if in.Type == TypeCategorical {
+			width += len(in.Categories)
+		} else {
+			width++
+		}
+	}
+	if width > MaxColumns {
+		return invalid("the inputs make %d columns, at most %d", width, MaxColumns)
+	}
+	if err := b.Model.validate(width); err != nil {
+		return invalid("model: %v", err)
+	}
+	if native && b.Model.Type != ModelTrees {
+		return invalid("missing policy %q needs a tree ensemble", MissingNative)
+	}
+	if err := m.Calibration.validate(); err != nil {
+		return invalid("manifest.calibration: %v", err)
+	}
+	t := m.Tiers
+	if !finite(t.Medium, t.High, t.Critical) || !(0 < t.Medium && t.Medium <= t.High && t.High <= t.Critical && t.Critical <= 1) {
+		return invalid("manifest.tiers: want 0 < medium <= high <= critical <= 1, got %g, %g, %g", t.Medium, t.High, t.Critical)
+	}
+	if len(m.CheckVectors) == 0 {
+		return invalid("manifest.check_vectors is empty: a bundle must prove it reproduces its trainer")
+	}
+	for i, cv := range m.CheckVectors {
+		if len(cv.Features) == 0 || !finite(cv.Probability) || cv.Probability < 0 || cv.Probability > 1 {
+			return invalid("manifest.check_vectors[%d]: want features and a probability in [0,1]", i)
+		}
+	}
+	return nil
+}
+
+func validateInput(in *Input, seen map[string]*Input, modelType string) error {
+	if !nameRE.MatchString(in.Name) && !validKey(in.Name) {
+		return fmt.Errorf("bad name %q", in.Name)
+	}
+	if strings.Contains(in.Name, "=") {
+		return fmt.Errorf("name %q must not contain '='", in.Name)
+	}
+	if _, dup := seen[in.Name]; dup {
+		return fmt.Errorf("duplicate name %q", in.Name)
+	}
+	switch {
+	case in.Source != "" && in.Derive != nil:
+		return errors.New("has both source and derive")
+	case in.Source != "":
+		t, err := SourceType(in.Source)
+		if err != nil {
+			return err
+		}
+		if t != in.Type {
+			return fmt.Errorf("type %q, but source %s is %s", in.Type, in.Source, t)
+		}
+	case in.Derive != nil:
+		if in.Type != TypeNumeric {
+			return fmt.Errorf("a derived input must be numeric, not %q", in.Type)
+		}
+		want := map[string]int{OpRatio: 2, OpDiff: 2, OpLog1p: 1, OpIndicator: 1}[in.Derive.Op]
+		if want == 0 {
+			return fmt.Errorf("unknown derive op %q (want ratio, diff, log1p or indicator)", in.Derive.Op)
+		}
+		if len(in.Derive.Args) != want {
+			return fmt.Errorf("derive op %s takes %d arguments, got %d", in.Derive.Op, want, len(in.Derive.Args))
+		}
+		for _, a := range in.Derive.Args {
+			arg, ok := seen[a]
+			if !ok {
+				return fmt.Errorf("derive argument %q is not an earlier input", a)
+			}
+			if arg.Type != TypeNumeric {
+				return fmt.Errorf("derive argument %q is not numeric", a)
+			}
+		}
+	default:
+		return errors.New("needs a source or a derive")
+	}
+	switch in.Type {
+	case TypeNumeric:
+		if len(in.Categories) > 0 || in.Unseen != "" {
+			return errors.New("categories and unseen apply to categorical inputs only")
+		}
+		if s := in.Standardize; s != nil && (!finite(s.Mean, s.Scale) || s.Scale <= 0) {
+			return fmt.Errorf("standardize wants a finite mean and a positive scale, got %g, %g", s.Mean, s.Scale)
+		}
+		switch in.Missing.Policy {
+		case MissingImpute:
+			if !finite(in.Missing.Value) {
+				return errors.New("missing.value is not finite")
+			}
+		case MissingError:
+		case MissingNative:
+			if modelType != ModelTrees {
+				return errors.New("missing policy native needs a tree ensemble")
+			}
+			if in.Standardize != nil {
+				return errors.New("missing policy native cannot be combined with standardize")
+			}
+		default:
+			return fmt.Errorf("unknown missing.policy %q (want impute, error or native)", in.Missing.Policy)
+		}
+	case TypeCategorical:
+		if in.Standardize != nil {
+			return errors.New("standardize applies to numeric inputs only")
+		}
+		if len(in.Categories) == 0 {
+			return errors.New("a categorical input needs categories")
+		}
+		cats := make(map[string]bool, len(in.Categories))
+		for _, c := range in.Categories {
+			if cats[c] {
+				return fmt.Errorf("duplicate category %q", c)
+			}
+			cats[c] = true
+		}
+		switch in.Missing.Policy {
+		case MissingImpute:
+			if !cats[in.Missing.Category] {
+				return fmt.Errorf("missing.category %q is not one of the categories", in.Missing.Category)
+			}
+		case MissingError:
+		default:
+			return fmt.Errorf("unknown missing.policy %q for a categorical input (want impute or error)", in.Missing.Policy)
+		}
+		switch in.Unseen {
+		case UnseenError, UnseenIgnore, UnseenMissing:
+		default:
+			return fmt.Errorf("unknown unseen policy %q (want error, ignore or missing)", in.Unseen)
+		}
+	default:
+		return fmt.Errorf("unknown type %q (want numeric or categorical)", in.Type)
+	}
+	return nil
+}
+
+func (md *Model) validate(width int) error {
+	switch md.Type {
+	case ModelLogistic:
+		l := md.Logistic
+		if l == nil || md.Trees != nil {
+			return errors.New("a logistic_regression model needs logistic parameters only")
+		}
+		if len(l.Weights) != width {
+			return fmt.Errorf("logistic.weights has %d weights for %d columns", len(l.Weights), width)
+		}
+		if !finite(l.Intercept) || !finite(l.Weights...) {
+			return errors.New("logistic parameters must be finite")
+		}
+	case ModelTrees:
+		te := md.Trees
+		if te == nil || md.Logistic != nil {
+			return errors.New("a tree_ensemble model needs trees parameters only")
+		}
+		if te.Comparison != CompareLess && te.Comparison != CompareLessEqual {
+			return fmt.Errorf("trees.comparison %q (want lt or le)", te.Comparison)
+		}
+		if !finite(te.BaseScore) {
+			return errors.New("trees.base_score must be finite")
+		}
+		if len(te.Trees) == 0 {
+			return errors.New("trees.trees is empty")
+		}
+		for i := range te.Trees {
+			if err := te.Trees[i].validate(width); err != nil {
+				return fmt.Errorf("trees.trees[%d]: %v", i, err)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown type %q (want %s or %s)", md.Type, ModelLogistic, ModelTrees)
+	}
+	return nil
+}
+
+// MaxTreeNodes bounds the nodes of one tree.
+const MaxTreeNodes = 1 << 20
+
+func (t *Tree) validate(width int) error {
+	n := len(t.Left)
+	if n == 0 || n > MaxTreeNodes {
+		return fmt.Errorf("has %d nodes, want 1..%d", n, MaxTreeNodes)
+	}
+	if len(t.Right) != n || len(t.Feature) != n || len(t.Threshold) != n || len(t.DefaultLeft) != n || len(t.Value) != n {
+		return errors.New("feature, threshold, left, right, default_left and value must have one entry per node")
+	}
+	for i := 0; i < n; i++ {
+		l, r := t.Left[i], t.Right[i]
+		if l == -1 {
+			if r != -1 {
+				return fmt.Errorf("node %d: a leaf needs left == right == -1", i)
+			}
+			if !finite(t.Value[i]) {
+				return fmt.Errorf("node %d: leaf value is not finite", i)
+			}
+			continue
+		}
+		// Children after their parent rules out cycles, so evaluation always ends.
+		if l <= int32(i) || r <= int32(i) || int(l) >= n || int(r) >= n {
+			return fmt.Errorf("node %d: children %d, %d must come after it and be < %d", i, l, r, n)
+		}
+		if t.Feature[i] < 0 || int(t.Feature[i]) >= width {
+			return fmt.Errorf("node %d: feature %d outside 0..%d", i, t.Feature[i], width-1)
+		}
+		if math.IsNaN(t.Threshold[i]) {
+			return fmt.Errorf("node %d: threshold is NaN", i)
+		}
+	}
+	return nil
+}
+
+func (c *Calibration) validate() error {
+	switch c.Method {
+	case CalibrationNone:
+	case CalibrationPlatt:
+		if !finite(c.A, c.B) {
+			return errors.New("platt a and b must be finite")
+		}
+	case CalibrationIsotonic:
+		if len(c.X) < 2 || len(c.X) != len(c.Y) {
+			return errors.New("isotonic needs x and y of the same length >= 2")
+		}
+		for i := range c.X {
+			if !finite(c.X[i], c.Y[i]) || c.Y[i] < 0 || c.Y[i] > 1 {
+				return fmt.Errorf("isotonic point %d must be finite with y in [0,1]", i)
+			}
+			if i > 0 && (c.X[i] < c.X[i-1] || c.Y[i] < c.Y[i-1]) {
+				return fmt.Errorf("isotonic points must be non-decreasing in x and y (point %d)", i)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown method %q (want none, platt or isotonic)", c.Method)
+	}
+	return nil
+}
