@@ -107,9 +107,18 @@ type Input struct {
 	Categories []string `json:"categories,omitempty"`
 	// Unseen is the policy for a category not in Categories.
 	Unseen string `json:"unseen,omitempty"`
+	// Transform, when set, is applied to a numeric value after imputation and before
+	// standardisation: TransformLog1p or TransformIndicator.
+	Transform string `json:"transform,omitempty"`
 	// Standardize, when set, maps a numeric value x to (x - Mean) / Scale.
 	Standardize *Standardize `json:"standardize,omitempty"`
 }
+
+// Transforms of a numeric input's own value.
+const (
+	TransformLog1p     = "log1p"     // log(1 + x); an input with this transform must be >= 0
+	TransformIndicator = "indicator" // 1 when x > 0, else 0
+)
 
 // Derive is a derived input.
 type Derive struct {
@@ -476,6 +485,11 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		if len(in.Categories) > 0 || in.Unseen != "" {
 			return errors.New("categories and unseen apply to categorical inputs only")
 		}
+		switch in.Transform {
+		case "", TransformLog1p, TransformIndicator:
+		default:
+			return fmt.Errorf("unknown transform %q (want log1p or indicator)", in.Transform)
+		}
 		if s := in.Standardize; s != nil && (!finite(s.Mean, s.Scale) || s.Scale <= 0) {
 			return fmt.Errorf("standardize wants a finite mean and a positive scale, got %g, %g", s.Mean, s.Scale)
 		}
@@ -496,8 +510,8 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 			return fmt.Errorf("unknown missing.policy %q (want impute, error or native)", in.Missing.Policy)
 		}
 	case TypeCategorical:
-		if in.Standardize != nil {
-			return errors.New("standardize applies to numeric inputs only")
+		if in.Standardize != nil || in.Transform != "" {
+			return errors.New("standardize and transform apply to numeric inputs only")
 		}
 		if len(in.Categories) == 0 {
 			return errors.New("a categorical input needs categories")
