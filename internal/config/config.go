@@ -1,0 +1,135 @@
+// Package config holds churnd's configuration: its defaults, the flags with their environment
+// twins (flag --grpc-addr, variable CHURN_GRPC_ADDR), and validation that names the bad field.
+// Parse takes the arguments and a getenv function, so tests set no real environment. A flag given
+// on the command line wins over its environment variable, which wins over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is everything churnd can be told.
+type Config struct {
+	GRPCAddr      string        // gRPC listen address
+	HTTPAddr      string        // HTTP listen address for /metrics and /healthz
+	ModelDir      string        // directory of model bundles; empty: the embedded default model
+	ModelVersion  string        // version to activate among the loaded ones; empty: the newest
+	MaxBatch      int           // most requests in one ScoreBatch call
+	MaxRecvBytes  int           // largest gRPC message accepted
+	ShutdownGrace time.Duration // how long in-flight calls may take to finish on shutdown
+	LogFormat     string        // json or text
+	LogLevel      slog.Level
+}
+
+// Default returns the defaults, the one place they are written down.
+func Default() Config {
+	return Config{
+		GRPCAddr:      ":50051",
+		HTTPAddr:      ":9090",
+		MaxBatch:      1000,
+		MaxRecvBytes:  16 << 20,
+		ShutdownGrace: 15 * time.Second,
+		LogFormat:     "json",
+		LogLevel:      slog.LevelInfo,
+	}
+}
+
+// EnvPrefix is the prefix of every environment twin: --max-batch is CHURN_MAX_BATCH.
+const EnvPrefix = "CHURN_"
+
+// EnvName returns the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ErrHelp is returned by Parse when -h or --help was asked for; the usage has been written.
+var ErrHelp = flag.ErrHelp
+
+// Parse reads the configuration from args (without the program name) and the environment.
+// Usage and errors are written to out. The result is validated.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("churnd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for /metrics and /healthz")
+	fs.StringVar(&c.ModelDir, "model-dir", c.ModelDir, "directory of model bundles (*.json); empty: the embedded default model")
+	fs.StringVar(&c.ModelVersion, "model-version", c.ModelVersion, "model version to activate; empty: the newest loaded")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most requests in one ScoreBatch call")
+	fs.IntVar(&c.MaxRecvBytes, "max-recv-bytes", c.MaxRecvBytes, "largest gRPC request message in bytes")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time in-flight calls get to finish on shutdown")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
+		fs.PrintDefaults()
+	}
+
+	// Environment first, so that flags given on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment %s=%q: %v", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports the first bad field, by its flag name.
+func (c Config) Validate() error {
+	if err := validAddr(c.GRPCAddr); err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	if err := validAddr(c.HTTPAddr); err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 100_000 {
+		return fmt.Errorf("--max-batch: %d outside 1..100000", c.MaxBatch)
+	}
+	if c.MaxRecvBytes < 1024 || c.MaxRecvBytes > 1<<30 {
+		return fmt.Errorf("--max-recv-bytes: %d outside 1 KiB..1 GiB", c.MaxRecvBytes)
+	}
+	if c.ShutdownGrace < 0 {
+		return fmt.Errorf("--shutdown-grace: %s is negative", c.ShutdownGrace)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("--log-format: %q is neither json nor text", c.LogFormat)
+	}
+	return nil
+}
+
+func validAddr(addr string) error {
+	if addr == "" {
+		return errors.New("empty address")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return fmt.Errorf("address %q has no port", addr)
+	}
+	return nil
+}

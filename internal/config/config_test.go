@@ -1,0 +1,119 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *Config)
+	}{
+		{name: "defaults", want: func(*Config) {}},
+		{
+			name: "flags",
+			args: []string{"--grpc-addr", "127.0.0.1:6000", "--http-addr=:7000", "--max-batch", "10", "--log-level", "debug", "--shutdown-grace", "2s", "--model-dir", "m", "--model-version", "v1", "--log-format", "text"},
+			want: func(c *Config) {
+				c.GRPCAddr, c.HTTPAddr, c.MaxBatch, c.LogLevel, c.ShutdownGrace = "127.0.0.1:6000", ":7000", 10, slog.LevelDebug, 2*time.Second
+				c.ModelDir, c.ModelVersion, c.LogFormat = "m", "v1", "text"
+			},
+		},
+		{
+			name: "environment",
+			env:  map[string]string{"CHURN_GRPC_ADDR": ":6001", "CHURN_MAX_BATCH": "7", "CHURN_LOG_LEVEL": "warn"},
+			want: func(c *Config) { c.GRPCAddr, c.MaxBatch, c.LogLevel = ":6001", 7, slog.LevelWarn },
+		},
+		{
+			name: "flag beats environment",
+			args: []string{"--max-batch=3"},
+			env:  map[string]string{"CHURN_MAX_BATCH": "7"},
+			want: func(c *Config) { c.MaxBatch = 3 },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Parse(tc.args, env(tc.env), io.Discard)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			want := Default()
+			tc.want(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
+		{"bad env value names the variable", nil, map[string]string{"CHURN_MAX_BATCH": "many"}, "CHURN_MAX_BATCH"},
+		{"stray argument", []string{"serve"}, nil, "unexpected arguments"},
+		{"invalid value names the flag", []string{"--max-batch=0"}, nil, "--max-batch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse(tc.args, env(tc.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := Parse([]string{"-h"}, env(nil), io.Discard); !errors.Is(err, ErrHelp) {
+		t.Errorf("-h: error %v, want ErrHelp", err)
+	}
+}
+
+// TestValidate breaks one field of a valid config per case and expects the error to name it.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		field  string
+	}{
+		{"grpc addr without port", func(c *Config) { c.GRPCAddr = "localhost" }, "--grpc-addr"},
+		{"empty http addr", func(c *Config) { c.HTTPAddr = "" }, "--http-addr"},
+		{"batch too large", func(c *Config) { c.MaxBatch = 1_000_000 }, "--max-batch"},
+		{"tiny messages", func(c *Config) { c.MaxRecvBytes = 10 }, "--max-recv-bytes"},
+		{"negative grace", func(c *Config) { c.ShutdownGrace = -time.Second }, "--shutdown-grace"},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+	}
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.HasPrefix(err.Error(), tc.field) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.field)
+			}
+		})
+	}
+}
