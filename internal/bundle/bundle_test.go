@@ -1,0 +1,145 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// valid returns a small valid bundle: two numeric inputs, a categorical one and a derived one.
+func valid() *Bundle {
+	return &Bundle{
+		Manifest: Manifest{
+			FormatVersion: FormatVersion,
+			Name:          "test-model",
+			Version:       "v1",
+			CreatedAt:     time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
+			Inputs: []Input{
+				{Name: "complaints", Source: "complaints.count_90d", Type: TypeNumeric, Missing: Missing{Policy: MissingImpute, Value: 0}, Transform: TransformIndicator},
+				{Name: "tenure", Source: "account.tenure_months", Type: TypeNumeric, Missing: Missing{Policy: MissingError}, Standardize: &Standardize{Mean: 30, Scale: 10}},
+				{Name: "contract", Source: "account.contract", Type: TypeCategorical, Categories: []string{"a", "b"}, Unseen: UnseenError, Missing: Missing{Policy: MissingImpute, Category: "a"}},
+				{Name: "ratio", Derive: &Derive{Op: OpRatio, Args: []string{"complaints", "tenure"}}, Type: TypeNumeric, Missing: Missing{Policy: MissingImpute}},
+			},
+			Calibration:  Calibration{Method: CalibrationNone},
+			Tiers:        Tiers{Medium: 0.2, High: 0.5, Critical: 0.8},
+			CheckVectors: []CheckVector{{Features: json.RawMessage(`{}`), Probability: 0.5}},
+		},
+		Model: Model{Type: ModelLogistic, Logistic: &Logistic{Intercept: -1, Weights: []float64{1, 2, 3, 4, 5}}},
+	}
+}
+
+func TestColumns(t *testing.T) {
+	got := valid().Manifest.Columns()
+	want := []string{"complaints", "tenure", "contract=a", "contract=b", "ratio"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Columns (-want +got):\n%s", diff)
+	}
+}
+
+func TestEncodeParseRoundTrip(t *testing.T) {
+	b := valid()
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(b, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRejectsTrailingDataAndUnknownFields(t *testing.T) {
+	data, err := valid().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(append(data, []byte(`{}`)...)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("trailing data: %v, want ErrInvalid", err)
+	}
+	withUnknown := strings.Replace(string(data), `"name": "test-model"`, `"name": "test-model", "nmae": "x"`, 1)
+	if _, err := Parse([]byte(withUnknown)); err == nil || !strings.Contains(err.Error(), "nmae") {
+		t.Errorf("unknown field: %v, want an error naming it", err)
+	}
+}
+
+// TestValidate breaks one field of a valid bundle per case and expects an error naming it.
+func TestValidate(t *testing.T) {
+	tree := func(b *Bundle) {
+		b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{{
+			Feature: []int32{0, 0, 0}, Threshold: []float64{0.5, 0, 0}, Left: []int32{1, -1, -1}, Right: []int32{2, -1, -1},
+			DefaultLeft: []bool{true, false, false}, Value: []float64{0, -1, 1},
+		}}}}
+	}
+	tests := []struct {
+		name   string
+		mutate func(b *Bundle)
+		want   string
+	}{
+		{"format version", func(b *Bundle) { b.Manifest.FormatVersion = 9 }, "format_version"},
+		{"bad name", func(b *Bundle) { b.Manifest.Name = "has space" }, "manifest.name"},
+		{"bad version", func(b *Bundle) { b.Manifest.Version = "../x" }, "manifest.version"},
+		{"no created time", func(b *Bundle) { b.Manifest.CreatedAt = time.Time{} }, "created_at"},
+		{"no inputs", func(b *Bundle) { b.Manifest.Inputs = nil }, "inputs is empty"},
+		{"unknown source", func(b *Bundle) { b.Manifest.Inputs[0].Source = "complaints.count_7d" }, "inputs[0]"},
+		{"type mismatch", func(b *Bundle) { b.Manifest.Inputs[0].Type = TypeCategorical }, "inputs[0]"},
+		{"duplicate name", func(b *Bundle) { b.Manifest.Inputs[1].Name = "complaints" }, "duplicate name"},
+		{"zero scale", func(b *Bundle) { b.Manifest.Inputs[1].Standardize.Scale = 0 }, "standardize"},
+		{"unknown transform", func(b *Bundle) { b.Manifest.Inputs[0].Transform = "sqrt" }, "transform"},
+		{"unknown policy", func(b *Bundle) { b.Manifest.Inputs[0].Missing.Policy = "zero" }, "missing.policy"},
+		{"native with logistic", func(b *Bundle) { b.Manifest.Inputs[0].Missing.Policy = MissingNative }, "native"},
+		{"impute category not listed", func(b *Bundle) { b.Manifest.Inputs[2].Missing.Category = "z" }, "missing.category"},
+		{"unknown unseen policy", func(b *Bundle) { b.Manifest.Inputs[2].Unseen = "guess" }, "unseen"},
+		{"duplicate category", func(b *Bundle) { b.Manifest.Inputs[2].Categories = []string{"a", "a"} }, "duplicate category"},
+		{"derive of a later input", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Args = []string{"complaints", "later"} }, "not an earlier input"},
+		{"derive of a categorical", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Args = []string{"complaints", "contract"} }, "not numeric"},
+		{"unknown derive op", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Op = "max" }, "derive op"},
+		{"weights for the wrong width", func(b *Bundle) { b.Model.Logistic.Weights = b.Model.Logistic.Weights[:4] }, "4 weights for 5 columns"},
+		{"unknown model type", func(b *Bundle) { b.Model.Type = "svm" }, "unknown type"},
+		{"tiers out of order", func(b *Bundle) { b.Manifest.Tiers.High = 0.9 }, "tiers"},
+		{"no check vectors", func(b *Bundle) { b.Manifest.CheckVectors = nil }, "check_vectors"},
+		{"check probability outside [0,1]", func(b *Bundle) { b.Manifest.CheckVectors[0].Probability = 1.5 }, "check_vectors[0]"},
+		{"isotonic not monotone", func(b *Bundle) {
+			b.Manifest.Calibration = Calibration{Method: CalibrationIsotonic, X: []float64{0, 1}, Y: []float64{0.5, 0.2}}
+		}, "non-decreasing"},
+		{"tree child before parent", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Left[0] = 0 }, "must come after it"},
+		{"tree feature out of range", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Feature[0] = 5 }, "feature 5"},
+		{"tree arrays of different lengths", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Value = nil }, "one entry per node"},
+		{"tree comparison", func(b *Bundle) { tree(b); b.Model.Trees.Comparison = "gt" }, "comparison"},
+	}
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("valid bundle: %v", err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := valid()
+			tc.mutate(b)
+			err := b.Validate()
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want ErrInvalid mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSourceType(t *testing.T) {
+	for source, want := range map[string]string{
+		"complaints.count_30d": TypeNumeric, "account.contract": TypeCategorical,
+		"numeric.calls": TypeNumeric, "categorical.plan": TypeCategorical,
+	} {
+		if got, err := SourceType(source); err != nil || got != want {
+			t.Errorf("SourceType(%q) = %q, %v; want %q", source, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "numeric.", "complaints", "numeric.has space", "account.contract_type"} {
+		if _, err := SourceType(bad); err == nil {
+			t.Errorf("SourceType(%q) succeeded", bad)
+		}
+	}
+}
