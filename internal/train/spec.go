@@ -170,6 +170,9 @@ func (s *Spec) Validate() error {
 	if len(s.Columns) == 0 {
 		return errors.New("spec: columns is empty: map at least one CSV column to an input")
 	}
+	if len(s.Drop) == 0 {
+		s.Drop = nil
+	}
 	used := map[string]string{s.Label.Column: "label.column"}
 	for i, d := range s.Drop {
 		field := fmt.Sprintf("drop[%d]", i)
@@ -215,6 +218,9 @@ func (c *Column) validate() error {
 	}
 	if err := checkSettable(c.Source); err != nil {
 		return fmt.Errorf("source: %v", err)
+	}
+	if len(c.Values) == 0 {
+		c.Values = nil
 	}
 	if c.Name == "" {
 		c.Name = defaultName(c.Source)
