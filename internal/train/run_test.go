@@ -1,0 +1,283 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+const runSpec = `{
+  "name": "toy",
+  "label": {"column": "churned", "positive": "1"},
+  "drop": ["customer"],
+  "columns": {
+    "complaints": {"source": "complaints.count_90d", "transform": "indicator"},
+    "tenure": {"source": "account.tenure_months"},
+    "plan": {"source": "account.contract", "values": {"1": "pay_as_you_go", "2": "contract"}},
+    "calls": {"source": "numeric.calls", "transform": "log1p"},
+    "status": {"source": "categorical.status"}
+  }
+}`
+
+// toyCSV writes n rows of a churn-like dataset with some empty cells.
+func toyCSV(n int, seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var b strings.Builder
+	b.WriteString("customer,complaints,tenure,plan,calls,status,churned\n")
+	for i := range n {
+		complaints := rng.IntN(4) * rng.IntN(2)
+		tenure := 1 + rng.IntN(60)
+		plan := 1 + rng.IntN(2)
+		calls := rng.IntN(200)
+		status := []string{"active", "inactive", "paused"}[rng.IntN(3)]
+		m := -1.0 + 1.5*float64(min(complaints, 1)) - 0.04*float64(tenure) + 0.8*float64(2-plan) - 0.3*math.Log1p(float64(calls))
+		if status == "inactive" {
+			m += 1
+		}
+		y := 0
+		if rng.Float64() < Sigmoid(m+1) {
+			y = 1
+		}
+		cells := []string{fmt.Sprint("c", i), fmt.Sprint(complaints), fmt.Sprint(tenure), fmt.Sprint(plan), fmt.Sprint(calls), status, fmt.Sprint(y)}
+		if i%17 == 3 {
+			cells[2] = "" // tenure missing
+		}
+		if i%23 == 5 {
+			cells[5] = "" // status missing
+		}
+		b.WriteString(strings.Join(cells, ",") + "\n")
+	}
+	return b.String()
+}
+
+func toyRun(t *testing.T) (*Result, *Dataset, Config) {
+	t.Helper()
+	ds, err := ReadCSV(strings.NewReader(toyCSV(600, 9)), mustSpec(t, runSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 42)
+	cfg := Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
+		Name: "toy", Version: "toy-1", CreatedAt: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
+		Command: "churnctl train ...", DatasetFile: "toy.csv", Seed: 42,
+	}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, ds, cfg
+}
+
+// reference computes a request's probability from a parsed bundle's parameters alone, written
+// out independently of the trainer's code: read each input's source from the request, impute,
+// transform, standardise or one-hot, then the margin and the sigmoid.
+func reference(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64 {
+	t.Helper()
+	var f churnv1.CustomerFeatures
+	if err := protojson.Unmarshal(features, &f); err != nil {
+		t.Fatalf("check vector features %s: %v", features, err)
+	}
+	var x []float64
+	for _, in := range b.Manifest.Inputs {
+		num, cat, ok := read(&f, in.Source)
+		if in.Type == bundle.TypeCategorical {
+			if !ok {
+				cat = in.Missing.Category
+			}
+			for _, c := range in.Categories {
+				x = append(x, map[bool]float64{true: 1, false: 0}[c == cat])
+			}
+			continue
+		}
+		if !ok {
+			num = in.Missing.Value
+		}
+		switch in.Transform {
+		case bundle.TransformLog1p:
+			num = math.Log1p(num)
+		case bundle.TransformIndicator:
+			num = map[bool]float64{true: 1, false: 0}[num > 0]
+		}
+		x = append(x, (num-in.Standardize.Mean)/in.Standardize.Scale)
+	}
+	lr := b.Model.Logistic
+	m := lr.Intercept
+	for i := range lr.Weights {
+		m += lr.Weights[i] * x[i]
+	}
+	if m >= 0 {
+		return 1 / (1 + math.Exp(-m))
+	}
+	return math.Exp(m) / (1 + math.Exp(m))
+}
+
+// read gets a source's value from a request (the sources runSpec uses).
+func read(f *churnv1.CustomerFeatures, source string) (num float64, cat string, ok bool) {
+	switch source {
+	case "complaints.count_90d":
+		c := f.GetComplaints()
+		return c.GetCount_90D(), "", c != nil && c.Count_90D != nil
+	case "account.tenure_months":
+		a := f.GetAccount()
+		return a.GetTenureMonths(), "", a != nil && a.TenureMonths != nil
+	case "account.contract":
+		a := f.GetAccount()
+		return 0, a.GetContract(), a != nil && a.Contract != nil
+	}
+	if k, found := strings.CutPrefix(source, "numeric."); found {
+		num, ok = f.GetNumeric()[k]
+		return num, "", ok
+	}
+	k, _ := strings.CutPrefix(source, "categorical.")
+	cat, ok = f.GetCategorical()[k]
+	return 0, cat, ok
+}
+
+func TestRunProbabilitiesReproduceFromTheBundle(t *testing.T) {
+	t.Parallel()
+	res, ds, cfg := toyRun(t)
+	data, err := res.Bundle.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(b.Model.Logistic.Weights), len(b.Manifest.Columns()); got != want {
+		t.Fatalf("%d weights for %d columns", got, want)
+	}
+	if len(b.Manifest.CheckVectors) != 10 {
+		t.Errorf("%d check vectors, want 8 spread + 2 with inputs removed", len(b.Manifest.CheckVectors))
+	}
+	for i, cv := range b.Manifest.CheckVectors {
+		if got := reference(t, b, cv.Features); math.Abs(got-cv.Probability) > 1e-12 {
+			t.Errorf("check vector %d: bundle gives %v, trainer wrote %v (%s)", i, got, cv.Probability, cv.Features)
+		}
+	}
+	// The last two check vectors leave inputs out, so that serving must impute them.
+	last := b.Manifest.CheckVectors[len(b.Manifest.CheckVectors)-1]
+	if string(last.Features) != "{}" {
+		t.Errorf("the last check vector has every input removed, got %s", last.Features)
+	}
+	if len(res.Golden) != len(cfg.TestRows) {
+		t.Fatalf("%d golden rows for %d test rows", len(res.Golden), len(cfg.TestRows))
+	}
+	p := make([]float64, len(res.Golden))
+	for i, g := range res.Golden {
+		p[i] = reference(t, b, g.Features)
+		if math.Abs(p[i]-g.Probability) > 1e-12 {
+			t.Errorf("golden row %d: bundle gives %v, trainer wrote %v", i, p[i], g.Probability)
+		}
+	}
+	// The recorded metrics are those of the probabilities the bundle reproduces.
+	m, err := Evaluate("test", labels(ds, cfg.TestRows), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Manifest.Training.Metrics; math.Abs(got.ROCAUC-m.ROCAUC) > 1e-12 || math.Abs(got.LogLoss-m.LogLoss) > 1e-12 {
+		t.Errorf("recorded metrics %+v, recomputed %+v", got, m)
+	}
+	tr := b.Manifest.Training
+	if tr.Trainer != "logistic_regression" || tr.Params["c"] != 1 || tr.Rows["train"] != len(cfg.TrainRows) || tr.Rows["test"] != len(cfg.TestRows) || tr.Dataset != "toy.csv" {
+		t.Errorf("training record = %+v", tr)
+	}
+	if m.ROCAUC < 0.7 {
+		t.Errorf("test ROC-AUC %v: the toy model learnt nothing", m.ROCAUC)
+	}
+}
+
+func TestRunIsReproducible(t *testing.T) {
+	t.Parallel()
+	a, _, _ := toyRun(t)
+	b, _, _ := toyRun(t)
+	ea, err := a.Bundle.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := b.Bundle.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ea, eb) {
+		t.Error("two runs on the same data wrote different bundles")
+	}
+}
+
+func TestRunTiersFollowTheQuantiles(t *testing.T) {
+	t.Parallel()
+	res, ds, cfg := toyRun(t)
+	tiers := res.Bundle.Manifest.Tiers
+	sc := &scorer{prep: mustPrep(t, ds, cfg.TrainRows), fit: res.Fit, x: make([]float64, len(res.Fit.Weights))}
+	p, _ := sc.rows(ds, cfg.TrainRows)
+	share := func(th float64) float64 {
+		n := 0
+		for _, v := range p {
+			if v >= th {
+				n++
+			}
+		}
+		return float64(n) / float64(len(p))
+	}
+	for _, c := range []struct {
+		name      string
+		th, share float64
+	}{{"medium", tiers.Medium, 0.35}, {"high", tiers.High, 0.15}, {"critical", tiers.Critical, 0.05}} {
+		if got := share(c.th); got < c.share || got > c.share+0.02 {
+			t.Errorf("%s threshold %v: %.3f of the training rows at or above it, want about %v", c.name, c.th, got, c.share)
+		}
+	}
+}
+
+func mustPrep(t *testing.T, ds *Dataset, rows []int) *Prep {
+	t.Helper()
+	pp, err := LearnPrep(ds, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pp
+}
+
+func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {
+	t.Parallel()
+	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, runSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
+	ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
+	res, err := Run(context.Background(), Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
+		Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unseen != 1 || len(res.Golden) != len(testRows)-1 || res.Test.Rows != len(testRows) {
+		t.Errorf("unseen %d, golden %d, measured %d of %d test rows", res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+	}
+}
+
+func TestTierQuantilesValidate(t *testing.T) {
+	t.Parallel()
+	for _, q := range []TierQuantiles{{0.1, 0.2, 0.05}, {0.3, 0.1, 0}, {1.5, 0.1, 0.05}, {0.3, 0.2, 0.25}} {
+		if err := q.Validate(); err == nil {
+			t.Errorf("%+v: no error", q)
+		}
+	}
+	if err := DefaultTierQuantiles.Validate(); err != nil {
+		t.Error(err)
+	}
+}
