@@ -59,6 +59,14 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "churnctl train: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
 	err := trainCommand(ctx, &f, args, now, stdout)

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+const trainTestSpec = `{
+  "name": "small",
+  "label": {"column": "churn", "positive": "yes"},
+  "drop": ["id"],
+  "columns": {
+    "complaints": {"source": "complaints.count_90d"},
+    "tenure": {"source": "account.tenure_months"},
+    "plan": {"source": "account.contract"}
+  }
+}`
+
+// writeTrainFiles writes a small CSV (200 rows, the label depends on complaints and tenure), its
+// spec and a held-out index file into a temporary directory.
+func writeTrainFiles(t *testing.T) (dir, data, spec, idx string) {
+	t.Helper()
+	dir = t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("id,complaints,tenure,plan,churn\n")
+	var test strings.Builder
+	for i := range 200 {
+		complaints, tenure := i%4, 1+(i*7)%48
+		plan := []string{"monthly", "yearly"}[i%3%2]
+		churn := "no"
+		if complaints*12 > tenure || i%11 == 0 {
+			churn = "yes"
+		}
+		fmt.Fprintf(&csv, "c%d,%d,%d,%s,%s\n", i, complaints, tenure, plan, churn)
+		if i%5 == 0 {
+			fmt.Fprintf(&test, "%d\n", i)
+		}
+	}
+	data, spec, idx = filepath.Join(dir, "small.csv"), filepath.Join(dir, "spec.json"), filepath.Join(dir, "test_idx.csv")
+	for path, content := range map[string]string{data: csv.String(), spec: trainTestSpec, idx: test.String()} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, data, spec, idx
+}
+
+func fixedNow() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }
+
+func TestTrainWritesAValidBundle(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, idx := writeTrainFiles(t)
+	out, golden := filepath.Join(dir, "model.json"), filepath.Join(dir, "golden.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", "small-1", "--out", out, "--golden-out", golden, "--c", "0.5"}
+	if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(raw)
+	if err != nil {
+		t.Fatalf("bundle.Parse: %v", err)
+	}
+	m := b.Manifest
+	if m.Name != "small" || m.Version != "small-1" || !m.CreatedAt.Equal(fixedNow()) {
+		t.Errorf("manifest name %q version %q created %v", m.Name, m.Version, m.CreatedAt)
+	}
+	tr := m.Training
+	if tr.Params["c"] != 0.5 || tr.Rows["test"] != 40 || tr.Rows["train"] != 160 || tr.Dataset != "small.csv" {
+		t.Errorf("training record %+v", tr)
+	}
+	if !strings.HasPrefix(tr.Command, "churnctl train --data ") || !strings.Contains(tr.Command, "--c 0.5") {
+		t.Errorf("command %q", tr.Command)
+	}
+	var rows []struct {
+		Features    json.RawMessage `json:"features"`
+		Probability float64         `json:"probability"`
+	}
+	g, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(g, &rows); err != nil || len(rows) != 40 {
+		t.Errorf("golden file: %d rows, %v", len(rows), err)
+	}
+	for _, want := range []string{"ROC-AUC", "calibration on the test rows", "tiers", "bundle written to " + out} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+func TestTrainIsReproducibleAndSplitsWithoutIndices(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, _ := writeTrainFiles(t)
+	var outs [2][]byte
+	for i := range outs {
+		out := filepath.Join(dir, fmt.Sprintf("m%d.json", i))
+		var stdout, stderr bytes.Buffer
+		// The same --out name would be in the recorded command; use relative names in one dir.
+		args := []string{"--data", data, "--spec", spec, "--version", "v1", "--created", "2026-01-02T03:04:05Z", "--seed", "7", "--out", out}
+		if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+			t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = bytes.ReplaceAll(raw, []byte(out), nil)
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Error("two runs with the same flags wrote different bundles")
+	}
+	b, err := bundle.Parse(outs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Manifest.Training.Rows["test"] != 40 || b.Manifest.Training.Seed != 7 {
+		t.Errorf("stratified split: %+v", b.Manifest.Training)
+	}
+}
+
+func TestTrainExitCodes(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, idx := writeTrainFiles(t)
+	out := filepath.Join(dir, "out.json")
+	base := []string{"--data", data, "--spec", spec, "--version", "v1", "--out", out}
+	with := func(extra ...string) []string { return append(append([]string(nil), base...), extra...) }
+	badSpec := filepath.Join(dir, "bad_spec.json")
+	if err := os.WriteFile(badSpec, []byte(`{"name": "x", "lable": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"unknown flag", with("--bogus"), 2, "flag provided but not defined"},
+		{"help", []string{"-h"}, 0, "usage: churnctl train"},
+		{"stray argument", with("extra"), 2, `unexpected arguments ["extra"]`},
+		{"no data", []string{"--spec", spec, "--version", "v1", "--out", out}, 2, "--data is required"},
+		{"no version", []string{"--data", data, "--spec", spec, "--out", out}, 2, "--version is required"},
+		{"bad version", with("--version", "v 1"), 2, `--version "v 1"`},
+		{"bad c", with("--c", "0"), 2, "--c 0"},
+		{"c not a number", with("--c", "x"), 2, "invalid value"},
+		{"bad created", with("--created", "yesterday"), 2, "--created"},
+		{"bad tiers", with("--tier-quantiles", "0.1,0.2,0.3"), 2, "--tier-quantiles"},
+		{"tiers not numbers", with("--tier-quantiles", "a,b,c"), 2, "--tier-quantiles"},
+		{"missing data file", with("--data", filepath.Join(dir, "nope.csv")), 1, "nope.csv"},
+		{"bad spec", with("--spec", badSpec), 1, `unknown field "lable"`},
+		{"bad index file", with("--test-idx", data), 1, "is not a row index"},
+		{"unwritable out", with("--out", filepath.Join(dir, "no", "such", "dir.json")), 1, "no such file"},
+		{"ok", with("--test-idx", idx), 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := tc.args
+			if tc.name == "ok" { // a distinct output per successful run
+				args = append(args, "--out", filepath.Join(t.TempDir(), "m.json"))
+			}
+			var stdout, stderr bytes.Buffer
+			if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
+			}
+		})
+	}
+}
+
+func TestTrainIsACommand(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"train", "--bogus"}, &stdout, &stderr); code != 2 {
+		t.Errorf("churnctl train --bogus: exit code %d, want 2", code)
+	}
+}
+
+func TestCommandLineQuotes(t *testing.T) {
+	t.Parallel()
+	got := commandLine([]string{"--data", "my data.csv", "--name", "it's", "--c", "1"})
+	want := `churnctl train --data 'my data.csv' --name 'it'\''s' --c 1`
+	if got != want {
+		t.Errorf("commandLine = %s, want %s", got, want)
+	}
+}
