@@ -1,0 +1,24 @@
+# churnd: a static binary on distroless, running as non-root.
+# Build: docker build -t churnd .    Run: docker run -p 50051:50051 -p 9090:9090 churnd
+# Bases are pinned by version tag; pin them by digest (image@sha256:...) in your registry mirror,
+# which these build machines cannot reach to resolve.
+FROM golang:1.26.8-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY api ./api
+COPY cmd ./cmd
+COPY internal ./internal
+COPY models ./models
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/churnd ./cmd/churnd
+
+FROM ghcr.io/grpc-ecosystem/grpc-health-probe:v0.4.49 AS probe
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=probe /ko-app/grpc-health-probe /bin/grpc_health_probe
+COPY --from=build /out/churnd /bin/churnd
+USER nonroot:nonroot
+EXPOSE 50051 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/bin/grpc_health_probe", "-addr=127.0.0.1:50051"]
+ENTRYPOINT ["/bin/churnd"]

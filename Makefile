@@ -1,0 +1,56 @@
+# churn: every routine task has a target here. `make help` lists them.
+GO        ?= go
+TOOL      := $(GO) tool -modfile=internal/tools/go.mod
+TEST_CMD  := $(GO) test -race -count=1 ./...
+
+.PHONY: help run build test test-short bench fuzz generate generate-check lint golearn-check docker model
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+run: ## run churnd with the embedded default model
+	$(GO) run ./cmd/churnd
+
+build: ## build churnd and churnctl into bin/ (churnd without cgo)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/churnd ./cmd/churnd
+	$(GO) build -trimpath -o bin/churnctl ./cmd/churnctl
+
+test: ## the whole test suite (the README's test command)
+	$(TEST_CMD)
+
+test-short: ## unit tests only, no race detector
+	$(GO) test -short ./...
+
+bench: ## benchmarks, 6 runs each, for benchstat
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/... | tee bench.txt
+
+fuzz: ## run every fuzz target for a short while
+	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime 20s ./internal/features/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./internal/modelstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzSpec$$' -fuzztime 20s ./internal/train/
+
+generate: ## regenerate api/ from proto/ with the pinned tools
+	$(TOOL) buf generate
+
+generate-check: generate ## fail when the committed generated code is stale
+	@git diff --exit-code -- api || { echo "api/ is stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api)" || { echo "api/ has untracked generated files: run 'make generate' and commit them" >&2; git status --porcelain -- api >&2; exit 1; }
+
+lint: ## go vet, gofmt and buf lint
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^api/'); echo "gofmt: files above need formatting" >&2; exit 1; }
+	$(TOOL) buf lint
+
+golearn-check: ## churnd must build without cgo and must not depend on golearn
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/churnd
+	@! $(GO) list -deps ./cmd/churnd | grep -q sjwhitworth/golearn || { echo "churnd depends on golearn" >&2; exit 1; }
+
+docker: ## build the container image
+	docker build -t churnd .
+
+model: ## retrain the embedded default model (needs ../shared/data); see models/README.md
+	$(GO) run ./cmd/churnctl train \
+	  --data ../shared/data/iranian_churn.csv --spec models/specs/iranian_churn.json \
+	  --test-idx ../shared/bench/splits/iranian_churn_test_idx.csv \
+	  --name churn-default --version iranian-lr-2026.11.23 --created 2026-11-23T00:00:00Z \
+	  --out models/default.json --golden-out testdata/golden/default_model.json
