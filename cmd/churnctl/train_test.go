@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 )
 
@@ -198,4 +201,80 @@ func TestCommandLineQuotes(t *testing.T) {
 	if got != want {
 		t.Errorf("commandLine = %s, want %s", got, want)
 	}
+}
+
+// The committed default model must be what `make model` (models/README.md) writes: retrain it
+// from the shared data and compare, the recorded command aside (it names the output path).
+func TestDefaultModelReproduces(t *testing.T) {
+	t.Parallel()
+	const root = "../.."
+	data := filepath.Join(root, "../shared/data/iranian_churn.csv")
+	if _, err := os.Stat(data); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the training data is missing in CI: %v", err)
+		}
+		t.Skipf("the training data is not beside the repository (%v); the default model cannot be retrained here", err)
+	}
+	dir := t.TempDir()
+	out, golden := filepath.Join(dir, "default.json"), filepath.Join(dir, "golden.json")
+	args := []string{
+		"--data", data, "--spec", filepath.Join(root, "models/specs/iranian_churn.json"),
+		"--test-idx", filepath.Join(root, "../shared/bench/splits/iranian_churn_test_idx.csv"),
+		"--name", "churn-default", "--version", "iranian-lr-2026.11.23", "--created", "2026-11-23T00:00:00Z",
+		"--out", out, "--golden-out", golden,
+	}
+	var stdout, stderr bytes.Buffer
+	if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	committed := readBundle(t, filepath.Join(root, "models/default.json"))
+	fresh := readBundle(t, out)
+	if fresh.Manifest.Training.Metrics.ROCAUC < 0.9208-0.01 {
+		t.Errorf("test ROC-AUC %.4f, more than 0.01 below the baseline 0.9208", fresh.Manifest.Training.Metrics.ROCAUC)
+	}
+	fresh.Manifest.Training.Command = committed.Manifest.Training.Command
+	a, err := committed.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fresh.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("models/default.json differs from a fresh training run: retrain it with `make model` (see models/README.md)")
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(root, "testdata/golden/default_model.json")), readFile(t, golden)) {
+		t.Error("testdata/golden/default_model.json differs from a fresh training run: retrain with `make model`")
+	}
+}
+
+func TestBasicRequestParses(t *testing.T) {
+	t.Parallel()
+	var req churnv1.ScoreRequest
+	if err := protojson.Unmarshal(readFile(t, "../../testdata/requests/basic.json"), &req); err != nil {
+		t.Fatalf("testdata/requests/basic.json: %v", err)
+	}
+	f := req.GetFeatures()
+	if req.GetCustomerId() == "" || f.GetComplaints().GetCount_90D() != 2 || f.GetAccount().GetContract() != "pay_as_you_go" || f.GetCategorical()["status"] != "active" {
+		t.Errorf("basic.json = %v", &req)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readBundle(t *testing.T, path string) *bundle.Bundle {
+	t.Helper()
+	b, err := bundle.Parse(readFile(t, path))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }
