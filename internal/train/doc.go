@@ -8,8 +8,9 @@
 //   - ParseSpec reads a dataset spec (spec.go);
 //   - ReadCSV reads the CSV under that spec (data.go);
 //   - ReadIndices or StratifiedSplit choose the held-out rows (split.go);
-//   - Run fits a logistic regression (logistic.go) and writes the bundle, with tiers, check vectors
-//     and a training record (run.go);
+//   - Run learns the preprocessing (prep.go), fits a logistic regression (logistic.go) and
+//     assembles the bundle, with tiers, check vectors and a training record (run.go); check
+//     vectors and golden rows are real requests, CustomerFeatures in protobuf JSON (features.go);
 //   - Evaluate computes ROC-AUC, PR-AUC, log loss, Brier score and a calibration table
 //     (evaluate.go).
 //
