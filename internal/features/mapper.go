@@ -1,0 +1,731 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+// Mapper maps CustomerFeatures to a model's input vector by one manifest's input schema. New
+// compiles the schema into a plan; a Mapper is immutable and safe for concurrent use.
+type Mapper struct {
+	// steps holds one compiled step per input, in schema order: what Map reads.
+	steps []step
+	// inputs holds what only errors and InputName need, one per input.
+	inputs []input
+	// later lists the steps whose standardisation waits until every derived input is computed,
+	// because a derived input reads their value before standardisation.
+	later []int32
+	// numKeys and catKeys are the distinct keys the schema reads from the numeric and the
+	// categorical map; a step's slot indexes them.
+	numKeys, catKeys []string
+	width            int
+}
+
+// from is where a step's value comes from.
+type from uint8
+
+const (
+	fromField       from = iota // a typed double field
+	fromNumeric                 // numeric.<key>
+	fromContract                // account.contract
+	fromCategorical             // categorical.<key>
+	fromDerive                  // earlier inputs
+)
+
+// policy is a missing-value policy.
+type policy uint8
+
+const (
+	policyImpute policy = iota
+	policyError
+	policyNative
+)
+
+// transform is a numeric input's own transform.
+type transform uint8
+
+const (
+	transformNone transform = iota
+	transformLog1p
+	transformIndicator
+)
+
+// op is a derivation.
+type op uint8
+
+const (
+	opRatio op = iota
+	opDiff
+	opLog1p
+	opIndicator
+)
+
+// unseen is a categorical input's policy for an unknown category.
+type unseen uint8
+
+const (
+	unseenError unseen = iota
+	unseenIgnore
+	unseenMissing
+)
+
+// standardize says when a numeric step is standardised.
+type standardize uint8
+
+const (
+	standardizeNone  standardize = iota
+	standardizeNow               // as the step writes its column
+	standardizeLater             // after the last step, as a derived input reads the raw value
+)
+
+// linearScanMax is the most categories looked up by a linear scan; more use a map.
+const linearScanMax = 8
+
+// step is the compiled form of one input: only what the success path reads.
+type step struct {
+	from        from
+	field       field // fromField
+	missing     policy
+	transform   transform
+	op          op // fromDerive
+	unseen      unseen
+	standardize standardize
+	col         int32    // first column
+	args        [2]int32 // columns of the derivation's arguments
+	imputeCat   int32    // category index imputed for a missing categorical value
+	// imputeCol is what an imputed numeric value writes to its column: Missing.Value after the
+	// transform, and after the standardisation unless that waits (standardizeLater).
+	imputeCol   float64
+	mean, scale float64
+	key         string // fromNumeric, fromCategorical
+	slot        int32  // index of key in numKeys or catKeys
+	cats        []string
+	index       map[string]int32 // category lookup when there are more than linearScanMax
+}
+
+// input is what errors and InputName need about one input.
+type input struct {
+	name string
+	// path is the request path violations name: features.<source>, or for a derived input the
+	// path of its first argument.
+	path string
+	// op and args describe a derived input; argInputs are the indices of its arguments.
+	op        string
+	args      []string
+	argInputs []int
+	// allowed lists a categorical input's categories for unseen-category errors.
+	allowed string
+}
+
+// New compiles the input schema of m. m should have passed bundle.Validate; New still checks
+// everything it relies on and returns an error for a schema it cannot compile.
+func New(m *bundle.Manifest) (*Mapper, error) {
+	if m == nil {
+		return nil, errors.New("nil manifest")
+	}
+	if len(m.Inputs) == 0 {
+		return nil, errors.New("the schema has no inputs")
+	}
+	mp := &Mapper{
+		steps:  make([]step, len(m.Inputs)),
+		inputs: make([]input, len(m.Inputs)),
+	}
+	byName := make(map[string]int, len(m.Inputs))
+	for i := range m.Inputs {
+		in := &m.Inputs[i]
+		if err := mp.compile(i, in, byName); err != nil {
+			return nil, fmt.Errorf("inputs[%d] (%s): %w", i, in.Name, err)
+		}
+		byName[in.Name] = i
+		if mp.width > bundle.MaxColumns {
+			return nil, fmt.Errorf("the inputs make more than %d columns", bundle.MaxColumns)
+		}
+	}
+	for i := range mp.steps {
+		s := &mp.steps[i]
+		if s.standardize == standardizeLater {
+			mp.later = append(mp.later, int32(i))
+		}
+		if s.from == fromContract || s.from == fromCategorical || s.missing != policyImpute {
+			continue
+		}
+		// Precompute the imputed column, which also proves that it is finite.
+		v := s.imputeCol
+		x := s.transform.apply(v)
+		if s.standardize != standardizeNone {
+			if y := (x - s.mean) / s.scale; !finite(y) {
+				return nil, fmt.Errorf("inputs[%d] (%s): missing.value %g standardises to %g", i, mp.inputs[i].name, v, y)
+			}
+		}
+		if s.standardize == standardizeNow {
+			x = (x - s.mean) / s.scale
+		}
+		s.imputeCol = x
+	}
+	return mp, nil
+}
+
+// apply transforms x, which is not negative for transformLog1p.
+func (t transform) apply(x float64) float64 {
+	switch t {
+	case transformLog1p:
+		return math.Log1p(x)
+	case transformIndicator:
+		if x > 0 {
+			return 1
+		}
+		return 0
+	}
+	return x
+}
+
+// compile fills step i and input i from in and lays out its columns. byName holds the earlier
+// inputs.
+func (mp *Mapper) compile(i int, in *bundle.Input, byName map[string]int) error {
+	s, info := &mp.steps[i], &mp.inputs[i]
+	info.name = in.Name
+	if in.Name == "" {
+		return errors.New("empty name")
+	}
+	if _, dup := byName[in.Name]; dup {
+		return fmt.Errorf("duplicate name %q", in.Name)
+	}
+	s.col = int32(mp.width)
+	switch {
+	case in.Source != "" && in.Derive != nil:
+		return errors.New("has both source and derive")
+	case in.Source != "":
+		t, err := bundle.SourceType(in.Source)
+		if err != nil {
+			return err
+		}
+		if t != in.Type {
+			return fmt.Errorf("type %q, but source %s is %s", in.Type, in.Source, t)
+		}
+		info.path = pathPrefix + in.Source
+		if key, ok := strings.CutPrefix(in.Source, bundle.NumericPrefix); ok {
+			s.from, s.key = fromNumeric, key
+			s.slot, mp.numKeys = slotOf(mp.numKeys, key)
+		} else if key, ok := strings.CutPrefix(in.Source, bundle.CategoricalPrefix); ok {
+			s.from, s.key = fromCategorical, key
+			s.slot, mp.catKeys = slotOf(mp.catKeys, key)
+		} else {
+			switch fd := fieldOf(in.Source); fd {
+			case noField:
+				return fmt.Errorf("source %s is not a field this build can read", in.Source)
+			case accountContract:
+				s.from = fromContract
+			default:
+				s.from, s.field = fromField, fd
+			}
+		}
+	case in.Derive != nil:
+		if err := mp.compileDerive(s, info, in, byName); err != nil {
+			return err
+		}
+	default:
+		return errors.New("needs a source or a derive")
+	}
+	switch in.Type {
+	case bundle.TypeNumeric:
+		mp.width++
+		return compileNumeric(s, in)
+	case bundle.TypeCategorical:
+		mp.width += len(in.Categories)
+		return compileCategorical(s, info, in)
+	}
+	return fmt.Errorf("unknown type %q", in.Type)
+}
+
+// slotOf returns the index of key in keys, appending it when it is new.
+func slotOf(keys []string, key string) (int32, []string) {
+	for i, k := range keys {
+		if k == key {
+			return int32(i), keys
+		}
+	}
+	return int32(len(keys)), append(keys, key)
+}
+
+// compileDerive compiles the derivation of a derived input.
+func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName map[string]int) error {
+	d := in.Derive
+	if in.Type != bundle.TypeNumeric {
+		return errors.New("a derived input must be numeric")
+	}
+	arity := 2
+	switch d.Op {
+	case bundle.OpRatio:
+		s.op = opRatio
+	case bundle.OpDiff:
+		s.op = opDiff
+	case bundle.OpLog1p:
+		s.op, arity = opLog1p, 1
+	case bundle.OpIndicator:
+		s.op, arity = opIndicator, 1
+	default:
+		return fmt.Errorf("unknown derive op %q", d.Op)
+	}
+	if len(d.Args) != arity {
+		return fmt.Errorf("derive op %s takes %d arguments, got %d", d.Op, arity, len(d.Args))
+	}
+	s.from = fromDerive
+	info.op = d.Op
+	info.args = d.Args
+	for k, a := range d.Args {
+		j, ok := byName[a]
+		if !ok {
+			return fmt.Errorf("derive argument %q is not an earlier input", a)
+		}
+		arg := &mp.steps[j]
+		if arg.from == fromContract || arg.from == fromCategorical {
+			return fmt.Errorf("derive argument %q is not numeric", a)
+		}
+		s.args[k] = arg.col
+		info.argInputs = append(info.argInputs, j)
+		if arg.standardize == standardizeNow {
+			arg.standardize = standardizeLater
+		}
+	}
+	if arity == 1 {
+		s.args[1] = s.args[0]
+	}
+	info.path = mp.inputs[info.argInputs[0]].path
+	return nil
+}
+
+// compileNumeric compiles the missing policy, transform and standardisation of a numeric input.
+func compileNumeric(s *step, in *bundle.Input) error {
+	switch in.Transform {
+	case "":
+	case bundle.TransformLog1p:
+		s.transform = transformLog1p
+	case bundle.TransformIndicator:
+		s.transform = transformIndicator
+	default:
+		return fmt.Errorf("unknown transform %q", in.Transform)
+	}
+	switch in.Missing.Policy {
+	case bundle.MissingImpute:
+		v := in.Missing.Value
+		if !finite(v) {
+			return errors.New("missing.value is not finite")
+		}
+		if s.transform == transformLog1p && v < 0 {
+			return fmt.Errorf("missing.value %g is negative, but the log1p transform needs >= 0", v)
+		}
+		s.missing, s.imputeCol = policyImpute, v
+	case bundle.MissingError:
+		s.missing = policyError
+	case bundle.MissingNative:
+		if in.Standardize != nil {
+			return errors.New("missing policy native cannot be combined with standardize")
+		}
+		s.missing = policyNative
+	default:
+		return fmt.Errorf("unknown missing.policy %q", in.Missing.Policy)
+	}
+	if st := in.Standardize; st != nil {
+		if !finite(st.Mean) || !finite(st.Scale) || st.Scale <= 0 {
+			return fmt.Errorf("standardize wants a finite mean and a positive scale, got %g, %g", st.Mean, st.Scale)
+		}
+		s.standardize, s.mean, s.scale = standardizeNow, st.Mean, st.Scale
+	}
+	return nil
+}
+
+// compileCategorical compiles the categories and the policies of a categorical input.
+func compileCategorical(s *step, info *input, in *bundle.Input) error {
+	if len(in.Categories) == 0 {
+		return errors.New("a categorical input needs categories")
+	}
+	if in.Transform != "" || in.Standardize != nil {
+		return errors.New("transform and standardize apply to numeric inputs only")
+	}
+	index := make(map[string]int32, len(in.Categories))
+	for k, c := range in.Categories {
+		if _, dup := index[c]; dup {
+			return fmt.Errorf("duplicate category %q", c)
+		}
+		index[c] = int32(k)
+	}
+	s.cats = in.Categories
+	if len(in.Categories) > linearScanMax {
+		s.index = index
+	}
+	switch in.Missing.Policy {
+	case bundle.MissingImpute:
+		k, ok := index[in.Missing.Category]
+		if !ok {
+			return fmt.Errorf("missing.category %q is not one of the categories", in.Missing.Category)
+		}
+		s.missing, s.imputeCat = policyImpute, k
+	case bundle.MissingError:
+		s.missing = policyError
+	default:
+		return fmt.Errorf("missing policy %q does not apply to a categorical input (want impute or error)", in.Missing.Policy)
+	}
+	switch in.Unseen {
+	case bundle.UnseenError:
+		s.unseen = unseenError
+	case bundle.UnseenIgnore:
+		s.unseen = unseenIgnore
+	case bundle.UnseenMissing:
+		s.unseen = unseenMissing
+	default:
+		return fmt.Errorf("unknown unseen policy %q", in.Unseen)
+	}
+	info.allowed = allowedList(in.Categories)
+	return nil
+}
+
+// allowedList quotes the categories for an error, the first ten at most.
+func allowedList(cats []string) string {
+	const show = 10
+	var b strings.Builder
+	for k, c := range cats {
+		if k == show {
+			fmt.Fprintf(&b, " and %d more", len(cats)-show)
+			break
+		}
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quote(c))
+	}
+	return b.String()
+}
+
+// Width returns the number of columns Map writes: len(Manifest.Columns()).
+func (m *Mapper) Width() int { return m.width }
+
+// NumInputs returns the number of inputs, len(Manifest.Inputs).
+func (m *Mapper) NumInputs() int { return len(m.steps) }
+
+// InputName returns the name of Manifest.Inputs[i], for 0 <= i < NumInputs().
+func (m *Mapper) InputName(i int) string { return m.inputs[i].name }
+
+// Map validates f as Validate does and writes its Width() columns into dst[:Width()], by the
+// schema: for each input in order, the value is read from its source (an absent typed field,
+// map entry or empty string is missing) or derived from earlier inputs (an undefined result is
+// missing); a missing value is imputed (and the input's index appended to imputed), refused, or
+// written as NaN (native); a numeric value is then transformed and standardised, a categorical
+// one is one-hot encoded. It returns imputed, extended.
+//
+// Errors are *ValidationError, with the violations of Validate first and then those of the
+// mapping (a required input missing, an unknown category, a value its preprocessing cannot
+// take). The only other error is a dst shorter than Width(), a programming error. On error, dst
+// and the appended indices are unspecified.
+//
+// Map allocates nothing when f is valid, unless imputed has to grow.
+func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) ([]int, error) {
+	if len(dst) < m.width {
+		return imputed, fmt.Errorf("features: dst has %d columns, the schema makes %d", len(dst), m.width)
+	}
+	dst = dst[:m.width]
+	var c collector
+	c.validateTyped(f)
+	num, cat := f.GetNumeric(), f.GetCategorical()
+	var nums numericSlots
+	var cats categoricalSlots
+	m.readNumeric(&c, num, &nums)
+	m.readCategorical(&c, cat, &cats)
+	for i := range m.steps {
+		s := &m.steps[i]
+		if s.from == fromContract || s.from == fromCategorical {
+			v := ""
+			if s.from == fromContract {
+				if a := f.GetAccount(); a != nil && a.Contract != nil {
+					v = *a.Contract
+				}
+			} else if s.slot < slots {
+				v = cats.v[s.slot]
+			} else {
+				v = cat[s.key]
+			}
+			imputed = m.mapCategorical(&c, i, v, dst, imputed)
+			continue
+		}
+		var x float64
+		present := false
+		switch s.from {
+		case fromField:
+			if p := s.field.double(f); p != nil {
+				x, present = *p, true
+			}
+		case fromNumeric:
+			if s.slot < slots {
+				x, present = nums.x[s.slot], nums.have&(1<<s.slot) != 0
+			} else {
+				x, present = num[s.key]
+			}
+		case fromDerive:
+			x, present = s.derive(dst)
+		}
+		if !present {
+			switch s.missing {
+			case policyImpute:
+				dst[s.col] = s.imputeCol
+				imputed = append(imputed, i)
+			case policyNative:
+				dst[s.col] = math.NaN()
+			default:
+				m.missing(&c, i, dst)
+				dst[s.col] = math.NaN()
+			}
+			continue
+		}
+		raw := x
+		switch s.transform {
+		case transformLog1p:
+			if !(x >= 0) {
+				m.negativeLog1p(&c, i, x)
+				dst[s.col] = math.NaN()
+				continue
+			}
+			x = math.Log1p(x)
+		case transformIndicator:
+			x = transformIndicator.apply(x)
+		}
+		if s.standardize == standardizeNow {
+			x = (x - s.mean) / s.scale
+		}
+		if !finite(x) {
+			m.outOfRange(&c, i, raw)
+			x = math.NaN()
+		}
+		dst[s.col] = x
+	}
+	for _, i := range m.later {
+		s := &m.steps[i]
+		x := dst[s.col]
+		if !finite(x) {
+			continue // NaN: already reported
+		}
+		y := (x - s.mean) / s.scale
+		if !finite(y) {
+			m.outOfRange(&c, int(i), x)
+		}
+		dst[s.col] = y
+	}
+	return imputed, c.err()
+}
+
+// slots bounds the map keys whose values Map holds on its stack (in each map); a step that reads
+// a further key looks it up in the map again.
+const slots = 32
+
+// numericSlots holds the numeric map's values of numKeys[:slots], present where have has a bit.
+type numericSlots struct {
+	x    [slots]float64
+	have uint32
+}
+
+// categoricalSlots holds the categorical map's values of catKeys[:slots]; absent is "".
+type categoricalSlots struct {
+	v [slots]string
+}
+
+// readNumeric looks the schema's keys up in the numeric map, keeps their values in s, and
+// validates the map as Validate does. When every entry is one of the schema's keys (the usual
+// request), the lookups have seen every entry and the map is not ranged over, which is what
+// makes validation cheap: ranging over a map costs more than looking its keys up.
+func (m *Mapper) readNumeric(c *collector, num map[string]float64, s *numericSlots) {
+	if len(num) == 0 {
+		return
+	}
+	found, valid := 0, true
+	for j, k := range m.numKeys {
+		x, ok := num[k]
+		if !ok {
+			continue
+		}
+		found++
+		valid = valid && finite(x)
+		if j < slots {
+			s.x[j] = x
+			s.have |= 1 << j
+		}
+	}
+	if found < len(num) || !valid {
+		c.numericMap(num)
+	}
+}
+
+// readCategorical is readNumeric for the categorical map.
+func (m *Mapper) readCategorical(c *collector, cat map[string]string, s *categoricalSlots) {
+	if len(cat) == 0 {
+		return
+	}
+	found, valid := 0, true
+	for j, k := range m.catKeys {
+		v, ok := cat[k]
+		if !ok {
+			continue
+		}
+		found++
+		valid = valid && len(v) <= maxValueLen && validUTF8(v)
+		if j < slots {
+			s.v[j] = v
+		}
+	}
+	if found < len(cat) || !valid {
+		c.categoricalMap(cat)
+	}
+}
+
+// derive computes a derived value from the raw columns of its arguments; false means undefined.
+func (s *step) derive(dst []float64) (float64, bool) {
+	a, b := dst[s.args[0]], dst[s.args[1]]
+	var x float64
+	switch s.op {
+	case opRatio:
+		if b == 0 {
+			return 0, false
+		}
+		x = a / b
+	case opDiff:
+		x = a - b
+	case opLog1p:
+		if !(a > -1) {
+			return 0, false
+		}
+		x = math.Log1p(a)
+	case opIndicator:
+		if a > 0 {
+			x = 1
+		} else if a <= 0 {
+			x = 0
+		} else {
+			return 0, false // NaN
+		}
+	}
+	return x, finite(x)
+}
+
+// mapCategorical writes the one-hot columns of categorical step i, whose value is v ("" when
+// absent).
+func (m *Mapper) mapCategorical(c *collector, i int, v string, dst []float64, imputed []int) []int {
+	s := &m.steps[i]
+	cols := dst[s.col : int(s.col)+len(s.cats)]
+	for k := range cols {
+		cols[k] = 0
+	}
+	k := int32(-1)
+	if v != "" {
+		k = s.lookup(v)
+		if k < 0 {
+			switch s.unseen {
+			case unseenIgnore:
+				return imputed
+			case unseenError:
+				m.unseenCategory(c, i, v)
+				return imputed
+			}
+		}
+	}
+	if k < 0 {
+		if s.missing != policyImpute {
+			if v != "" {
+				m.unseenCategory(c, i, v)
+			} else {
+				m.missing(c, i, dst)
+			}
+			return imputed
+		}
+		k = s.imputeCat
+		imputed = append(imputed, i)
+	}
+	cols[k] = 1
+	return imputed
+}
+
+// lookup returns the index of category v, or -1.
+func (s *step) lookup(v string) int32 {
+	if s.index != nil {
+		if k, ok := s.index[v]; ok {
+			return k
+		}
+		return -1
+	}
+	for k, c := range s.cats {
+		if c == v {
+			return int32(k)
+		}
+	}
+	return -1
+}
+
+// The functions below build violations; only a bad request reaches them.
+
+// missing adds the violation of required input i, missing. A derived input is missing when its
+// value is undefined; the violation names the argument to blame and says why.
+func (m *Mapper) missing(c *collector, i int, dst []float64) {
+	info := &m.inputs[i]
+	s := &m.steps[i]
+	if s.from != fromDerive {
+		c.addOnce(info.path, "required by the model: missing")
+		return
+	}
+	blame, why := 0, ""
+	a, b := dst[s.args[0]], dst[s.args[1]]
+	switch {
+	case math.IsNaN(a):
+		why = info.args[0] + " is missing"
+	case len(info.args) > 1 && math.IsNaN(b):
+		blame, why = 1, info.args[1]+" is missing"
+	case s.op == opRatio && b == 0:
+		blame, why = 1, info.args[1]+" is 0"
+	case s.op == opLog1p && a <= -1:
+		why = info.args[0] + " is " + formatFloat(a) + ", but log1p needs more than -1"
+	default:
+		why = "the result is out of range"
+	}
+	c.addOnce(m.inputs[info.argInputs[blame]].path, "required by the model: "+m.describe(i)+" is undefined: "+why)
+}
+
+// negativeLog1p adds the violation of input i whose value x is negative but has a log1p transform.
+func (m *Mapper) negativeLog1p(c *collector, i int, x float64) {
+	desc := "must be >= 0 for log1p, got " + formatFloat(x)
+	if m.steps[i].from == fromDerive {
+		desc = m.describe(i) + " is " + formatFloat(x) + ", but its log1p transform needs >= 0"
+	}
+	c.addOnce(m.inputs[i].path, desc)
+}
+
+// outOfRange adds the violation of input i whose value x (before its transform and
+// standardisation) makes a non-finite column.
+func (m *Mapper) outOfRange(c *collector, i int, x float64) {
+	var desc string
+	switch {
+	case !finite(x):
+		desc = "must be a finite number, got " + formatFloat(x)
+	case m.steps[i].from == fromDerive:
+		desc = m.describe(i) + " is " + formatFloat(x) + ", out of the range the model can take"
+	default:
+		desc = "is out of the range the model can take, got " + formatFloat(x)
+	}
+	c.addOnce(m.inputs[i].path, desc)
+}
+
+// unseenCategory adds the violation of categorical input i with unknown category v.
+func (m *Mapper) unseenCategory(c *collector, i int, v string) {
+	info := &m.inputs[i]
+	c.addOnce(info.path, "unknown category "+quote(v)+", want one of "+info.allowed)
+}
+
+// describe names input i for an error: `input "name"`, with its derivation when derived.
+func (m *Mapper) describe(i int) string {
+	info := &m.inputs[i]
+	d := "input " + strconv.Quote(info.name)
+	if info.op != "" {
+		d += " = " + info.op + "(" + strings.Join(info.args, ", ") + ")"
+	}
+	return d
+}
