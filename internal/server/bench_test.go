@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/server"
+)
+
+// BenchmarkScoreInProcess is one Score call without gRPC: validation, feature mapping,
+// evaluation, tiering and the response message. The allocations are the response's own.
+func BenchmarkScoreInProcess(b *testing.B) {
+	store, err := modelstore.New(defaultModels(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Models: store, MaxBatch: 1, Registerer: prometheus.NewRegistry(), Now: time.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := basicRequest(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := srv.Score(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkModelScore is the scoring path alone: mapping, evaluation and tier, no response.
+func BenchmarkModelScore(b *testing.B) {
+	store, err := modelstore.New(defaultModels(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, _ := store.Active()
+	req := basicRequest(b)
+	x := make([]float64, m.Mapper.Width())
+	imputed := make([]int, 0, m.Mapper.NumInputs())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := m.Score(req.GetFeatures(), x, imputed[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestScoreAllocations pins the allocation count of an in-process Score: the response message
+// and its timestamp, nothing for mapping, evaluation or buffers.
+func TestScoreAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts under -short are not needed")
+	}
+	store, err := modelstore.New(defaultModels(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Models: store, MaxBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := basicRequest(t)
+	m, _ := store.Active()
+	x := make([]float64, m.Mapper.Width())
+	imputed := make([]int, 0, 8)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, _, _, err := m.Score(req.GetFeatures(), x, imputed[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("model.Score allocates %v times per call, want 0", n)
+	}
+	if raceEnabled {
+		return // pooled buffers are dropped at random under -race; counted in the plain run
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := srv.Score(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("Score allocates %v times per call, want at most 2 (the response and its timestamp)", n)
+	}
+}

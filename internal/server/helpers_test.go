@@ -1,0 +1,50 @@
+package server_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+)
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// readRepoFile reads a file by its path from the repository root.
+func readRepoFile(path string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("..", "..", path))
+}
+
+func tierLabel(t churnv1.RiskTier) string { return t.String()[len("RISK_TIER_"):] }
+
+// counterValue reads one series of a counter from a registry.
+func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
