@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+)
+
+// daemon is a churnd process started by a test.
+type daemon struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+	httpAddr string
+	exited   chan error
+}
+
+// startDaemon builds the real churnd binary and starts it on free loopback ports; it reads the
+// bound addresses from the JSON log.
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "churnd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shutdown-grace", "20s"}, args...)...)
+	cmd.Env = []string{} // no CHURN_ variables leak in from the test's environment
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, exited: make(chan error, 1)}
+	addrs := make(chan [2]string, 1)
+	go func() {
+		var grpcAddr, httpAddr string
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Logf("churnd: %s", sc.Text())
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "grpc listening":
+				grpcAddr = line.Addr
+			case "http listening":
+				httpAddr = line.Addr
+			}
+			if grpcAddr != "" && httpAddr != "" && addrs != nil {
+				addrs <- [2]string{grpcAddr, httpAddr}
+				addrs = nil
+			}
+		}
+		d.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	select {
+	case a := <-addrs:
+		d.grpcAddr, d.httpAddr = a[0], a[1]
+	case err := <-d.exited:
+		t.Fatalf("churnd exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("churnd did not log its listening addresses within 30s")
+	}
+	return d
+}
+
+func TestChurndEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the churnd binary; skipped with -short")
+	}
+	d := startDaemon(t)
+	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Health and reflection.
+	hr, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "churn.v1.ScoringService"})
+	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v, %v; want SERVING", hr, err)
+	}
+	services := listServices(ctx, t, conn)
+	for _, want := range []string{"churn.v1.ScoringService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !strings.Contains(services, want) {
+			t.Errorf("reflection lists %s, missing %s", services, want)
+		}
+	}
+
+	// Score the README's example request.
+	data, err := os.ReadFile("../../testdata/requests/basic.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &churnv1.ScoreRequest{}
+	if err := protojson.Unmarshal(data, req); err != nil {
+		t.Fatal(err)
+	}
+	client := churnv1.NewScoringServiceClient(conn)
+	resp, err := client.Score(ctx, req)
+	if err != nil {
+		t.Fatalf("Score: %v", err)
+	}
+	if p := resp.GetProbability(); !(p >= 0 && p <= 1) || resp.GetTier() == churnv1.RiskTier_RISK_TIER_UNSPECIFIED || resp.GetModel().GetVersion() == "" {
+		t.Errorf("Score = %v: want a probability in [0,1], a tier and a model version", resp)
+	}
+
+	// Metrics and health over HTTP.
+	metrics := httpGet(t, "http://"+d.httpAddr+"/metrics")
+	for _, want := range []string{
+		`churn_grpc_server_handled_total{grpc_code="OK",grpc_method="Score",grpc_service="churn.v1.ScoringService",grpc_type="unary"} 1`,
+		`churn_grpc_server_handling_seconds_bucket{grpc_method="Score",grpc_service="churn.v1.ScoringService",grpc_type="unary",le="+Inf"} 1`,
+		`churn_model_active_info{name="churn-default"`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if got := httpGet(t, "http://"+d.httpAddr+"/healthz"); got != "ok\n" {
+		t.Errorf("/healthz = %q, want ok", got)
+	}
+
+	// SIGTERM while a stream is open: the stream still completes, then churnd exits 0.
+	stream, err := client.ScoreStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitNotServing(ctx, t, conn)
+	if err := stream.Send(req); err != nil {
+		t.Fatalf("Send after SIGTERM: %v", err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetProbability() != resp.GetProbability() {
+		t.Fatalf("in-flight stream after SIGTERM: %v, %v", r, err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v, want EOF", err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("churnd exit: %v, want status 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("churnd did not exit within 20s of SIGTERM")
+	}
+}
+
+// waitNotServing waits until health reports NOT_SERVING, the first step of the shutdown.
+func waitNotServing(ctx context.Context, t *testing.T, conn *grpc.ClientConn) {
+	t.Helper()
+	// The watch is an RPC too: end it, or the graceful stop waits for it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: "churn.v1.ScoringService"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := watch.Recv()
+		if err != nil {
+			t.Fatalf("health watch: %v", err)
+		}
+		if r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
+			return
+		}
+	}
+}
+
+func listServices(ctx context.Context, t *testing.T, conn *grpc.ClientConn) string {
+	t.Helper()
+	rc, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rc.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range r.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	rc.CloseSend()
+	return strings.Join(names, " ")
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	return string(body)
+}
+
+func TestRunBadConfig(t *testing.T) {
+	var out strings.Builder
+	if code := run([]string{"--max-batch", "0"}, func(string) string { return "" }, &out); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if !strings.Contains(out.String(), "--max-batch") {
+		t.Errorf("output %q does not name --max-batch", out.String())
+	}
+	out.Reset()
+	if code := run(nil, func(k string) string { return map[string]string{"CHURN_MODEL_DIR": "/nonexistent-dir"}[k] }, &out); code != 1 {
+		t.Errorf("missing model dir: exit code %d, want 1", code)
+	}
+	if !strings.Contains(out.String(), "model directory") {
+		t.Errorf("output %q does not explain the missing model directory", out.String())
+	}
+}

@@ -1,0 +1,224 @@
+// Package app builds every part of churnd from a Config, runs the gRPC and HTTP servers, and stops
+// them in reverse order on shutdown: health goes NOT_SERVING, in-flight calls get the grace
+// period to finish, then the listeners close. Nothing here is global, so two apps can run in one
+// process (the tests do).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/server"
+	"github.com/churnhq/churn/models"
+)
+
+// App is a built churnd, listening but not yet serving until Run.
+type App struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	store    *modelstore.Store
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	shutting atomic.Bool
+	cleanups []func()
+}
+
+// New loads the models, builds the servers and opens the listeners. On error, everything made so
+// far is closed again.
+func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *App, err error) {
+	a := &App{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			a.cleanup()
+		}
+	}()
+
+	models, err := loadModels(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.store, err = modelstore.New(models, cfg.ModelVersion)
+	if err != nil {
+		return nil, fmt.Errorf("models: %w", err)
+	}
+	active, _ := a.store.Active()
+	for _, m := range a.store.List() {
+		logger.Info("model loaded", "name", m.Name(), "version", m.Version(), "active", m == active,
+			"type", m.Bundle.Model.Type, "inputs", m.Mapper.NumInputs(), "columns", m.Mapper.Width())
+	}
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "churn_model_active_info",
+		Help: "The active model (value 1), by name and version.",
+	}, []string{"name", "version"}).WithLabelValues(active.Name(), active.Version()).Set(1)
+
+	scoring, err := server.New(server.Options{
+		Models:     a.store,
+		MaxBatch:   cfg.MaxBatch,
+		Logger:     logger.With("component", "server"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, scoring)
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	reflection.Register(a.grpc)
+	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	a.http = &http.Server{Handler: a.httpHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+
+	if a.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("--grpc-addr: %w", err)
+	}
+	a.onCleanup(func() { a.grpcLis.Close() })
+	if a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	a.onCleanup(func() { a.httpLis.Close() })
+	return a, nil
+}
+
+func loadModels(cfg config.Config) ([]*modelstore.Model, error) {
+	if cfg.ModelDir != "" {
+		return modelstore.LoadDir(cfg.ModelDir)
+	}
+	m, err := modelstore.LoadFS(models.FS, models.DefaultName)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default model: %w", err)
+	}
+	return []*modelstore.Model{m}, nil
+}
+
+// newGRPCServer chains the interceptors metrics → logging → recovery, so that panics and refusals
+// are logged and counted, and registers the scoring service.
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, scoring *server.Server) *grpc.Server {
+	metrics := grpcprom.NewServerMetrics(
+		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("churn")),
+		grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramNamespace("churn"),
+			grpcprom.WithHistogramBuckets([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
+		),
+	)
+	reg.MustRegister(metrics)
+	logU, logS := server.Logging(logger)
+	recU, recS := server.Recovery(logger)
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS),
+	)
+	churnv1.RegisterScoringServiceServer(srv, scoring)
+	metrics.InitializeMetrics(srv)
+	return srv
+}
+
+func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	health := func(w http.ResponseWriter, _ *http.Request) {
+		if a.shutting.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := a.store.Active(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+	mux.HandleFunc("GET /healthz", health)
+	mux.HandleFunc("GET /readyz", health)
+	return mux
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (a *App) GRPCAddr() net.Addr { return a.grpcLis.Addr() }
+
+// HTTPAddr is the address the HTTP server listens on.
+func (a *App) HTTPAddr() net.Addr { return a.httpLis.Addr() }
+
+// Run serves until ctx is cancelled or a server fails, then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	defer a.cleanup()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		a.logger.Info("grpc listening", "addr", a.grpcLis.Addr().String())
+		if err := a.grpc.Serve(a.grpcLis); err != nil {
+			return fmt.Errorf("grpc server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		a.logger.Info("http listening", "addr", a.httpLis.Addr().String())
+		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		a.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+// shutdown drains: NOT_SERVING first so load balancers stop sending, then a bounded GracefulStop.
+func (a *App) shutdown() {
+	a.logger.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+	a.shutting.Store(true)
+	a.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(a.cfg.ShutdownGrace)
+	select {
+	case <-done:
+		timer.Stop()
+	case <-timer.C:
+		a.logger.Warn("grace period over, cancelling the calls still running")
+		a.grpc.Stop()
+		<-done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.http.Shutdown(ctx); err != nil {
+		a.logger.Warn("http shutdown", "err", err)
+	}
+	a.logger.Info("stopped")
+}
+
+func (a *App) onCleanup(f func()) { a.cleanups = append(a.cleanups, f) }
+
+// cleanup runs the registered cleanups in reverse order, once.
+func (a *App) cleanup() {
+	for i := len(a.cleanups) - 1; i >= 0; i-- {
+		a.cleanups[i]()
+	}
+	a.cleanups = nil
+}

@@ -1,0 +1,78 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/config"
+)
+
+// TestTwoAppsInOneProcess runs two apps side by side (nothing is global), scores with each, and
+// stops them by cancelling their contexts.
+func TestTwoAppsInOneProcess(t *testing.T) {
+	t.Parallel()
+	for i := range 2 {
+		cfg := config.Default()
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+		a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatalf("app %d: %v", i, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+
+		conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := churnv1.NewScoringServiceClient(conn)
+		_, err = client.Score(context.Background(), &churnv1.ScoreRequest{CustomerId: ""}, grpc.WaitForReady(true))
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("app %d: Score with an empty id = %v, want InvalidArgument", i, err)
+		}
+		resp, err := http.Get("http://" + a.HTTPAddr().String() + "/readyz")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("app %d: /readyz = %v, %v", i, resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		conn.Close()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+	}
+}
+
+func TestNewFailsOnBusyPort(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	first, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	cfg.GRPCAddr = first.GRPCAddr().String()
+	if _, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
+		t.Fatal("New on a busy gRPC port succeeded")
+	}
+}
