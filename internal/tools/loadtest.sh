@@ -7,7 +7,7 @@
 set -euo pipefail
 runs=${1:-5}; dur=${2:-8s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bench="$root/../shared/bench"
+bench="${CHURN_BENCH_DIR:-$root/../shared/bench}"
 [ -x "$bench/floor.sh" ] || { echo "need ../shared/bench/floor.sh beside the repository" >&2; exit 2; }
 tmp=$(mktemp -d); pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
