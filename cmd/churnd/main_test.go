@@ -53,8 +53,11 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	}
 	d := &daemon{cmd: cmd, exited: make(chan error, 1)}
 	addrs := make(chan [2]string, 1)
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		var grpcAddr, httpAddr string
+		sent := false
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			t.Logf("churnd: %s", sc.Text())
@@ -68,14 +71,18 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 			case "http listening":
 				httpAddr = line.Addr
 			}
-			if grpcAddr != "" && httpAddr != "" && addrs != nil {
+			if grpcAddr != "" && httpAddr != "" && !sent {
 				addrs <- [2]string{grpcAddr, httpAddr}
-				addrs = nil
+				sent = true
 			}
 		}
 		d.exited <- cmd.Wait()
 	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	// Kill a churnd still running, and wait for the log reader so it never logs after the test.
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-readerDone
+	})
 	select {
 	case a := <-addrs:
 		d.grpcAddr, d.httpAddr = a[0], a[1]
