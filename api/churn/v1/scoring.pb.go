@@ -78,6 +78,202 @@ func (RiskTier) EnumDescriptor() ([]byte, []int) {
 	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{0}
 }
 
+// WarningCode names an early-warning signal.
+type WarningCode int32
+
+const (
+	WarningCode_WARNING_CODE_UNSPECIFIED WarningCode = 0
+	// Complaints in 30 days at or above the threshold, or well above the customer's 90-day rate.
+	WarningCode_WARNING_CODE_COMPLAINT_SPIKE WarningCode = 1
+	// Average or p90 first response slower than the service level.
+	WarningCode_WARNING_CODE_SLOW_RESPONSE WarningCode = 2
+	// Service-level breaches in 90 days.
+	WarningCode_WARNING_CODE_SLA_BREACH WarningCode = 3
+	// Usage in the last 30 days far below the 30 days before.
+	WarningCode_WARNING_CODE_ACTIVITY_DROP WarningCode = 4
+	// No activity for too many days.
+	WarningCode_WARNING_CODE_INACTIVE WarningCode = 5
+	// Satisfaction at or below the threshold.
+	WarningCode_WARNING_CODE_LOW_SATISFACTION WarningCode = 6
+	// Tier HIGH or above.
+	WarningCode_WARNING_CODE_HIGH_RISK WarningCode = 7
+	// Probability up by a margin against the customer's previous cached score.
+	WarningCode_WARNING_CODE_RISK_RISING WarningCode = 8
+)
+
+// Enum value maps for WarningCode.
+var (
+	WarningCode_name = map[int32]string{
+		0: "WARNING_CODE_UNSPECIFIED",
+		1: "WARNING_CODE_COMPLAINT_SPIKE",
+		2: "WARNING_CODE_SLOW_RESPONSE",
+		3: "WARNING_CODE_SLA_BREACH",
+		4: "WARNING_CODE_ACTIVITY_DROP",
+		5: "WARNING_CODE_INACTIVE",
+		6: "WARNING_CODE_LOW_SATISFACTION",
+		7: "WARNING_CODE_HIGH_RISK",
+		8: "WARNING_CODE_RISK_RISING",
+	}
+	WarningCode_value = map[string]int32{
+		"WARNING_CODE_UNSPECIFIED":      0,
+		"WARNING_CODE_COMPLAINT_SPIKE":  1,
+		"WARNING_CODE_SLOW_RESPONSE":    2,
+		"WARNING_CODE_SLA_BREACH":       3,
+		"WARNING_CODE_ACTIVITY_DROP":    4,
+		"WARNING_CODE_INACTIVE":         5,
+		"WARNING_CODE_LOW_SATISFACTION": 6,
+		"WARNING_CODE_HIGH_RISK":        7,
+		"WARNING_CODE_RISK_RISING":      8,
+	}
+)
+
+func (x WarningCode) Enum() *WarningCode {
+	p := new(WarningCode)
+	*p = x
+	return p
+}
+
+func (x WarningCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WarningCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_churn_v1_scoring_proto_enumTypes[1].Descriptor()
+}
+
+func (WarningCode) Type() protoreflect.EnumType {
+	return &file_churn_v1_scoring_proto_enumTypes[1]
+}
+
+func (x WarningCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WarningCode.Descriptor instead.
+func (WarningCode) EnumDescriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{1}
+}
+
+// ActionType is a retention action from the value x cause matrix.
+type ActionType int32
+
+const (
+	ActionType_ACTION_TYPE_UNSPECIFIED ActionType = 0
+	// No action: the risk is low.
+	ActionType_ACTION_TYPE_NONE ActionType = 1
+	// High value, company-side cause: apologise, fix the cause, compensate, strongest win-back.
+	ActionType_ACTION_TYPE_MAKE_AMENDS ActionType = 2
+	// High value, customer-side cause: proactive win-back offer.
+	ActionType_ACTION_TYPE_WIN_BACK ActionType = 3
+	// Low value, company-side cause: fix the cause, low-cost offer where cheap.
+	ActionType_ACTION_TYPE_OPPORTUNISTIC ActionType = 4
+	// Low value, customer-side cause: let go, no spend.
+	ActionType_ACTION_TYPE_LET_GO ActionType = 5
+)
+
+// Enum value maps for ActionType.
+var (
+	ActionType_name = map[int32]string{
+		0: "ACTION_TYPE_UNSPECIFIED",
+		1: "ACTION_TYPE_NONE",
+		2: "ACTION_TYPE_MAKE_AMENDS",
+		3: "ACTION_TYPE_WIN_BACK",
+		4: "ACTION_TYPE_OPPORTUNISTIC",
+		5: "ACTION_TYPE_LET_GO",
+	}
+	ActionType_value = map[string]int32{
+		"ACTION_TYPE_UNSPECIFIED":   0,
+		"ACTION_TYPE_NONE":          1,
+		"ACTION_TYPE_MAKE_AMENDS":   2,
+		"ACTION_TYPE_WIN_BACK":      3,
+		"ACTION_TYPE_OPPORTUNISTIC": 4,
+		"ACTION_TYPE_LET_GO":        5,
+	}
+)
+
+func (x ActionType) Enum() *ActionType {
+	p := new(ActionType)
+	*p = x
+	return p
+}
+
+func (x ActionType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionType) Descriptor() protoreflect.EnumDescriptor {
+	return file_churn_v1_scoring_proto_enumTypes[2].Descriptor()
+}
+
+func (ActionType) Type() protoreflect.EnumType {
+	return &file_churn_v1_scoring_proto_enumTypes[2]
+}
+
+func (x ActionType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionType.Descriptor instead.
+func (ActionType) EnumDescriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{2}
+}
+
+// LifecycleStage is where the customer is in the relationship.
+type LifecycleStage int32
+
+const (
+	LifecycleStage_LIFECYCLE_STAGE_UNSPECIFIED LifecycleStage = 0
+	LifecycleStage_LIFECYCLE_STAGE_NEW         LifecycleStage = 1
+	LifecycleStage_LIFECYCLE_STAGE_GROWING     LifecycleStage = 2
+	LifecycleStage_LIFECYCLE_STAGE_MATURE      LifecycleStage = 3
+	LifecycleStage_LIFECYCLE_STAGE_DECLINING   LifecycleStage = 4
+)
+
+// Enum value maps for LifecycleStage.
+var (
+	LifecycleStage_name = map[int32]string{
+		0: "LIFECYCLE_STAGE_UNSPECIFIED",
+		1: "LIFECYCLE_STAGE_NEW",
+		2: "LIFECYCLE_STAGE_GROWING",
+		3: "LIFECYCLE_STAGE_MATURE",
+		4: "LIFECYCLE_STAGE_DECLINING",
+	}
+	LifecycleStage_value = map[string]int32{
+		"LIFECYCLE_STAGE_UNSPECIFIED": 0,
+		"LIFECYCLE_STAGE_NEW":         1,
+		"LIFECYCLE_STAGE_GROWING":     2,
+		"LIFECYCLE_STAGE_MATURE":      3,
+		"LIFECYCLE_STAGE_DECLINING":   4,
+	}
+)
+
+func (x LifecycleStage) Enum() *LifecycleStage {
+	p := new(LifecycleStage)
+	*p = x
+	return p
+}
+
+func (x LifecycleStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LifecycleStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_churn_v1_scoring_proto_enumTypes[3].Descriptor()
+}
+
+func (LifecycleStage) Type() protoreflect.EnumType {
+	return &file_churn_v1_scoring_proto_enumTypes[3]
+}
+
+func (x LifecycleStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LifecycleStage.Descriptor instead.
+func (LifecycleStage) EnumDescriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
+}
+
 // ScoreRequest asks for the churn score of one customer.
 type ScoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -199,16 +395,32 @@ type ScoreResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	CustomerId string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// Calibrated probability that the customer churns, in [0, 1].
-	Probability float64                `protobuf:"fixed64,2,opt,name=probability,proto3" json:"probability,omitempty"`
-	Tier        RiskTier               `protobuf:"varint,3,opt,name=tier,proto3,enum=churn.v1.RiskTier" json:"tier,omitempty"`
-	Model       *ModelRef              `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
-	ScoredAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=scored_at,json=scoredAt,proto3" json:"scored_at,omitempty"`
+	Probability float64  `protobuf:"fixed64,2,opt,name=probability,proto3" json:"probability,omitempty"`
+	Tier        RiskTier `protobuf:"varint,3,opt,name=tier,proto3,enum=churn.v1.RiskTier" json:"tier,omitempty"`
+	// Early-warning flags raised for this customer, each with the value and threshold it crossed.
+	Warnings []*Warning `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The inputs that pushed this score up most and down most. Their contributions plus
+	// drivers_base equal the model's margin (log-odds) before calibration.
+	Drivers []*Driver `protobuf:"bytes,5,rep,name=drivers,proto3" json:"drivers,omitempty"`
+	// What the retention team should do, from the value x cause matrix.
+	Action *RetentionAction `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	Stage  LifecycleStage   `protobuf:"varint,7,opt,name=stage,proto3,enum=churn.v1.LifecycleStage" json:"stage,omitempty"`
+	// Revenue at risk: probability x monthly revenue x the configured horizon in months.
+	ExpectedLoss float64                `protobuf:"fixed64,8,opt,name=expected_loss,json=expectedLoss,proto3" json:"expected_loss,omitempty"`
+	Model        *ModelRef              `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
+	ScoredAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=scored_at,json=scoredAt,proto3" json:"scored_at,omitempty"`
 	// Model inputs that were missing and filled by the model's missing-value policy, so that an
 	// imputed value is never silent.
 	ImputedInputs []string `protobuf:"bytes,13,rep,name=imputed_inputs,json=imputedInputs,proto3" json:"imputed_inputs,omitempty"`
 	// Set only on ScoreStream responses, for a request that could not be scored; the other fields
 	// except customer_id are then empty.
-	Error         *ItemError `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	Error *ItemError `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	// True when the response comes from the score cache rather than a fresh evaluation.
+	FromCache bool `protobuf:"varint,11,opt,name=from_cache,json=fromCache,proto3" json:"from_cache,omitempty"`
+	// The model's margin (log-odds) before calibration.
+	Margin float64 `protobuf:"fixed64,12,opt,name=margin,proto3" json:"margin,omitempty"`
+	// The margin with every input at its reference: the base the driver contributions add to.
+	DriversBase   float64 `protobuf:"fixed64,16,opt,name=drivers_base,json=driversBase,proto3" json:"drivers_base,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +476,41 @@ func (x *ScoreResponse) GetTier() RiskTier {
 	return RiskTier_RISK_TIER_UNSPECIFIED
 }
 
+func (x *ScoreResponse) GetWarnings() []*Warning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *ScoreResponse) GetDrivers() []*Driver {
+	if x != nil {
+		return x.Drivers
+	}
+	return nil
+}
+
+func (x *ScoreResponse) GetAction() *RetentionAction {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *ScoreResponse) GetStage() LifecycleStage {
+	if x != nil {
+		return x.Stage
+	}
+	return LifecycleStage_LIFECYCLE_STAGE_UNSPECIFIED
+}
+
+func (x *ScoreResponse) GetExpectedLoss() float64 {
+	if x != nil {
+		return x.ExpectedLoss
+	}
+	return 0
+}
+
 func (x *ScoreResponse) GetModel() *ModelRef {
 	if x != nil {
 		return x.Model
@@ -292,6 +539,235 @@ func (x *ScoreResponse) GetError() *ItemError {
 	return nil
 }
 
+func (x *ScoreResponse) GetFromCache() bool {
+	if x != nil {
+		return x.FromCache
+	}
+	return false
+}
+
+func (x *ScoreResponse) GetMargin() float64 {
+	if x != nil {
+		return x.Margin
+	}
+	return 0
+}
+
+func (x *ScoreResponse) GetDriversBase() float64 {
+	if x != nil {
+		return x.DriversBase
+	}
+	return 0
+}
+
+// Warning is one early-warning flag.
+type Warning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  WarningCode            `protobuf:"varint,1,opt,name=code,proto3,enum=churn.v1.WarningCode" json:"code,omitempty"`
+	// One line for a person, e.g. "3 complaints in 30 days (threshold 2)".
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The observed value.
+	Value float64 `protobuf:"fixed64,3,opt,name=value,proto3" json:"value,omitempty"`
+	// The threshold it crossed.
+	Threshold     float64 `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Warning) Reset() {
+	*x = Warning{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Warning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Warning) ProtoMessage() {}
+
+func (x *Warning) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Warning.ProtoReflect.Descriptor instead.
+func (*Warning) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Warning) GetCode() WarningCode {
+	if x != nil {
+		return x.Code
+	}
+	return WarningCode_WARNING_CODE_UNSPECIFIED
+}
+
+func (x *Warning) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Warning) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Warning) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+// Driver is one model input's contribution to the margin (log-odds).
+type Driver struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model input's name (a categorical input's one-hot columns are added up under its name).
+	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
+	// The input's value as the model saw it after imputation, before standardisation (for a
+	// categorical input, 1 for the category it had).
+	Value float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Its contribution to the margin; positive raises the churn risk.
+	Contribution  float64 `protobuf:"fixed64,3,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Driver) Reset() {
+	*x = Driver{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Driver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Driver) ProtoMessage() {}
+
+func (x *Driver) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Driver.ProtoReflect.Descriptor instead.
+func (*Driver) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Driver) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
+}
+
+func (x *Driver) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Driver) GetContribution() float64 {
+	if x != nil {
+		return x.Contribution
+	}
+	return 0
+}
+
+// RetentionAction is what to do about a customer, and why.
+type RetentionAction struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Type   ActionType             `protobuf:"varint,1,opt,name=type,proto3,enum=churn.v1.ActionType" json:"type,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when the customer's value is above the configured cut.
+	HighValue bool `protobuf:"varint,3,opt,name=high_value,json=highValue,proto3" json:"high_value,omitempty"`
+	// True when the likely cause is on the company's side (complaints, slow responses, SLA breaches).
+	CompanySide   bool `protobuf:"varint,4,opt,name=company_side,json=companySide,proto3" json:"company_side,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionAction) Reset() {
+	*x = RetentionAction{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionAction) ProtoMessage() {}
+
+func (x *RetentionAction) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionAction.ProtoReflect.Descriptor instead.
+func (*RetentionAction) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RetentionAction) GetType() ActionType {
+	if x != nil {
+		return x.Type
+	}
+	return ActionType_ACTION_TYPE_UNSPECIFIED
+}
+
+func (x *RetentionAction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RetentionAction) GetHighValue() bool {
+	if x != nil {
+		return x.HighValue
+	}
+	return false
+}
+
+func (x *RetentionAction) GetCompanySide() bool {
+	if x != nil {
+		return x.CompanySide
+	}
+	return false
+}
+
 // ScoreBatchRequest holds the customers of one batch.
 type ScoreBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -302,7 +778,7 @@ type ScoreBatchRequest struct {
 
 func (x *ScoreBatchRequest) Reset() {
 	*x = ScoreBatchRequest{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	mi := &file_churn_v1_scoring_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +790,7 @@ func (x *ScoreBatchRequest) String() string {
 func (*ScoreBatchRequest) ProtoMessage() {}
 
 func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	mi := &file_churn_v1_scoring_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +803,7 @@ func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchRequest.ProtoReflect.Descriptor instead.
 func (*ScoreBatchRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ScoreBatchRequest) GetRequests() []*ScoreRequest {
@@ -347,7 +823,7 @@ type ScoreBatchResponse struct {
 
 func (x *ScoreBatchResponse) Reset() {
 	*x = ScoreBatchResponse{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +835,7 @@ func (x *ScoreBatchResponse) String() string {
 func (*ScoreBatchResponse) ProtoMessage() {}
 
 func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +848,7 @@ func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResponse.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResponse) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{4}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScoreBatchResponse) GetResults() []*ScoreBatchResult {
@@ -396,7 +872,7 @@ type ScoreBatchResult struct {
 
 func (x *ScoreBatchResult) Reset() {
 	*x = ScoreBatchResult{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +884,7 @@ func (x *ScoreBatchResult) String() string {
 func (*ScoreBatchResult) ProtoMessage() {}
 
 func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +897,7 @@ func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResult.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResult) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{5}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScoreBatchResult) GetOutcome() isScoreBatchResult_Outcome {
@@ -479,7 +955,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[6]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +967,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[6]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +980,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{6}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -540,7 +1016,7 @@ type FieldViolation struct {
 
 func (x *FieldViolation) Reset() {
 	*x = FieldViolation{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +1028,7 @@ func (x *FieldViolation) String() string {
 func (*FieldViolation) ProtoMessage() {}
 
 func (x *FieldViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +1041,7 @@ func (x *FieldViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
 func (*FieldViolation) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FieldViolation) GetField() string {
@@ -594,17 +1070,41 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\"8\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\xaf\x02\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xec\x04\n" +
 	"\rScoreResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12 \n" +
 	"\vprobability\x18\x02 \x01(\x01R\vprobability\x12&\n" +
-	"\x04tier\x18\x03 \x01(\x0e2\x12.churn.v1.RiskTierR\x04tier\x12(\n" +
+	"\x04tier\x18\x03 \x01(\x0e2\x12.churn.v1.RiskTierR\x04tier\x12-\n" +
+	"\bwarnings\x18\x04 \x03(\v2\x11.churn.v1.WarningR\bwarnings\x12*\n" +
+	"\adrivers\x18\x05 \x03(\v2\x10.churn.v1.DriverR\adrivers\x121\n" +
+	"\x06action\x18\x06 \x01(\v2\x19.churn.v1.RetentionActionR\x06action\x12.\n" +
+	"\x05stage\x18\a \x01(\x0e2\x18.churn.v1.LifecycleStageR\x05stage\x12#\n" +
+	"\rexpected_loss\x18\b \x01(\x01R\fexpectedLoss\x12(\n" +
 	"\x05model\x18\t \x01(\v2\x12.churn.v1.ModelRefR\x05model\x127\n" +
 	"\tscored_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bscoredAt\x12%\n" +
 	"\x0eimputed_inputs\x18\r \x03(\tR\rimputedInputs\x12)\n" +
-	"\x05error\x18\x0f \x01(\v2\x13.churn.v1.ItemErrorR\x05error\"G\n" +
+	"\x05error\x18\x0f \x01(\v2\x13.churn.v1.ItemErrorR\x05error\x12\x1d\n" +
+	"\n" +
+	"from_cache\x18\v \x01(\bR\tfromCache\x12\x16\n" +
+	"\x06margin\x18\f \x01(\x01R\x06margin\x12!\n" +
+	"\fdrivers_base\x18\x10 \x01(\x01R\vdriversBase\"\x82\x01\n" +
+	"\aWarning\x12)\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x15.churn.v1.WarningCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\x01R\x05value\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"\\\n" +
+	"\x06Driver\x12\x18\n" +
+	"\afeature\x18\x01 \x01(\tR\afeature\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12\"\n" +
+	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\"\x95\x01\n" +
+	"\x0fRetentionAction\x12(\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x14.churn.v1.ActionTypeR\x04type\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"high_value\x18\x03 \x01(\bR\thighValue\x12!\n" +
+	"\fcompany_side\x18\x04 \x01(\bR\vcompanySide\"G\n" +
 	"\x11ScoreBatchRequest\x122\n" +
 	"\brequests\x18\x01 \x03(\v2\x16.churn.v1.ScoreRequestR\brequests\"J\n" +
 	"\x12ScoreBatchResponse\x124\n" +
@@ -625,7 +1125,31 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\rRISK_TIER_LOW\x10\x01\x12\x14\n" +
 	"\x10RISK_TIER_MEDIUM\x10\x02\x12\x12\n" +
 	"\x0eRISK_TIER_HIGH\x10\x03\x12\x16\n" +
-	"\x12RISK_TIER_CRITICAL\x10\x042\xd7\x01\n" +
+	"\x12RISK_TIER_CRITICAL\x10\x04*\xa2\x02\n" +
+	"\vWarningCode\x12\x1c\n" +
+	"\x18WARNING_CODE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cWARNING_CODE_COMPLAINT_SPIKE\x10\x01\x12\x1e\n" +
+	"\x1aWARNING_CODE_SLOW_RESPONSE\x10\x02\x12\x1b\n" +
+	"\x17WARNING_CODE_SLA_BREACH\x10\x03\x12\x1e\n" +
+	"\x1aWARNING_CODE_ACTIVITY_DROP\x10\x04\x12\x19\n" +
+	"\x15WARNING_CODE_INACTIVE\x10\x05\x12!\n" +
+	"\x1dWARNING_CODE_LOW_SATISFACTION\x10\x06\x12\x1a\n" +
+	"\x16WARNING_CODE_HIGH_RISK\x10\a\x12\x1c\n" +
+	"\x18WARNING_CODE_RISK_RISING\x10\b*\xad\x01\n" +
+	"\n" +
+	"ActionType\x12\x1b\n" +
+	"\x17ACTION_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10ACTION_TYPE_NONE\x10\x01\x12\x1b\n" +
+	"\x17ACTION_TYPE_MAKE_AMENDS\x10\x02\x12\x18\n" +
+	"\x14ACTION_TYPE_WIN_BACK\x10\x03\x12\x1d\n" +
+	"\x19ACTION_TYPE_OPPORTUNISTIC\x10\x04\x12\x16\n" +
+	"\x12ACTION_TYPE_LET_GO\x10\x05*\xa2\x01\n" +
+	"\x0eLifecycleStage\x12\x1f\n" +
+	"\x1bLIFECYCLE_STAGE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LIFECYCLE_STAGE_NEW\x10\x01\x12\x1b\n" +
+	"\x17LIFECYCLE_STAGE_GROWING\x10\x02\x12\x1a\n" +
+	"\x16LIFECYCLE_STAGE_MATURE\x10\x03\x12\x1d\n" +
+	"\x19LIFECYCLE_STAGE_DECLINING\x10\x042\xd7\x01\n" +
 	"\x0eScoringService\x128\n" +
 	"\x05Score\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse\x12G\n" +
 	"\n" +
@@ -644,43 +1168,55 @@ func file_churn_v1_scoring_proto_rawDescGZIP() []byte {
 	return file_churn_v1_scoring_proto_rawDescData
 }
 
-var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_churn_v1_scoring_proto_goTypes = []any{
 	(RiskTier)(0),                 // 0: churn.v1.RiskTier
-	(*ScoreRequest)(nil),          // 1: churn.v1.ScoreRequest
-	(*ModelRef)(nil),              // 2: churn.v1.ModelRef
-	(*ScoreResponse)(nil),         // 3: churn.v1.ScoreResponse
-	(*ScoreBatchRequest)(nil),     // 4: churn.v1.ScoreBatchRequest
-	(*ScoreBatchResponse)(nil),    // 5: churn.v1.ScoreBatchResponse
-	(*ScoreBatchResult)(nil),      // 6: churn.v1.ScoreBatchResult
-	(*ItemError)(nil),             // 7: churn.v1.ItemError
-	(*FieldViolation)(nil),        // 8: churn.v1.FieldViolation
-	(*CustomerFeatures)(nil),      // 9: churn.v1.CustomerFeatures
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(WarningCode)(0),              // 1: churn.v1.WarningCode
+	(ActionType)(0),               // 2: churn.v1.ActionType
+	(LifecycleStage)(0),           // 3: churn.v1.LifecycleStage
+	(*ScoreRequest)(nil),          // 4: churn.v1.ScoreRequest
+	(*ModelRef)(nil),              // 5: churn.v1.ModelRef
+	(*ScoreResponse)(nil),         // 6: churn.v1.ScoreResponse
+	(*Warning)(nil),               // 7: churn.v1.Warning
+	(*Driver)(nil),                // 8: churn.v1.Driver
+	(*RetentionAction)(nil),       // 9: churn.v1.RetentionAction
+	(*ScoreBatchRequest)(nil),     // 10: churn.v1.ScoreBatchRequest
+	(*ScoreBatchResponse)(nil),    // 11: churn.v1.ScoreBatchResponse
+	(*ScoreBatchResult)(nil),      // 12: churn.v1.ScoreBatchResult
+	(*ItemError)(nil),             // 13: churn.v1.ItemError
+	(*FieldViolation)(nil),        // 14: churn.v1.FieldViolation
+	(*CustomerFeatures)(nil),      // 15: churn.v1.CustomerFeatures
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_churn_v1_scoring_proto_depIdxs = []int32{
-	9,  // 0: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
+	15, // 0: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
 	0,  // 1: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
-	2,  // 2: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
-	10, // 3: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
-	7,  // 4: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
-	1,  // 5: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
-	6,  // 6: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
-	3,  // 7: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
-	7,  // 8: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
-	8,  // 9: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
-	1,  // 10: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
-	4,  // 11: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
-	1,  // 12: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
-	3,  // 13: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
-	5,  // 14: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
-	3,  // 15: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 2: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
+	8,  // 3: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
+	9,  // 4: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
+	3,  // 5: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
+	5,  // 6: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
+	16, // 7: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
+	13, // 8: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
+	1,  // 9: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
+	2,  // 10: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
+	4,  // 11: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
+	12, // 12: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
+	6,  // 13: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
+	13, // 14: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
+	14, // 15: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
+	4,  // 16: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
+	10, // 17: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
+	4,  // 18: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
+	6,  // 19: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
+	11, // 20: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
+	6,  // 21: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_churn_v1_scoring_proto_init() }
@@ -689,7 +1225,7 @@ func file_churn_v1_scoring_proto_init() {
 		return
 	}
 	file_churn_v1_features_proto_init()
-	file_churn_v1_scoring_proto_msgTypes[5].OneofWrappers = []any{
+	file_churn_v1_scoring_proto_msgTypes[8].OneofWrappers = []any{
 		(*ScoreBatchResult_Response)(nil),
 		(*ScoreBatchResult_Error)(nil),
 	}
@@ -698,8 +1234,8 @@ func file_churn_v1_scoring_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_churn_v1_scoring_proto_rawDesc), len(file_churn_v1_scoring_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      4,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
