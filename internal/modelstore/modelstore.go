@@ -45,6 +45,8 @@ type Model struct {
 	Eval   *scoring.Evaluator
 	// Ref names the model in responses. It is shared by every response and must not be modified.
 	Ref *churnv1.ModelRef
+
+	spans []inputSpan // for Drivers
 }
 
 // Name returns the model's name.
@@ -90,7 +92,7 @@ func Load(data []byte) (*Model, error) {
 	if mapper.Width() != eval.Width() {
 		return nil, fmt.Errorf("%w: the schema makes %d columns, the model takes %d", bundle.ErrInvalid, mapper.Width(), eval.Width())
 	}
-	m := &Model{Bundle: b, Mapper: mapper, Eval: eval, Ref: &churnv1.ModelRef{Name: b.Manifest.Name, Version: b.Manifest.Version}}
+	m := &Model{Bundle: b, Mapper: mapper, Eval: eval, Ref: &churnv1.ModelRef{Name: b.Manifest.Name, Version: b.Manifest.Version}, spans: spans(&b.Manifest)}
 	if err := m.verify(); err != nil {
 		return nil, err
 	}

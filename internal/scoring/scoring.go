@@ -85,6 +85,10 @@ type Evaluator struct {
 
 	// Tree ensemble.
 	trees forest
+	// Tree ensemble in the bundle's layout, for Contributions.
+	attr          []attrTree
+	attrBase      float64
+	attrLessEqual bool
 
 	// Calibration.
 	cal        int
@@ -126,6 +130,8 @@ func New(b *bundle.Bundle) (*Evaluator, error) {
 			return nil, err
 		}
 		e.kind, e.trees = kindTrees, f
+		e.attr, e.attrBase = compileAttribution(md.Trees), md.Trees.BaseScore
+		e.attrLessEqual = md.Trees.Comparison == bundle.CompareLessEqual
 	default:
 		return nil, fmt.Errorf("unknown model type %q", md.Type)
 	}

@@ -87,6 +87,7 @@ func New(o Options) (*Server, error) {
 
 type scratch struct {
 	x       []float64
+	contrib []float64
 	imputed []int
 }
 
@@ -167,18 +168,24 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 	if err != nil {
 		return nil, err
 	}
-	if w := m.Mapper.Width(); cap(sc.x) < w {
-		sc.x = make([]float64, w)
+	w := m.Mapper.Width()
+	if cap(sc.x) < w {
+		sc.x, sc.contrib = make([]float64, w), make([]float64, w)
 	}
-	p, tier, imputed, err := m.Score(req.GetFeatures(), sc.x[:m.Mapper.Width()], sc.imputed[:0])
+	x := sc.x[:w]
+	p, tier, imputed, err := m.Score(req.GetFeatures(), x, sc.imputed[:0])
 	sc.imputed = imputed
 	if err != nil {
 		return nil, err
 	}
+	base, drivers := m.Drivers(x, sc.contrib[:w])
 	resp := &churnv1.ScoreResponse{
 		CustomerId:  req.GetCustomerId(),
 		Probability: p,
 		Tier:        tierProto(tier),
+		Drivers:     drivers,
+		Margin:      m.Eval.Margin(x),
+		DriversBase: base,
 		Model:       m.Ref,
 		ScoredAt:    timestamppb.New(s.now()),
 	}

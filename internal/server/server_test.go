@@ -132,10 +132,14 @@ func wantResponse(t testing.TB, m *modelstore.Model, req *churnv1.ScoreRequest) 
 	if err != nil {
 		t.Fatalf("model.Score: %v", err)
 	}
+	base, drivers := m.Drivers(x, make([]float64, len(x)))
 	want := &churnv1.ScoreResponse{
 		CustomerId:  req.GetCustomerId(),
 		Probability: p,
 		Tier:        churnv1.RiskTier(tier),
+		Drivers:     drivers,
+		Margin:      m.Eval.Margin(x),
+		DriversBase: base,
 		Model:       &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
 		ScoredAt:    timestamp(fixedNow),
 	}
