@@ -1,0 +1,179 @@
+// Package cache remembers each customer's latest score and keeps the at-risk watchlist, in Redis
+// ([NewRedis]) or, without Redis, in process ([NewMemory]). Both implement [Cache] and pass one
+// contract test suite.
+//
+// # Redis layout
+//
+// With prefix P (default "churn"):
+//
+//   - P:score:{<customer_id>} — a hash per customer; the hash tag is the customer id, so a Cluster
+//     spreads customers over its slots. Fields: p (probability), tier (RiskTier number), loss
+//     (expected loss), resp (the ScoreResponse as proto bytes), prev_p (the probability that was
+//     cached before this write, "" when there was none) and at (write time, unix ms). The TTL is set
+//     on it by PEXPIRE in the same Lua script that reads the previous p and writes the new fields, so
+//     read-previous and write are atomic per customer.
+//   - P:watch:{watch}:MEDIUM, P:watch:{watch}:HIGH, P:watch:{watch}:CRITICAL — sorted sets, all in
+//     one slot (hash tag "watch"); each holds every customer whose tier is at least that tier. The
+//     score is the NEGATED expected loss, so that ZRANGE BYSCORE (ascending score, ties by member
+//     ascending) gives expected loss descending, ties by customer id ascending. A Put ZADDs the
+//     customer to the sets at or below its tier and ZREMs it from those above, in the same pipeline
+//     as the scripts; a customer at LOW (or UNSPECIFIED) is removed from all three.
+//
+// A Put is one pipelined round trip on a single node: an EVALSHA per entry plus its ZADD/ZREMs. When
+// the server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed entries are replayed with EVAL in
+// a second round trip. In a Cluster go-redis splits the pipeline by node.
+//
+// Hashes expire, watchlist members do not: ListAtRisk reads the page's hashes in one pipelined HMGET,
+// skips members whose hash is gone and ZREMs them lazily, so the list stays consistent with Get.
+//
+// # Watchlist
+//
+// The watchlist holds tiers MEDIUM and above; a minTier below MEDIUM lists MEDIUM and above. Pages are
+// ordered by expected loss descending, ties by customer id ascending. A page token encodes the last
+// item's expected loss and customer id (not an offset), so inserts between pages do not shift them.
+//
+// # Memory
+//
+// The in-process cache is a hand-written LRU (container/list + map) with a per-entry deadline.
+// github.com/hashicorp/golang-lru/v2/expirable was considered: it reads time.Now itself and purges
+// from a background goroutine, so TTL tests would need real sleeps and the clock could not be
+// injected (STYLE: time is injected). The watchlist is a sorted scan of the live entries at
+// ListAtRisk time, bounded by MaxEntries: simple and correct.
+//
+// # Errors
+//
+// Every Redis operation runs under context.WithTimeout(Timeout) and its errors wrap [ErrUnavailable],
+// so a server can return UNAVAILABLE for Get and ListAtRisk and fail open for Put.
+package cache
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+)
+
+// Entry is one score to remember.
+type Entry struct {
+	CustomerID   string
+	Response     *churnv1.ScoreResponse // stored whole (proto bytes); from_cache is set on read
+	Probability  float64
+	Tier         churnv1.RiskTier
+	ExpectedLoss float64 // watchlist rank
+}
+
+// Previous is what was cached for a customer before a Put.
+type Previous struct {
+	Found       bool
+	Probability float64
+}
+
+// Page is one page of the watchlist.
+type Page struct {
+	Responses     []*churnv1.ScoreResponse
+	NextPageToken string
+}
+
+var (
+	// ErrNotFound is returned by Get when the customer has no cached score, or it expired.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrUnavailable wraps every error of the cache's backend (Redis down, timeout).
+	ErrUnavailable = errors.New("cache: unavailable")
+	// ErrBadPageToken is returned by ListAtRisk for a malformed page token.
+	ErrBadPageToken = errors.New("cache: bad page token")
+)
+
+// MaxPageSize is the largest limit ListAtRisk accepts.
+const MaxPageSize = 1000
+
+// Cache remembers scores and keeps the at-risk watchlist.
+type Cache interface {
+	// Put stores the entries and returns, per entry, the previous cached probability — for a
+	// Redis cache in ONE pipelined round trip (read-previous and write together, a Lua script per
+	// entry via EVALSHA in one pipeline, with a fallback to EVAL on NOSCRIPT).
+	Put(ctx context.Context, entries []Entry) ([]Previous, error)
+	// Get returns the cached response with FromCache=true, and the previous probability stored at the
+	// time it was written (so the caller can re-derive RISK_RISING): ErrNotFound when absent/expired.
+	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, Previous, error)
+	// ListAtRisk pages the watchlist: customers whose cached tier >= minTier, ordered by expected loss
+	// descending, ties by customer id ascending; limit 1..1000; pageToken "" for the first page; the token is
+	// stable (encodes the last item's expected loss and id, not an offset, so inserts don't shift pages);
+	// ErrBadPageToken for a malformed token.
+	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (Page, error)
+	Close() error
+}
+
+// watchTiers are the tiers that have a watchlist, lowest first.
+var watchTiers = [...]churnv1.RiskTier{
+	churnv1.RiskTier_RISK_TIER_MEDIUM,
+	churnv1.RiskTier_RISK_TIER_HIGH,
+	churnv1.RiskTier_RISK_TIER_CRITICAL,
+}
+
+// listArgs checks ListAtRisk's arguments: the tier clamped to MEDIUM..CRITICAL and the decoded token.
+func listArgs(minTier churnv1.RiskTier, limit int, pageToken string) (churnv1.RiskTier, *cursor, error) {
+	if limit < 1 || limit > MaxPageSize {
+		return 0, nil, fmt.Errorf("cache: limit %d out of range 1..%d", limit, MaxPageSize)
+	}
+	if minTier > churnv1.RiskTier_RISK_TIER_CRITICAL {
+		return 0, nil, fmt.Errorf("cache: unknown min tier %d", minTier)
+	}
+	minTier = max(minTier, churnv1.RiskTier_RISK_TIER_MEDIUM)
+	if pageToken == "" {
+		return minTier, nil, nil
+	}
+	c, err := decodeToken(pageToken)
+	if err != nil {
+		return 0, nil, err
+	}
+	return minTier, c, nil
+}
+
+// cursor is the last item of a page: the next page starts after it.
+type cursor struct {
+	loss float64
+	id   string
+}
+
+// after reports whether (loss, id) comes after the cursor in watchlist order.
+func (c *cursor) after(loss float64, id string) bool {
+	if c == nil {
+		return true
+	}
+	if loss != c.loss {
+		return loss < c.loss
+	}
+	return id > c.id
+}
+
+const tokenVersion = "v1"
+
+func encodeToken(loss float64, id string) string {
+	s := tokenVersion + ":" + strconv.FormatFloat(loss, 'g', -1, 64) + ":" + id
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+func decodeToken(tok string) (*cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPageToken, err)
+	}
+	ver, rest, ok := strings.Cut(string(b), ":")
+	if !ok || ver != tokenVersion {
+		return nil, fmt.Errorf("%w: unknown version", ErrBadPageToken)
+	}
+	ls, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return nil, fmt.Errorf("%w: no customer id", ErrBadPageToken)
+	}
+	loss, err := strconv.ParseFloat(ls, 64)
+	if err != nil || math.IsNaN(loss) {
+		return nil, fmt.Errorf("%w: bad expected loss", ErrBadPageToken)
+	}
+	return &cursor{loss: loss, id: id}, nil
+}
