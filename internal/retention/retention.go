@@ -94,7 +94,120 @@ func (r *Rules) Evaluate(in Input) Result {
 			}
 		}
 	}
+	res.Action = r.action(in, acc, f.GetComplaints(), &ws)
+	res.Stage = r.stage(acc, f.GetActivity(), ws[3] != nil || ws[4] != nil)
+	if acc != nil && acc.MonthlyRevenue != nil {
+		res.ExpectedLoss = in.Probability * *acc.MonthlyRevenue * r.ExpectedLoss.HorizonMonths
+	}
 	return res
+}
+
+// action picks the cell of the value x cause matrix (see the package comment).
+func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws *[numWarnings]*churnv1.Warning) *churnv1.RetentionAction {
+	rule := &r.Action
+	if in.Tier < rule.MinTier {
+		return &churnv1.RetentionAction{Type: churnv1.ActionType_ACTION_TYPE_NONE, Reason: "risk is low"}
+	}
+	var buf [256]byte
+	b := buf[:0]
+
+	known := acc != nil && acc.MonthlyRevenue != nil
+	high := false
+	if known {
+		tenure := 0.0
+		if acc.TenureMonths != nil {
+			tenure = *acc.TenureMonths
+		}
+		value := *acc.MonthlyRevenue * max(rule.LifetimeMonths-tenure, rule.MinRemainingMonths)
+		high = value >= rule.ValueCut
+		if high {
+			b = append(b, "high value "...)
+		} else {
+			b = append(b, "low value "...)
+		}
+		b = appendNum(b, value)
+		if high {
+			b = append(b, " (cut "...)
+		} else {
+			b = append(b, " (below cut "...)
+		}
+	} else {
+		b = append(b, "value unknown without monthly_revenue, treated as low (cut "...)
+	}
+	b = appendNum(b, rule.ValueCut)
+	b = append(b, "); "...)
+
+	open := c != nil && c.Open != nil && *c.Open > 0
+	company := ws[0] != nil || ws[1] != nil || ws[2] != nil || open
+	if company {
+		b = append(b, "company-side cause:"...)
+		sep := byte(' ')
+		for i, name := range [...]string{"complaint spike", "slow response", "SLA breach"} {
+			if ws[i] != nil {
+				b = append(b, sep)
+				if sep == ',' {
+					b = append(b, ' ')
+				}
+				b = append(b, name...)
+				sep = ','
+			}
+		}
+		if open {
+			b = append(b, sep)
+			if sep == ',' {
+				b = append(b, ' ')
+			}
+			b = appendNum(b, *c.Open)
+			b = append(b, " open complaints"...)
+		}
+	} else {
+		b = append(b, "customer-side cause: "...)
+		switch {
+		case ws[3] != nil && ws[4] != nil:
+			b = append(b, "activity drop, inactive"...)
+		case ws[3] != nil:
+			b = append(b, "activity drop"...)
+		case ws[4] != nil:
+			b = append(b, "inactive"...)
+		default:
+			b = append(b, "no company-side signal"...)
+		}
+	}
+
+	var t churnv1.ActionType
+	switch {
+	case high && company:
+		t = churnv1.ActionType_ACTION_TYPE_MAKE_AMENDS
+	case high:
+		t = churnv1.ActionType_ACTION_TYPE_WIN_BACK
+	case company:
+		t = churnv1.ActionType_ACTION_TYPE_OPPORTUNISTIC
+	default:
+		t = churnv1.ActionType_ACTION_TYPE_LET_GO
+	}
+	return &churnv1.RetentionAction{Type: t, Reason: string(b), HighValue: high, CompanySide: company}
+}
+
+// stage places the customer in the lifecycle (see the package comment).
+func (r *Rules) stage(acc *churnv1.Account, a *churnv1.Activity, declining bool) churnv1.LifecycleStage {
+	var tenure *float64
+	if acc != nil {
+		tenure = acc.TenureMonths
+	}
+	activity := a != nil && (a.DaysSinceLastActive != nil || a.ActiveDays_30D != nil || a.Usage_30D != nil || a.UsagePrev_30D != nil)
+	switch {
+	case tenure == nil && !activity:
+		return churnv1.LifecycleStage_LIFECYCLE_STAGE_UNSPECIFIED
+	case tenure != nil && *tenure < r.Stage.NewMonths:
+		return churnv1.LifecycleStage_LIFECYCLE_STAGE_NEW
+	case declining:
+		return churnv1.LifecycleStage_LIFECYCLE_STAGE_DECLINING
+	case tenure == nil:
+		return churnv1.LifecycleStage_LIFECYCLE_STAGE_UNSPECIFIED
+	case *tenure < r.Stage.MatureMonths && (a == nil || a.Usage_30D == nil || a.UsagePrev_30D == nil || *a.Usage_30D > *a.UsagePrev_30D):
+		return churnv1.LifecycleStage_LIFECYCLE_STAGE_GROWING
+	}
+	return churnv1.LifecycleStage_LIFECYCLE_STAGE_MATURE
 }
 
 // RiskRising returns the RISK_RISING warning when p - previous >= the rule's margin, else nil (used
