@@ -12,8 +12,6 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
 
-const defaultFile = "../../testdata/rules/default.yaml"
-
 func TestParseRulesErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
