@@ -1,0 +1,435 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+)
+
+// RedisOptions configure a Redis cache.
+type RedisOptions struct {
+	// Client reaches Redis: single node, Sentinel or Cluster. Required; Close closes it.
+	Client redis.UniversalClient
+	// TTL is how long a customer's score lives after its Put; 0 or less keeps it (not recommended).
+	TTL time.Duration
+	// Timeout bounds each operation (Put, Get, ListAtRisk); default 50ms.
+	Timeout time.Duration
+	// Prefix starts every key; default "churn".
+	Prefix string
+	// Registerer takes the cache's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for the write time; default time.Now. The TTL runs on the server's clock.
+	Now func() time.Time
+}
+
+// Redis is a Cache in Redis; see the package doc for the key layout. It is safe for concurrent use.
+type Redis struct {
+	client  redis.UniversalClient
+	ttl     time.Duration
+	timeout time.Duration
+	prefix  string
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+}
+
+var _ Cache = (*Redis)(nil)
+
+// putScript reads the previous probability and writes the customer's hash and TTL atomically.
+// KEYS[1]: the hash. ARGV: p, tier, loss, resp, at (unix ms), ttl (ms, 0 for none). Returns the
+// previous p, "" when there was none.
+const putScriptSrc = `
+local prev = redis.call('HGET', KEYS[1], 'p')
+if not prev then prev = '' end
+redis.call('HSET', KEYS[1], 'p', ARGV[1], 'tier', ARGV[2], 'loss', ARGV[3], 'resp', ARGV[4], 'prev_p', prev, 'at', ARGV[5])
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return prev
+`
+
+var putScript = redis.NewScript(putScriptSrc)
+
+// NewRedis returns a cache on o.Client. It does not contact Redis: a server that is down at start-up
+// only makes the operations fail with ErrUnavailable until it answers.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	if o.Client == nil {
+		return nil, errors.New("cache: RedisOptions.Client is nil")
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("cache: negative timeout %v", o.Timeout)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 50 * time.Millisecond
+	}
+	if o.Prefix == "" {
+		o.Prefix = "churn"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Redis{
+		client:  o.Client,
+		ttl:     o.TTL,
+		timeout: o.Timeout,
+		prefix:  o.Prefix,
+		logger:  o.Logger,
+		now:     o.Now,
+		metrics: newMetrics(o.Registerer),
+	}, nil
+}
+
+func (r *Redis) scoreKey(id string) string { return r.prefix + ":score:{" + id + "}" }
+
+func (r *Redis) watchKey(t churnv1.RiskTier) string {
+	return r.prefix + ":watch:{watch}:" + tierName(t)
+}
+
+// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH.
+func tierName(t churnv1.RiskTier) string {
+	switch t {
+	case churnv1.RiskTier_RISK_TIER_MEDIUM:
+		return "MEDIUM"
+	case churnv1.RiskTier_RISK_TIER_HIGH:
+		return "HIGH"
+	case churnv1.RiskTier_RISK_TIER_CRITICAL:
+		return "CRITICAL"
+	}
+	return strconv.Itoa(int(t))
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
+}
+
+// Put stores the entries in one pipelined round trip (two when the server has lost the script) and
+// returns each one's previous cached probability. Entries for the same customer apply in order.
+func (r *Redis) Put(ctx context.Context, entries []Entry) (prevs []Previous, err error) {
+	if len(entries) == 0 {
+		return []Previous{}, nil
+	}
+	defer r.metrics.observe(opPut, time.Now(), &err, nil)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	at := strconv.FormatInt(r.now().UnixMilli(), 10)
+	ttl := "0"
+	if r.ttl > 0 {
+		ttl = strconv.FormatInt(max(r.ttl.Milliseconds(), 1), 10)
+	}
+	args := make([][]any, len(entries))
+	for i, e := range entries {
+		resp, err := proto.Marshal(e.Response)
+		if err != nil {
+			return nil, fmt.Errorf("cache: marshal response of %q: %w", e.CustomerID, err)
+		}
+		args[i] = []any{formatFloat(e.Probability), int(e.Tier), formatFloat(e.ExpectedLoss), resp, at, ttl}
+	}
+
+	// The watchlist ops: the last entry of a customer decides its sets.
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		last[e.CustomerID] = i
+	}
+	adds := make([][]redis.Z, len(watchTiers))
+	rems := make([][]any, len(watchTiers))
+	for i, e := range entries {
+		if last[e.CustomerID] != i {
+			continue
+		}
+		for j, t := range watchTiers {
+			if e.Tier >= t {
+				adds[j] = append(adds[j], redis.Z{Score: -e.ExpectedLoss, Member: e.CustomerID})
+			} else {
+				rems[j] = append(rems[j], e.CustomerID)
+			}
+		}
+	}
+
+	cmds := make([]*redis.Cmd, len(entries))
+	pipe := r.client.Pipeline()
+	for i, e := range entries {
+		cmds[i] = pipe.EvalSha(ctx, putScript.Hash(), []string{r.scoreKey(e.CustomerID)}, args[i]...)
+	}
+	for j, t := range watchTiers {
+		if len(adds[j]) > 0 {
+			pipe.ZAdd(ctx, r.watchKey(t), adds[j]...)
+		}
+		if len(rems[j]) > 0 {
+			pipe.ZRem(ctx, r.watchKey(t), rems[j]...)
+		}
+	}
+	_, execErr := pipe.Exec(ctx)
+
+	// Replay the scripts the server did not know with EVAL, in order, in one more round trip.
+	var retry []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		r.logger.Debug("redis lost the put script; replaying with EVAL", "entries", len(retry))
+		pipe := r.client.Pipeline()
+		for _, i := range retry {
+			cmds[i] = pipe.Eval(ctx, putScriptSrc, []string{r.scoreKey(entries[i].CustomerID)}, args[i]...)
+		}
+		_, execErr = pipe.Exec(ctx)
+		if execErr == nil {
+			// The watchlist commands of the first round trip succeeded or failed on their own.
+			execErr = firstErr(cmds)
+		}
+	}
+	if execErr != nil {
+		return nil, unavailable("put", execErr)
+	}
+
+	prevs = make([]Previous, len(entries))
+	for i, c := range cmds {
+		s, err := c.Text()
+		if err != nil {
+			return nil, unavailable("put", err)
+		}
+		if s == "" {
+			continue
+		}
+		p, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, unavailable("put", fmt.Errorf("previous p %q: %w", s, err))
+		}
+		prevs[i] = Previous{Found: true, Probability: p}
+	}
+	return prevs, nil
+}
+
+func firstErr(cmds []*redis.Cmd) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get returns the customer's cached response with FromCache set, ErrNotFound, or ErrUnavailable.
+func (r *Redis) Get(ctx context.Context, customerID string) (resp *churnv1.ScoreResponse, prev Previous, err error) {
+	miss := false
+	defer r.metrics.observe(opGet, time.Now(), &err, &miss)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	vals, err := r.client.HMGet(ctx, r.scoreKey(customerID), "resp", "prev_p").Result()
+	if err != nil {
+		return nil, Previous{}, unavailable("get", err)
+	}
+	raw, ok := vals[0].(string)
+	if !ok {
+		miss = true
+		return nil, Previous{}, ErrNotFound
+	}
+	resp, err = decodeResponse(raw)
+	if err != nil {
+		return nil, Previous{}, err
+	}
+	if s, _ := vals[1].(string); s != "" {
+		p, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, Previous{}, fmt.Errorf("cache: %s: bad prev_p %q: %w", r.scoreKey(customerID), s, err)
+		}
+		prev = Previous{Found: true, Probability: p}
+	}
+	return resp, prev, nil
+}
+
+func decodeResponse(raw string) (*churnv1.ScoreResponse, error) {
+	resp := &churnv1.ScoreResponse{}
+	if err := proto.Unmarshal([]byte(raw), resp); err != nil {
+		return nil, fmt.Errorf("cache: stored response: %w", err)
+	}
+	resp.FromCache = true
+	return resp, nil
+}
+
+// maxListRounds bounds the round trips of one ListAtRisk that meets many expired customers; the page
+// then comes back short, with a token that goes on after the last member looked at.
+const maxListRounds = 8
+
+// ListAtRisk pages the watchlist set of minTier, dropping members whose hash expired.
+func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (page Page, err error) {
+	minTier, cur, err := listArgs(minTier, limit, pageToken)
+	if err != nil {
+		return Page{}, err
+	}
+	defer r.metrics.observe(opList, time.Now(), &err, nil)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	key := r.watchKey(minTier)
+	start := "-inf"
+	if cur != nil {
+		start = formatFloat(-cur.loss) // inclusive: ties after the cursor's id are on this page
+	}
+	type item struct {
+		id   string
+		loss float64
+		resp *churnv1.ScoreResponse
+	}
+	var (
+		items    []item
+		stale    []any
+		lastSeen *cursor
+		offset   int64
+		count    = int64(limit + 1)
+		complete bool
+	)
+	for round := 0; round < maxListRounds && len(items) <= limit; round++ {
+		zs, err := r.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+			Key: key, Start: start, Stop: "+inf", ByScore: true, Offset: offset, Count: count,
+		}).Result()
+		if err != nil {
+			return Page{}, unavailable("list", err)
+		}
+		offset += int64(len(zs))
+		var ids []string
+		var losses []float64
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			loss := -z.Score
+			if cur.after(loss, id) {
+				ids = append(ids, id)
+				losses = append(losses, loss)
+			}
+		}
+		if len(ids) > 0 {
+			pipe := r.client.Pipeline()
+			cmds := make([]*redis.SliceCmd, len(ids))
+			for i, id := range ids {
+				cmds[i] = pipe.HMGet(ctx, r.scoreKey(id), "tier", "resp")
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return Page{}, unavailable("list", err)
+			}
+			for i, c := range cmds {
+				if len(items) > limit {
+					break
+				}
+				lastSeen = &cursor{loss: losses[i], id: ids[i]}
+				vals := c.Val()
+				raw, ok := vals[1].(string)
+				if !ok {
+					stale = append(stale, ids[i])
+					continue
+				}
+				if t, _ := vals[0].(string); t != strconv.Itoa(int(minTier)) {
+					// The hash's tier wins over a set that a concurrent Put has not updated yet.
+					if n, err := strconv.Atoi(t); err != nil || churnv1.RiskTier(n) < minTier {
+						continue
+					}
+				}
+				resp, err := decodeResponse(raw)
+				if err != nil {
+					return Page{}, err
+				}
+				items = append(items, item{id: ids[i], loss: losses[i], resp: resp})
+			}
+		}
+		if int64(len(zs)) < count {
+			complete = true
+			break
+		}
+		count = max(count, int64(limit+1-len(items))) * 2 // many stale or skipped: read more at a time
+	}
+
+	if len(stale) > 0 {
+		pipe := r.client.Pipeline()
+		for _, t := range watchTiers {
+			pipe.ZRem(ctx, r.watchKey(t), stale...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Page{}, unavailable("list", err)
+		}
+		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale))
+	}
+
+	switch {
+	case len(items) > limit:
+		items = items[:limit]
+		page.NextPageToken = encodeToken(items[limit-1].loss, items[limit-1].id)
+	case !complete && lastSeen != nil:
+		page.NextPageToken = encodeToken(lastSeen.loss, lastSeen.id)
+	}
+	page.Responses = make([]*churnv1.ScoreResponse, len(items))
+	for i, it := range items {
+		page.Responses[i] = it.resp
+	}
+	return page, nil
+}
+
+// Close closes the Redis client.
+func (r *Redis) Close() error { return r.client.Close() }
+
+const (
+	opPut  = "put"
+	opGet  = "get"
+	opList = "list"
+)
+
+type metrics struct {
+	ops      *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		ops: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_cache_operations_total",
+			Help: "Score cache operations by operation (put, get, list) and result (ok, miss, error).",
+		}, []string{"op", "result"}),
+		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "churn_cache_operation_duration_seconds",
+			Help:    "Duration of score cache operations, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op"}),
+	}
+	for _, op := range []string{opPut, opGet, opList} {
+		m.duration.WithLabelValues(op)
+		for _, res := range []string{"ok", "error"} {
+			m.ops.WithLabelValues(op, res)
+		}
+	}
+	m.ops.WithLabelValues(opGet, "miss")
+	return m
+}
+
+// observe counts an operation that started at start, by its error and, for Get, whether it missed.
+func (m *metrics) observe(op string, start time.Time, err *error, miss *bool) {
+	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	switch {
+	case miss != nil && *miss:
+		m.ops.WithLabelValues(op, "miss").Inc()
+	case *err != nil:
+		m.ops.WithLabelValues(op, "error").Inc()
+	default:
+		m.ops.WithLabelValues(op, "ok").Inc()
+	}
+}

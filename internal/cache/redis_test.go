@@ -1,0 +1,334 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/cache/redistest"
+)
+
+// newTestRedis makes a Redis cache on addr with its own prefix, so caches share a server.
+func newTestRedis(t testing.TB, addr string, o RedisOptions) *Redis {
+	t.Helper()
+	if o.Client == nil {
+		o.Client = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	}
+	if o.Prefix == "" {
+		o.Prefix = "t" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name())
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second // the contract runs under -race on a busy machine
+	}
+	c, err := NewRedis(o)
+	if err != nil {
+		t.Fatalf("NewRedis: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRedisContract(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+		return newTestRedis(t, addr, RedisOptions{TTL: contractTTL, Now: now})
+	})
+}
+
+func TestNewRedisOptions(t *testing.T) {
+	t.Parallel()
+	if _, err := NewRedis(RedisOptions{}); err == nil {
+		t.Error("NewRedis without a client: no error")
+	}
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	if _, err := NewRedis(RedisOptions{Client: client, Timeout: -time.Second}); err == nil {
+		t.Error("NewRedis with a negative timeout: no error")
+	}
+	c, err := NewRedis(RedisOptions{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.timeout != 50*time.Millisecond || c.prefix != "churn" {
+		t.Errorf("defaults: timeout %v prefix %q; want 50ms churn", c.timeout, c.prefix)
+	}
+}
+
+func TestRedisKeyLayout(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	clock := newFakeClock()
+	c := newTestRedis(t, addr, RedisOptions{Prefix: "churn", TTL: time.Hour, Now: clock.Now})
+	mustPut(t, c, entry("cust-9", 0.91, critical, 910), entry("cust-5", 0.55, medium, 50), entry("cust-1", 0.1, low, 1))
+	mustPut(t, c, entry("cust-9", 0.6, high, 600))
+
+	keys, err := c.client.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"churn:score:{cust-1}", "churn:score:{cust-5}", "churn:score:{cust-9}",
+		"churn:watch:{watch}:HIGH", "churn:watch:{watch}:MEDIUM",
+	}
+	if diff := cmp.Diff(want, keys, cmpSorted); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	h, err := c.client.HGetAll(ctx, "churn:score:{cust-9}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h["p"] != "0.6" || h["prev_p"] != "0.91" || h["tier"] != "3" || h["loss"] != "600" ||
+		h["at"] != fmt.Sprint(clock.Now().UnixMilli()) || h["resp"] == "" {
+		t.Errorf("hash of cust-9 = %v", h)
+	}
+	if ttl := c.client.PTTL(ctx, "churn:score:{cust-9}").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL of cust-9 = %v, want about 1h", ttl)
+	}
+	for tier, want := range map[string][]redis.Z{
+		"MEDIUM":   {{Score: -600, Member: "cust-9"}, {Score: -50, Member: "cust-5"}},
+		"HIGH":     {{Score: -600, Member: "cust-9"}},
+		"CRITICAL": nil,
+	} {
+		got := c.client.ZRangeWithScores(ctx, "churn:watch:{watch}:"+tier, 0, -1).Val()
+		if diff := cmp.Diff(want, got, cmpEmpty); diff != "" {
+			t.Errorf("watch %s (-want +got):\n%s", tier, diff)
+		}
+	}
+	// Every key has a hash tag: the customer id, or "watch".
+	for _, k := range keys {
+		open, close := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
+		if open < 0 || close < open+2 {
+			t.Errorf("key %q has no hash tag", k)
+		}
+	}
+}
+
+var (
+	cmpSorted = cmp.Transformer("sort", func(s []string) []string {
+		out := append([]string(nil), s...)
+		for i := range out {
+			for j := i + 1; j < len(out); j++ {
+				if out[j] < out[i] {
+					out[i], out[j] = out[j], out[i]
+				}
+			}
+		}
+		return out
+	})
+	cmpEmpty = cmp.Comparer(func(a, b []redis.Z) bool {
+		if len(a) == 0 && len(b) == 0 {
+			return true
+		}
+		return cmp.Equal(a, b)
+	})
+)
+
+// countHook counts the round trips a client makes: one per command or pipeline, leaving out a new
+// connection's set-up (HELLO, CLIENT SETINFO), which go-redis also sends through the hooks.
+type countHook struct{ n atomic.Int64 }
+
+func isConnSetup(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isConnSetup(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && !isConnSetup(cmds[0]) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func batch(n int, round int) []Entry {
+	tiers := []churnv1.RiskTier{low, medium, high, critical}
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = entry(fmt.Sprintf("cust-%03d", i), float64(i%100)/100+float64(round)/1000, tiers[(i+round)%4], float64(i*10+round))
+	}
+	return es
+}
+
+func TestRedisPutIsOneRoundTrip(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	hook := &countHook{}
+	client.AddHook(hook)
+	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+	// Open the connection first: its set-up commands (HELLO, CLIENT SETINFO) go through hooks too.
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hook.n.Store(0)
+
+	// The server does not know the script yet: EVALSHA, NOSCRIPT, then EVAL.
+	mustPut(t, c, batch(50, 0)...)
+	if got := hook.n.Load(); got != 2 {
+		t.Errorf("first Put of 50 on a fresh server: %d round trips, want 2 (NOSCRIPT replay)", got)
+	}
+	for round := 1; round <= 3; round++ {
+		hook.n.Store(0)
+		prevs := mustPut(t, c, batch(50, round)...)
+		if got := hook.n.Load(); got != 1 {
+			t.Errorf("Put of 50, round %d: %d round trips, want 1", round, got)
+		}
+		for i, p := range prevs {
+			if want := batch(50, round-1)[i].Probability; !p.Found || p.Probability != want {
+				t.Errorf("round %d entry %d previous = %+v, want {true %v}", round, i, p, want)
+				break
+			}
+		}
+	}
+	// After SCRIPT FLUSH the fallback replays with EVAL, and the previous values are still right.
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hook.n.Store(0)
+	prevs := mustPut(t, c, batch(50, 9)...)
+	if got := hook.n.Load(); got != 2 {
+		t.Errorf("Put after SCRIPT FLUSH: %d round trips, want 2", got)
+	}
+	if want := (Previous{Found: true, Probability: batch(50, 3)[7].Probability}); prevs[7] != want {
+		t.Errorf("Put after SCRIPT FLUSH: previous = %+v, want %+v", prevs[7], want)
+	}
+}
+
+func TestRedisStaleWatchlistMembersAreDropped(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	c := newTestRedis(t, addr, RedisOptions{TTL: time.Hour})
+	var es []Entry
+	for i := range 30 {
+		es = append(es, entry(fmt.Sprintf("s%02d", i), 0.9, critical, float64(1000-i)))
+	}
+	mustPut(t, c, es...)
+	// Expire most of them by hand, as the TTL would: the sets keep the members.
+	for i := range 30 {
+		if i%5 != 0 {
+			c.client.Del(ctx, c.scoreKey(fmt.Sprintf("s%02d", i)))
+		}
+	}
+	want := []string{"s00", "s05", "s10", "s15", "s20", "s25"}
+	p, err := c.ListAtRisk(ctx, medium, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want[:2], pageIDs(p)); diff != "" {
+		t.Errorf("first page (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, listIDs(t, c, medium)); diff != "" {
+		t.Errorf("watchlist (-want +got):\n%s", diff)
+	}
+	for _, tier := range watchTiers {
+		if n := c.client.ZCard(ctx, c.watchKey(tier)).Val(); n != 6 {
+			t.Errorf("watch %v holds %d members after listing, want 6", tier, n)
+		}
+	}
+}
+
+func TestRedisMetrics(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	c := newTestRedis(t, addr, RedisOptions{TTL: time.Hour, Registerer: reg})
+	mustPut(t, c, entry("a", 0.5, high, 5))
+	_, _, _ = c.Get(ctx, "a")
+	_, _, _ = c.Get(ctx, "nobody")
+	_, _ = c.ListAtRisk(ctx, high, 10, "")
+	for _, tc := range []struct {
+		op, result string
+		want       float64
+	}{
+		{"put", "ok", 1}, {"put", "error", 0},
+		{"get", "ok", 1}, {"get", "miss", 1}, {"get", "error", 0},
+		{"list", "ok", 1}, {"list", "error", 0},
+	} {
+		if got := testutil.ToFloat64(c.metrics.ops.WithLabelValues(tc.op, tc.result)); got != tc.want {
+			t.Errorf("churn_cache_operations_total{op=%q,result=%q} = %v, want %v", tc.op, tc.result, got, tc.want)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "churn_cache_operation_duration_seconds"); n != 3 {
+		t.Errorf("duration series = %d, want 3", n)
+	}
+}
+
+func TestRedisFailsFastAndRecovers(t *testing.T) {
+	addr, stop, restart := redistest.StartRedis(t)
+	ctx := context.Background()
+	const timeout = 100 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	c := newTestRedis(t, addr, RedisOptions{TTL: time.Hour, Timeout: timeout, Registerer: reg})
+	mustPut(t, c, entry("a", 0.5, high, 5))
+
+	stop()
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Put", func() error { _, err := c.Put(ctx, []Entry{entry("a", 0.6, high, 6)}); return err }},
+		{"Get", func() error { _, _, err := c.Get(ctx, "a"); return err }},
+		{"ListAtRisk", func() error { _, err := c.ListAtRisk(ctx, high, 10, ""); return err }},
+	} {
+		start := time.Now()
+		err := op.run()
+		took := time.Since(start)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with redis down: error = %v, want ErrUnavailable", op.name, err)
+		}
+		// Bounded by the timeout, with room for a loaded machine: it must not hang.
+		if took > timeout+time.Second {
+			t.Errorf("%s with redis down took %v, want about %v", op.name, took, timeout)
+		}
+	}
+	if got := testutil.ToFloat64(c.metrics.ops.WithLabelValues("put", "error")); got != 1 {
+		t.Errorf("put errors = %v, want 1", got)
+	}
+
+	restart() // same port, empty: nothing persisted
+	eventually(t, 10*time.Second, func() bool {
+		_, err := c.Put(ctx, []Entry{entry("a", 0.7, critical, 7)})
+		return err == nil
+	}, "Put works again after redis-server restarts")
+	resp, _, err := c.Get(ctx, "a")
+	if err != nil || resp.GetProbability() != 0.7 {
+		t.Errorf("Get after restart = %v, %v; want probability 0.7", resp.GetProbability(), err)
+	}
+}
+
+func BenchmarkRedisPut(b *testing.B) {
+	addr, _, _ := redistest.StartRedis(b)
+	ctx := context.Background()
+	for _, n := range []int{1, 50} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			c := newTestRedis(b, addr, RedisOptions{TTL: time.Hour, Registerer: prometheus.NewRegistry()})
+			es := batch(n, 1)
+			if _, err := c.Put(ctx, es); err != nil { // loads the script
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Put(ctx, es); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
