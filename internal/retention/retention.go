@@ -158,7 +158,7 @@ func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws
 				b = append(b, ' ')
 			}
 			b = appendNum(b, *c.Open)
-			b = append(b, " open complaints"...)
+			b = append(b, plural(*c.Open, " open complaint", " open complaints")...)
 		}
 	} else {
 		b = append(b, "customer-side cause: "...)
@@ -237,11 +237,19 @@ func warning(code churnv1.WarningCode, msg []byte, value, threshold float64) *ch
 	return &churnv1.Warning{Code: code, Message: string(msg), Value: value, Threshold: threshold}
 }
 
-// countWarning builds "<value><what> (threshold <threshold>)".
-func countWarning(code churnv1.WarningCode, value float64, what string, threshold float64) *churnv1.Warning {
+// plural returns one when v is 1, else many.
+func plural(v float64, one, many string) string {
+	if v == 1 {
+		return one
+	}
+	return many
+}
+
+// countWarning builds "<value><what> (threshold <threshold>)", what being one or many by value.
+func countWarning(code churnv1.WarningCode, value float64, one, many string, threshold float64) *churnv1.Warning {
 	var buf [96]byte
 	b := appendNum(buf[:0], value)
-	b = append(b, what...)
+	b = append(b, plural(value, one, many)...)
 	b = append(b, " (threshold "...)
 	b = appendNum(b, threshold)
 	b = append(b, ')')
@@ -255,7 +263,7 @@ func (r *Rules) complaintSpike(c *churnv1.Complaints) *churnv1.Warning {
 	n := *c.Count_30D
 	rule := &r.ComplaintSpike
 	if n >= rule.Count30dThreshold {
-		return countWarning(churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, n, " complaints in the last 30 days", rule.Count30dThreshold)
+		return countWarning(churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, n, " complaint in the last 30 days", " complaints in the last 30 days", rule.Count30dThreshold)
 	}
 	if c.Count_90D == nil || n < rule.SpikeMinCount {
 		return nil
@@ -267,7 +275,8 @@ func (r *Rules) complaintSpike(c *churnv1.Complaints) *churnv1.Warning {
 	}
 	var buf [128]byte
 	b := appendNum(buf[:0], n)
-	b = append(b, " complaints in the last 30 days against a 90-day rate of "...)
+	b = append(b, plural(n, " complaint", " complaints")...)
+	b = append(b, " in the last 30 days against a 90-day rate of "...)
 	b = appendNum(b, rate)
 	b = append(b, " a month (threshold "...)
 	b = appendNum(b, rule.SpikeRatio)
@@ -310,7 +319,7 @@ func (r *Rules) slaBreach(s *churnv1.ServiceResponse) *churnv1.Warning {
 	if s == nil || s.SlaBreaches_90D == nil || *s.SlaBreaches_90D < r.SLABreach.Breaches90d {
 		return nil
 	}
-	return countWarning(churnv1.WarningCode_WARNING_CODE_SLA_BREACH, *s.SlaBreaches_90D, " SLA breaches in the last 90 days", r.SLABreach.Breaches90d)
+	return countWarning(churnv1.WarningCode_WARNING_CODE_SLA_BREACH, *s.SlaBreaches_90D, " SLA breach in the last 90 days", " SLA breaches in the last 90 days", r.SLABreach.Breaches90d)
 }
 
 func (r *Rules) activityDrop(a *churnv1.Activity) *churnv1.Warning {
@@ -335,7 +344,7 @@ func (r *Rules) inactive(a *churnv1.Activity) *churnv1.Warning {
 	if a == nil || a.DaysSinceLastActive == nil || *a.DaysSinceLastActive < r.Inactive.DaysSinceLastActive {
 		return nil
 	}
-	return countWarning(churnv1.WarningCode_WARNING_CODE_INACTIVE, *a.DaysSinceLastActive, " days since last active", r.Inactive.DaysSinceLastActive)
+	return countWarning(churnv1.WarningCode_WARNING_CODE_INACTIVE, *a.DaysSinceLastActive, " day since last active", " days since last active", r.Inactive.DaysSinceLastActive)
 }
 
 func (r *Rules) lowSatisfaction(a *churnv1.Account) *churnv1.Warning {

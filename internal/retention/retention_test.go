@@ -49,7 +49,7 @@ func TestAction(t *testing.T) {
 				Complaints: &churnv1.Complaints{Open: ptr(1.0)},
 			}},
 			want: &churnv1.RetentionAction{Type: churnv1.ActionType_ACTION_TYPE_MAKE_AMENDS, HighValue: true, CompanySide: true,
-				Reason: "high value 1000 (cut 1000); company-side cause: 1 open complaints"},
+				Reason: "high value 1000 (cut 1000); company-side cause: 1 open complaint"},
 		},
 		{
 			name: "win back: high value, activity decline",

@@ -71,7 +71,7 @@ func TestWarnings(t *testing.T) {
 		{name: "spike above count threshold", in: Input{Features: complaints(ptr(3.0), nil)}, code: spike,
 			want: &want{spike, 3, 2, "3 complaints in the last 30 days (threshold 2)"}},
 		{name: "spike by ratio", in: Input{Features: complaints(ptr(1.0), ptr(1.5))}, code: spike,
-			want: &want{spike, 1, 1, "1 complaints in the last 30 days against a 90-day rate of 0.5 a month (threshold 2x the rate = 1)"}},
+			want: &want{spike, 1, 1, "1 complaint in the last 30 days against a 90-day rate of 0.5 a month (threshold 2x the rate = 1)"}},
 		{name: "spike ratio just below", in: Input{Features: complaints(ptr(1.0), ptr(1.6))}, code: spike},
 		{name: "spike ratio needs min count", in: Input{Features: complaints(ptr(0.0), ptr(0.0))}, code: spike},
 		{name: "spike ratio needs count_90d", in: Input{Features: complaints(ptr(1.0), nil)}, code: spike},
@@ -91,7 +91,7 @@ func TestWarnings(t *testing.T) {
 		{name: "slow absent", in: Input{Features: service(nil, nil, ptr(0.0))}, code: slow},
 
 		{name: "sla at threshold", in: Input{Features: service(nil, nil, ptr(1.0))}, code: sla,
-			want: &want{sla, 1, 1, "1 SLA breaches in the last 90 days (threshold 1)"}},
+			want: &want{sla, 1, 1, "1 SLA breach in the last 90 days (threshold 1)"}},
 		{name: "sla below", in: Input{Features: service(nil, nil, ptr(0.0))}, code: sla},
 		{name: "sla absent", in: Input{Features: service(ptr(1.0), nil, nil)}, code: sla},
 
