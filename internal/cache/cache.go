@@ -24,7 +24,11 @@
 // a second round trip. In a Cluster go-redis splits the pipeline by node.
 //
 // Hashes expire, watchlist members do not: ListAtRisk reads the page's hashes in one pipelined HMGET,
-// skips members whose hash is gone and ZREMs them lazily, so the list stays consistent with Get.
+// skips members whose hash is gone and removes them lazily, so the list stays consistent with Get.
+// The removal is a script on the watchlist slot that ZREMs a member only while its score is still the
+// one ListAtRisk saw, so a customer Put again meanwhile with a new expected loss is kept (one Put
+// again with the very same loss in that window drops off until its next Put). A member whose hash
+// tier is below the listed tier (a Put in flight) is skipped, not removed.
 //
 // # Watchlist
 //

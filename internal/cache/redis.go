@@ -65,6 +65,22 @@ return prev
 
 var putScript = redis.NewScript(putScriptSrc)
 
+// dropStaleScript removes expired customers from the watchlist sets, each only while its score is
+// still the one ListAtRisk saw, so that a customer Put again since (with a new expected loss) stays.
+// KEYS: the watchlist sets (one slot). ARGV: member, score, member, score, ...
+var dropStaleScript = redis.NewScript(`
+local n = 0
+for _, key in ipairs(KEYS) do
+  for i = 1, #ARGV, 2 do
+    local s = redis.call('ZSCORE', key, ARGV[i])
+    if s and tonumber(s) == tonumber(ARGV[i + 1]) then
+      n = n + redis.call('ZREM', key, ARGV[i])
+    end
+  end
+end
+return n
+`)
+
 // NewRedis returns a cache on o.Client. It does not contact Redis: a server that is down at start-up
 // only makes the operations fail with ErrUnavailable until it answers.
 func NewRedis(o RedisOptions) (*Redis, error) {
@@ -337,14 +353,12 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 				vals := c.Val()
 				raw, ok := vals[1].(string)
 				if !ok {
-					stale = append(stale, ids[i])
+					stale = append(stale, ids[i], formatFloat(-losses[i]))
 					continue
 				}
-				if t, _ := vals[0].(string); t != strconv.Itoa(int(minTier)) {
-					// The hash's tier wins over a set that a concurrent Put has not updated yet.
-					if n, err := strconv.Atoi(t); err != nil || churnv1.RiskTier(n) < minTier {
-						continue
-					}
+				// The hash's tier wins over a set that a concurrent Put has not updated yet.
+				if t, err := strconv.Atoi(fmt.Sprint(vals[0])); err != nil || churnv1.RiskTier(t) < minTier {
+					continue
 				}
 				resp, err := decodeResponse(raw)
 				if err != nil {
@@ -361,14 +375,14 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 	}
 
 	if len(stale) > 0 {
-		pipe := r.client.Pipeline()
-		for _, t := range watchTiers {
-			pipe.ZRem(ctx, r.watchKey(t), stale...)
+		keys := make([]string, len(watchTiers))
+		for i, t := range watchTiers {
+			keys[i] = r.watchKey(t)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if err := dropStaleScript.Run(ctx, r.client, keys, stale...).Err(); err != nil {
 			return Page{}, unavailable("list", err)
 		}
-		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale))
+		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale)/2)
 	}
 
 	switch {

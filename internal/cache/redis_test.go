@@ -332,3 +332,35 @@ func BenchmarkRedisPut(b *testing.B) {
 		})
 	}
 }
+
+func TestRedisDropStaleKeepsRescoredMembers(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	c := newTestRedis(t, addr, RedisOptions{TTL: time.Hour})
+	mustPut(t, c, entry("gone", 0.9, critical, 100), entry("back", 0.9, critical, 200))
+	// ListAtRisk saw both expired at these scores; "back" was Put again since, with a new loss.
+	if err := c.client.ZAdd(ctx, c.watchKey(medium), redis.Z{Score: -250, Member: "back"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{c.watchKey(medium), c.watchKey(high), c.watchKey(critical)}
+	n, err := dropStaleScript.Run(ctx, c.client, keys, "gone", "-100", "back", "-200").Int()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 { // gone from 3 sets, back from HIGH and CRITICAL (still at -200 there)
+		t.Errorf("removed %d members, want 5", n)
+	}
+	if got := c.client.ZRange(ctx, c.watchKey(medium), 0, -1).Val(); !cmp.Equal(got, []string{"back"}) {
+		t.Errorf("MEDIUM = %v, want [back]", got)
+	}
+}
+
+func TestRedisWithoutTTLPersists(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	c := newTestRedis(t, addr, RedisOptions{})
+	mustPut(t, c, entry("a", 0.5, high, 5))
+	if ttl := c.client.PTTL(ctx, c.scoreKey("a")).Val(); ttl != -1 {
+		t.Errorf("PTTL without a TTL = %v, want -1 (no expiry)", ttl)
+	}
+}
