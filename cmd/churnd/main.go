@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/churnhq/churn/internal/app"
 	"github.com/churnhq/churn/internal/config"
@@ -35,6 +36,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(cfg, stderr)
+	// go-redis logs connection failures through a package-level logger, once per failed dial:
+	// during an outage that is a flood. Its lines go to debug; the cache reports failures itself.
+	redis.SetLogger(redisLogger{logger.With("component", "redis")})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -55,6 +59,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// redisLogger adapts go-redis's internal logging to slog at debug level.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if r.l.Enabled(ctx, slog.LevelDebug) {
+		r.l.DebugContext(ctx, fmt.Sprintf(format, v...))
+	}
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

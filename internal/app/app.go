@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -25,8 +26,10 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
 	"github.com/churnhq/churn/models"
 )
@@ -73,8 +76,21 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		Help: "The active model (value 1), by name and version.",
 	}, []string{"name", "version"}).WithLabelValues(active.Name(), active.Version()).Set(1)
 
+	rules := retention.DefaultRules()
+	if cfg.RulesFile != "" {
+		if rules, err = retention.LoadRules(cfg.RulesFile); err != nil {
+			return nil, fmt.Errorf("--rules-file: %w", err)
+		}
+	}
+	scoreCache, err := a.newCache(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+
 	scoring, err := server.New(server.Options{
 		Models:     a.store,
+		Cache:      scoreCache,
+		Rules:      &rules,
 		MaxBatch:   cfg.MaxBatch,
 		Logger:     logger.With("component", "server"),
 		Registerer: reg,
@@ -99,6 +115,44 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	}
 	a.onCleanup(func() { a.httpLis.Close() })
 	return a, nil
+}
+
+// newCache connects to Redis when --redis-addr is set, else makes the in-process cache. Redis
+// being down at start-up is not fatal: scoring fails open and caching resumes when it is back.
+func (a *App) newCache(cfg config.Config, reg prometheus.Registerer) (server.ScoreCache, error) {
+	if len(cfg.RedisAddrs) == 0 {
+		a.logger.Info("score cache in process", "max_entries", cfg.CacheMaxEntries, "ttl", cfg.CacheTTL.String())
+		return cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL}), nil
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        cfg.RedisAddrs,
+		MasterName:   cfg.RedisMasterName,
+		Username:     cfg.RedisUsername,
+		Password:     cfg.RedisPassword,
+		DialTimeout:  time.Second,
+		ReadTimeout:  cfg.CacheTimeout,
+		WriteTimeout: cfg.CacheTimeout,
+	})
+	c, err := cache.NewRedis(cache.RedisOptions{
+		Client:     client,
+		TTL:        cfg.CacheTTL,
+		Timeout:    cfg.CacheTimeout,
+		Registerer: reg,
+		Logger:     a.logger.With("component", "cache"),
+	})
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	a.onCleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		a.logger.Warn("redis unreachable at start-up; scoring goes on and caching starts when it answers", "addrs", cfg.RedisAddrs, "err", err)
+	} else {
+		a.logger.Info("score cache in redis", "addrs", cfg.RedisAddrs, "ttl", cfg.CacheTTL.String())
+	}
+	return c, nil
 }
 
 func loadModels(cfg config.Config) ([]*modelstore.Model, error) {

@@ -26,6 +26,15 @@ type Config struct {
 	ShutdownGrace time.Duration // how long in-flight calls may take to finish on shutdown
 	LogFormat     string        // json or text
 	LogLevel      slog.Level
+
+	RulesFile       string        // early-warning and retention rules (YAML); empty: the defaults
+	RedisAddrs      []string      // Redis addresses; empty: the in-process cache
+	RedisMasterName string        // Sentinel master name; set: the addresses are Sentinels
+	RedisUsername   string        // Redis ACL user
+	RedisPassword   string        // Redis password
+	CacheTTL        time.Duration // how long a customer's score stays cached
+	CacheTimeout    time.Duration // longest a cache operation may take before Score goes on without it
+	CacheMaxEntries int           // size of the in-process cache
 }
 
 // Default returns the defaults, the one place they are written down.
@@ -38,6 +47,10 @@ func Default() Config {
 		ShutdownGrace: 15 * time.Second,
 		LogFormat:     "json",
 		LogLevel:      slog.LevelInfo,
+
+		CacheTTL:        7 * 24 * time.Hour,
+		CacheTimeout:    50 * time.Millisecond,
+		CacheMaxEntries: 100_000,
 	}
 }
 
@@ -67,6 +80,22 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time in-flight calls get to finish on shutdown")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.RulesFile, "rules-file", c.RulesFile, "early-warning and retention rules (YAML); empty: the documented defaults")
+	fs.Func("redis-addr", "Redis address(es), comma-separated (several: Cluster, or Sentinels with --redis-master-name); empty: the in-process cache", func(v string) error {
+		c.RedisAddrs = nil
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.RedisAddrs = append(c.RedisAddrs, a)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&c.RedisMasterName, "redis-master-name", c.RedisMasterName, "Sentinel master name (the addresses are then Sentinels)")
+	fs.StringVar(&c.RedisUsername, "redis-username", c.RedisUsername, "Redis ACL user name")
+	fs.StringVar(&c.RedisPassword, "redis-password", c.RedisPassword, "Redis password (prefer the environment variable)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "how long a customer's latest score stays cached")
+	fs.DurationVar(&c.CacheTimeout, "cache-timeout", c.CacheTimeout, "longest a cache operation may take; past it Score answers without the cache")
+	fs.IntVar(&c.CacheMaxEntries, "cache-max-entries", c.CacheMaxEntries, "customers the in-process cache holds (without --redis-addr)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
 		fs.PrintDefaults()
@@ -116,6 +145,23 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("--log-format: %q is neither json nor text", c.LogFormat)
+	}
+	for _, a := range c.RedisAddrs {
+		if err := validAddr(a); err != nil {
+			return fmt.Errorf("--redis-addr: %w", err)
+		}
+	}
+	if c.RedisMasterName != "" && len(c.RedisAddrs) == 0 {
+		return errors.New("--redis-master-name: needs --redis-addr with the Sentinel addresses")
+	}
+	if c.CacheTTL < time.Second {
+		return fmt.Errorf("--cache-ttl: %s is under 1s", c.CacheTTL)
+	}
+	if c.CacheTimeout <= 0 || c.CacheTimeout > 10*time.Second {
+		return fmt.Errorf("--cache-timeout: %s outside (0, 10s]", c.CacheTimeout)
+	}
+	if c.CacheMaxEntries < 1 {
+		return fmt.Errorf("--cache-max-entries: %d is below 1", c.CacheMaxEntries)
 	}
 	return nil
 }

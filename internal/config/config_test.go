@@ -38,6 +38,15 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) { c.GRPCAddr, c.MaxBatch, c.LogLevel = ":6001", 7, slog.LevelWarn },
 		},
 		{
+			name: "redis",
+			args: []string{"--redis-addr", "10.0.0.1:6379, 10.0.0.2:6379", "--redis-master-name", "mymaster", "--cache-ttl", "1h", "--rules-file", "r.yaml"},
+			env:  map[string]string{"CHURN_REDIS_PASSWORD": "s3cret"},
+			want: func(c *Config) {
+				c.RedisAddrs, c.RedisMasterName, c.CacheTTL, c.RulesFile = []string{"10.0.0.1:6379", "10.0.0.2:6379"}, "mymaster", time.Hour, "r.yaml"
+				c.RedisPassword = "s3cret"
+			},
+		},
+		{
 			name: "flag beats environment",
 			args: []string{"--max-batch=3"},
 			env:  map[string]string{"CHURN_MAX_BATCH": "7"},
@@ -101,6 +110,11 @@ func TestValidate(t *testing.T) {
 		{"tiny messages", func(c *Config) { c.MaxRecvBytes = 10 }, "--max-recv-bytes"},
 		{"negative grace", func(c *Config) { c.ShutdownGrace = -time.Second }, "--shutdown-grace"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"redis addr without port", func(c *Config) { c.RedisAddrs = []string{"redis"} }, "--redis-addr"},
+		{"sentinel master without sentinels", func(c *Config) { c.RedisMasterName = "m" }, "--redis-master-name"},
+		{"tiny ttl", func(c *Config) { c.CacheTTL = time.Millisecond }, "--cache-ttl"},
+		{"no cache timeout", func(c *Config) { c.CacheTimeout = 0 }, "--cache-timeout"},
+		{"empty cache", func(c *Config) { c.CacheMaxEntries = 0 }, "--cache-max-entries"},
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc/codes"
@@ -18,9 +20,12 @@ const (
 // metrics counts individual scores (a batch or a stream holds many) by tier and failures by code;
 // per-call counts and latencies come from the gRPC metrics interceptor.
 type metrics struct {
-	scores *prometheus.CounterVec
-	errors *prometheus.CounterVec
-	byTier map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
+	scores   *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	warnings *prometheus.CounterVec
+	// cacheWrites counts score-cache writes by result (ok, error); a failed write never fails a score.
+	cacheWrites *prometheus.CounterVec
+	byTier      map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +39,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "churn_score_errors_total",
 			Help: "Customers that could not be scored, by RPC and gRPC code.",
 		}, []string{"rpc", "code"}),
+		warnings: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_warnings_total",
+			Help: "Early-warning flags raised, by code.",
+		}, []string{"code"}),
+		cacheWrites: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_cache_writes_total",
+			Help: "Score-cache writes by result (ok, error); a batch is one write.",
+		}, []string{"result"}),
 		byTier: map[string][5]prometheus.Counter{},
 	}
+	for c := range churnv1.WarningCode_name {
+		if code := churnv1.WarningCode(c); code != churnv1.WarningCode_WARNING_CODE_UNSPECIFIED {
+			m.warnings.WithLabelValues(warningLabel(code))
+		}
+	}
+	m.cacheWrites.WithLabelValues("ok")
+	m.cacheWrites.WithLabelValues("error")
 	for _, rpc := range []string{rpcScore, rpcBatch, rpcStream} {
 		var cs [5]prometheus.Counter
 		for t := churnv1.RiskTier_RISK_TIER_LOW; t <= churnv1.RiskTier_RISK_TIER_CRITICAL; t++ {
@@ -49,10 +69,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) countTier(rpc string, t churnv1.RiskTier) {
-	if t >= churnv1.RiskTier_RISK_TIER_LOW && t <= churnv1.RiskTier_RISK_TIER_CRITICAL {
+// countScore counts a scored customer by tier and its warnings by code.
+func (m *metrics) countScore(rpc string, r *churnv1.ScoreResponse) {
+	if t := r.GetTier(); t >= churnv1.RiskTier_RISK_TIER_LOW && t <= churnv1.RiskTier_RISK_TIER_CRITICAL {
 		m.byTier[rpc][t].Inc()
 	}
+	for _, w := range r.GetWarnings() {
+		m.warnings.WithLabelValues(warningLabel(w.GetCode())).Inc()
+	}
+}
+
+// warningLabel is COMPLAINT_SPIKE, SLOW_RESPONSE, ...
+func warningLabel(c churnv1.WarningCode) string {
+	return strings.TrimPrefix(c.String(), "WARNING_CODE_")
 }
 
 // tierLabel is LOW, MEDIUM, HIGH or CRITICAL.

@@ -20,10 +20,19 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/features"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/scoring"
 )
+
+// ScoreCache remembers scores and keeps the watchlist. *cache.Redis and *cache.Memory are ones.
+type ScoreCache interface {
+	Put(ctx context.Context, entries []cache.Entry) ([]cache.Previous, error)
+	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, cache.Previous, error)
+	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (cache.Page, error)
+}
 
 // ModelSource hands out models: the active one or a loaded version. *modelstore.Store is one.
 type ModelSource interface {
@@ -33,7 +42,11 @@ type ModelSource interface {
 
 // Options configure a Server.
 type Options struct {
-	Models     ModelSource
+	Models ModelSource
+	// Cache remembers every score; required.
+	Cache ScoreCache
+	// Rules raise the warnings and choose the action; retention.DefaultRules when nil.
+	Rules      *retention.Rules
 	MaxBatch   int
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -46,6 +59,9 @@ type Server struct {
 	churnv1.UnimplementedScoringServiceServer
 
 	models   ModelSource
+	cache    ScoreCache
+	rules    *retention.Rules
+	cacheLog throttledLog
 	maxBatch int
 	logger   *slog.Logger
 	now      func() time.Time
@@ -63,6 +79,13 @@ func New(o Options) (*Server, error) {
 	if o.Models == nil {
 		return nil, errors.New("server: no model source")
 	}
+	if o.Cache == nil {
+		return nil, errors.New("server: no score cache")
+	}
+	if o.Rules == nil {
+		r := retention.DefaultRules()
+		o.Rules = &r
+	}
 	if o.MaxBatch < 1 {
 		return nil, errors.New("server: MaxBatch must be >= 1")
 	}
@@ -77,6 +100,9 @@ func New(o Options) (*Server, error) {
 	}
 	return &Server{
 		models:   o.Models,
+		cache:    o.Cache,
+		rules:    o.Rules,
+		cacheLog: throttledLog{every: 10 * time.Second},
 		maxBatch: o.MaxBatch,
 		logger:   o.Logger,
 		now:      o.Now,
@@ -100,7 +126,8 @@ func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 		s.metrics.errors.WithLabelValues(rpcScore, codeOf(err).String()).Inc()
 		return nil, s.toStatus(ctx, err)
 	}
-	s.metrics.countTier(rpcScore, resp.Tier)
+	s.remember(ctx, []*churnv1.ScoreResponse{resp})
+	s.metrics.countScore(rpcScore, resp)
 	return resp, nil
 }
 
@@ -116,6 +143,7 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	results := make([]*churnv1.ScoreBatchResult, n)
+	scored := make([]*churnv1.ScoreResponse, 0, n)
 	for i, item := range req.GetRequests() {
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
@@ -126,8 +154,12 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, err, i)}}
 			continue
 		}
-		s.metrics.countTier(rpcBatch, resp.Tier)
+		scored = append(scored, resp)
 		results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Response{Response: resp}}
+	}
+	s.remember(ctx, scored) // one pipelined write for the whole batch
+	for _, resp := range scored {
+		s.metrics.countScore(rpcBatch, resp)
 	}
 	return &churnv1.ScoreBatchResponse{Results: results}, nil
 }
@@ -151,7 +183,8 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 			s.metrics.errors.WithLabelValues(rpcStream, codeOf(err).String()).Inc()
 			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, err, i)}
 		} else {
-			s.metrics.countTier(rpcStream, resp.Tier)
+			s.remember(ctx, []*churnv1.ScoreResponse{resp})
+			s.metrics.countScore(rpcStream, resp)
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -179,15 +212,20 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 		return nil, err
 	}
 	base, drivers := m.Drivers(x, sc.contrib[:w])
+	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: tierProto(tier)})
 	resp := &churnv1.ScoreResponse{
-		CustomerId:  req.GetCustomerId(),
-		Probability: p,
-		Tier:        tierProto(tier),
-		Drivers:     drivers,
-		Margin:      m.Eval.Margin(x),
-		DriversBase: base,
-		Model:       m.Ref,
-		ScoredAt:    timestamppb.New(s.now()),
+		CustomerId:   req.GetCustomerId(),
+		Probability:  p,
+		Tier:         tierProto(tier),
+		Warnings:     insight.Warnings,
+		Drivers:      drivers,
+		Action:       insight.Action,
+		Stage:        insight.Stage,
+		ExpectedLoss: insight.ExpectedLoss,
+		Margin:       m.Eval.Margin(x),
+		DriversBase:  base,
+		Model:        m.Ref,
+		ScoredAt:     timestamppb.New(s.now()),
 	}
 	if len(imputed) > 0 {
 		resp.ImputedInputs = make([]string, len(imputed))

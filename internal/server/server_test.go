@@ -23,7 +23,9 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
 	"github.com/churnhq/churn/models"
 )
@@ -65,7 +67,8 @@ func startServer(t testing.TB, maxBatch int) *testEnv {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Options{Models: store, MaxBatch: maxBatch, Registerer: reg, Now: func() time.Time { return fixedNow }})
+	mem := cache.NewMemory(cache.MemoryOptions{TTL: time.Hour, Now: func() time.Time { return fixedNow }})
+	srv, err := server.New(server.Options{Models: store, Cache: mem, MaxBatch: maxBatch, Registerer: reg, Now: func() time.Time { return fixedNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +136,21 @@ func wantResponse(t testing.TB, m *modelstore.Model, req *churnv1.ScoreRequest) 
 		t.Fatalf("model.Score: %v", err)
 	}
 	base, drivers := m.Drivers(x, make([]float64, len(x)))
+	rules := retention.DefaultRules()
+	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: churnv1.RiskTier(tier)})
 	want := &churnv1.ScoreResponse{
-		CustomerId:  req.GetCustomerId(),
-		Probability: p,
-		Tier:        churnv1.RiskTier(tier),
-		Drivers:     drivers,
-		Margin:      m.Eval.Margin(x),
-		DriversBase: base,
-		Model:       &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:    timestamp(fixedNow),
+		CustomerId:   req.GetCustomerId(),
+		Probability:  p,
+		Tier:         churnv1.RiskTier(tier),
+		Warnings:     insight.Warnings,
+		Action:       insight.Action,
+		Stage:        insight.Stage,
+		ExpectedLoss: insight.ExpectedLoss,
+		Drivers:      drivers,
+		Margin:       m.Eval.Margin(x),
+		DriversBase:  base,
+		Model:        &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
+		ScoredAt:     timestamp(fixedNow),
 	}
 	for _, i := range imputed {
 		want.ImputedInputs = append(want.ImputedInputs, m.Mapper.InputName(i))
@@ -351,7 +360,7 @@ func TestScoreStream(t *testing.T) {
 
 func TestNoActiveModel(t *testing.T) {
 	t.Parallel()
-	srv, err := server.New(server.Options{Models: emptySource{}, MaxBatch: 1})
+	srv, err := server.New(server.Options{Models: emptySource{}, Cache: cache.NewMemory(cache.MemoryOptions{TTL: time.Hour}), MaxBatch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

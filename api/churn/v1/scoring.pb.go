@@ -274,6 +274,170 @@ func (LifecycleStage) EnumDescriptor() ([]byte, []int) {
 	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
 }
 
+// GetScoreRequest names the customer whose cached score to return.
+type GetScoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScoreRequest) Reset() {
+	*x = GetScoreRequest{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScoreRequest) ProtoMessage() {}
+
+func (x *GetScoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScoreRequest.ProtoReflect.Descriptor instead.
+func (*GetScoreRequest) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetScoreRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+// ListAtRiskRequest asks for one page of the watchlist.
+type ListAtRiskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lowest tier to list; RISK_TIER_UNSPECIFIED means MEDIUM.
+	MinTier RiskTier `protobuf:"varint,1,opt,name=min_tier,json=minTier,proto3,enum=churn.v1.RiskTier" json:"min_tier,omitempty"`
+	// Page size, 1..1000; 0 means 50.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// next_page_token of the previous page; empty for the first page. Tokens are stable: they
+	// name the last customer seen, not an offset, so customers added meanwhile do not shift pages.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAtRiskRequest) Reset() {
+	*x = ListAtRiskRequest{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAtRiskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAtRiskRequest) ProtoMessage() {}
+
+func (x *ListAtRiskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAtRiskRequest.ProtoReflect.Descriptor instead.
+func (*ListAtRiskRequest) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListAtRiskRequest) GetMinTier() RiskTier {
+	if x != nil {
+		return x.MinTier
+	}
+	return RiskTier_RISK_TIER_UNSPECIFIED
+}
+
+func (x *ListAtRiskRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListAtRiskRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAtRiskResponse is one page of the watchlist.
+type ListAtRiskResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Customers []*ScoreResponse       `protobuf:"bytes,1,rep,name=customers,proto3" json:"customers,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAtRiskResponse) Reset() {
+	*x = ListAtRiskResponse{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAtRiskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAtRiskResponse) ProtoMessage() {}
+
+func (x *ListAtRiskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAtRiskResponse.ProtoReflect.Descriptor instead.
+func (*ListAtRiskResponse) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListAtRiskResponse) GetCustomers() []*ScoreResponse {
+	if x != nil {
+		return x.Customers
+	}
+	return nil
+}
+
+func (x *ListAtRiskResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ScoreRequest asks for the churn score of one customer.
 type ScoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -288,7 +452,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[0]
+	mi := &file_churn_v1_scoring_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +464,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[0]
+	mi := &file_churn_v1_scoring_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +477,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{0}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ScoreRequest) GetCustomerId() string {
@@ -348,7 +512,7 @@ type ModelRef struct {
 
 func (x *ModelRef) Reset() {
 	*x = ModelRef{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[1]
+	mi := &file_churn_v1_scoring_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +524,7 @@ func (x *ModelRef) String() string {
 func (*ModelRef) ProtoMessage() {}
 
 func (x *ModelRef) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[1]
+	mi := &file_churn_v1_scoring_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +537,7 @@ func (x *ModelRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelRef.ProtoReflect.Descriptor instead.
 func (*ModelRef) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{1}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModelRef) GetName() string {
@@ -427,7 +591,7 @@ type ScoreResponse struct {
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[2]
+	mi := &file_churn_v1_scoring_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +603,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[2]
+	mi := &file_churn_v1_scoring_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +616,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{2}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ScoreResponse) GetCustomerId() string {
@@ -576,7 +740,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	mi := &file_churn_v1_scoring_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +752,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[3]
+	mi := &file_churn_v1_scoring_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +765,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Warning) GetCode() WarningCode {
@@ -648,7 +812,7 @@ type Driver struct {
 
 func (x *Driver) Reset() {
 	*x = Driver{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +824,7 @@ func (x *Driver) String() string {
 func (*Driver) ProtoMessage() {}
 
 func (x *Driver) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[4]
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +837,7 @@ func (x *Driver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Driver.ProtoReflect.Descriptor instead.
 func (*Driver) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{4}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Driver) GetFeature() string {
@@ -712,7 +876,7 @@ type RetentionAction struct {
 
 func (x *RetentionAction) Reset() {
 	*x = RetentionAction{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +888,7 @@ func (x *RetentionAction) String() string {
 func (*RetentionAction) ProtoMessage() {}
 
 func (x *RetentionAction) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[5]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +901,7 @@ func (x *RetentionAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetentionAction.ProtoReflect.Descriptor instead.
 func (*RetentionAction) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{5}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RetentionAction) GetType() ActionType {
@@ -778,7 +942,7 @@ type ScoreBatchRequest struct {
 
 func (x *ScoreBatchRequest) Reset() {
 	*x = ScoreBatchRequest{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[6]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +954,7 @@ func (x *ScoreBatchRequest) String() string {
 func (*ScoreBatchRequest) ProtoMessage() {}
 
 func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[6]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +967,7 @@ func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchRequest.ProtoReflect.Descriptor instead.
 func (*ScoreBatchRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{6}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScoreBatchRequest) GetRequests() []*ScoreRequest {
@@ -823,7 +987,7 @@ type ScoreBatchResponse struct {
 
 func (x *ScoreBatchResponse) Reset() {
 	*x = ScoreBatchResponse{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +999,7 @@ func (x *ScoreBatchResponse) String() string {
 func (*ScoreBatchResponse) ProtoMessage() {}
 
 func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1012,7 @@ func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResponse.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResponse) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScoreBatchResponse) GetResults() []*ScoreBatchResult {
@@ -872,7 +1036,7 @@ type ScoreBatchResult struct {
 
 func (x *ScoreBatchResult) Reset() {
 	*x = ScoreBatchResult{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[8]
+	mi := &file_churn_v1_scoring_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1048,7 @@ func (x *ScoreBatchResult) String() string {
 func (*ScoreBatchResult) ProtoMessage() {}
 
 func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[8]
+	mi := &file_churn_v1_scoring_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1061,7 @@ func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResult.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResult) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{8}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScoreBatchResult) GetOutcome() isScoreBatchResult_Outcome {
@@ -955,7 +1119,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[9]
+	mi := &file_churn_v1_scoring_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1131,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[9]
+	mi := &file_churn_v1_scoring_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1144,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{9}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1016,7 +1180,7 @@ type FieldViolation struct {
 
 func (x *FieldViolation) Reset() {
 	*x = FieldViolation{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[10]
+	mi := &file_churn_v1_scoring_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1192,7 @@ func (x *FieldViolation) String() string {
 func (*FieldViolation) ProtoMessage() {}
 
 func (x *FieldViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[10]
+	mi := &file_churn_v1_scoring_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1205,7 @@ func (x *FieldViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
 func (*FieldViolation) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{10}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FieldViolation) GetField() string {
@@ -1062,7 +1226,18 @@ var File_churn_v1_scoring_proto protoreflect.FileDescriptor
 
 const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\n" +
-	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n" +
+	"\x0fGetScoreRequest\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\"w\n" +
+	"\x11ListAtRiskRequest\x12-\n" +
+	"\bmin_tier\x18\x01 \x01(\x0e2\x12.churn.v1.RiskTierR\aminTier\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"s\n" +
+	"\x12ListAtRiskResponse\x125\n" +
+	"\tcustomers\x18\x01 \x03(\v2\x17.churn.v1.ScoreResponseR\tcustomers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
 	"\fScoreRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x126\n" +
@@ -1149,12 +1324,15 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x13LIFECYCLE_STAGE_NEW\x10\x01\x12\x1b\n" +
 	"\x17LIFECYCLE_STAGE_GROWING\x10\x02\x12\x1a\n" +
 	"\x16LIFECYCLE_STAGE_MATURE\x10\x03\x12\x1d\n" +
-	"\x19LIFECYCLE_STAGE_DECLINING\x10\x042\xd7\x01\n" +
+	"\x19LIFECYCLE_STAGE_DECLINING\x10\x042\xe0\x02\n" +
 	"\x0eScoringService\x128\n" +
 	"\x05Score\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse\x12G\n" +
 	"\n" +
 	"ScoreBatch\x12\x1b.churn.v1.ScoreBatchRequest\x1a\x1c.churn.v1.ScoreBatchResponse\x12B\n" +
-	"\vScoreStream\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse(\x010\x01B/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
+	"\vScoreStream\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse(\x010\x01\x12>\n" +
+	"\bGetScore\x12\x19.churn.v1.GetScoreRequest\x1a\x17.churn.v1.ScoreResponse\x12G\n" +
+	"\n" +
+	"ListAtRisk\x12\x1b.churn.v1.ListAtRiskRequest\x1a\x1c.churn.v1.ListAtRiskResponseB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
 
 var (
 	file_churn_v1_scoring_proto_rawDescOnce sync.Once
@@ -1169,54 +1347,63 @@ func file_churn_v1_scoring_proto_rawDescGZIP() []byte {
 }
 
 var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_churn_v1_scoring_proto_goTypes = []any{
 	(RiskTier)(0),                 // 0: churn.v1.RiskTier
 	(WarningCode)(0),              // 1: churn.v1.WarningCode
 	(ActionType)(0),               // 2: churn.v1.ActionType
 	(LifecycleStage)(0),           // 3: churn.v1.LifecycleStage
-	(*ScoreRequest)(nil),          // 4: churn.v1.ScoreRequest
-	(*ModelRef)(nil),              // 5: churn.v1.ModelRef
-	(*ScoreResponse)(nil),         // 6: churn.v1.ScoreResponse
-	(*Warning)(nil),               // 7: churn.v1.Warning
-	(*Driver)(nil),                // 8: churn.v1.Driver
-	(*RetentionAction)(nil),       // 9: churn.v1.RetentionAction
-	(*ScoreBatchRequest)(nil),     // 10: churn.v1.ScoreBatchRequest
-	(*ScoreBatchResponse)(nil),    // 11: churn.v1.ScoreBatchResponse
-	(*ScoreBatchResult)(nil),      // 12: churn.v1.ScoreBatchResult
-	(*ItemError)(nil),             // 13: churn.v1.ItemError
-	(*FieldViolation)(nil),        // 14: churn.v1.FieldViolation
-	(*CustomerFeatures)(nil),      // 15: churn.v1.CustomerFeatures
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*GetScoreRequest)(nil),       // 4: churn.v1.GetScoreRequest
+	(*ListAtRiskRequest)(nil),     // 5: churn.v1.ListAtRiskRequest
+	(*ListAtRiskResponse)(nil),    // 6: churn.v1.ListAtRiskResponse
+	(*ScoreRequest)(nil),          // 7: churn.v1.ScoreRequest
+	(*ModelRef)(nil),              // 8: churn.v1.ModelRef
+	(*ScoreResponse)(nil),         // 9: churn.v1.ScoreResponse
+	(*Warning)(nil),               // 10: churn.v1.Warning
+	(*Driver)(nil),                // 11: churn.v1.Driver
+	(*RetentionAction)(nil),       // 12: churn.v1.RetentionAction
+	(*ScoreBatchRequest)(nil),     // 13: churn.v1.ScoreBatchRequest
+	(*ScoreBatchResponse)(nil),    // 14: churn.v1.ScoreBatchResponse
+	(*ScoreBatchResult)(nil),      // 15: churn.v1.ScoreBatchResult
+	(*ItemError)(nil),             // 16: churn.v1.ItemError
+	(*FieldViolation)(nil),        // 17: churn.v1.FieldViolation
+	(*CustomerFeatures)(nil),      // 18: churn.v1.CustomerFeatures
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_churn_v1_scoring_proto_depIdxs = []int32{
-	15, // 0: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
-	0,  // 1: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
-	7,  // 2: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
-	8,  // 3: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
-	9,  // 4: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
-	3,  // 5: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
-	5,  // 6: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
-	16, // 7: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
-	13, // 8: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
-	1,  // 9: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
-	2,  // 10: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
-	4,  // 11: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
-	12, // 12: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
-	6,  // 13: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
-	13, // 14: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
-	14, // 15: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
-	4,  // 16: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
-	10, // 17: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
-	4,  // 18: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
-	6,  // 19: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
-	11, // 20: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
-	6,  // 21: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	0,  // 0: churn.v1.ListAtRiskRequest.min_tier:type_name -> churn.v1.RiskTier
+	9,  // 1: churn.v1.ListAtRiskResponse.customers:type_name -> churn.v1.ScoreResponse
+	18, // 2: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
+	0,  // 3: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
+	10, // 4: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
+	11, // 5: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
+	12, // 6: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
+	3,  // 7: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
+	8,  // 8: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
+	19, // 9: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
+	16, // 10: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
+	1,  // 11: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
+	2,  // 12: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
+	7,  // 13: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
+	15, // 14: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
+	9,  // 15: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
+	16, // 16: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
+	17, // 17: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
+	7,  // 18: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
+	13, // 19: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
+	7,  // 20: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
+	4,  // 21: churn.v1.ScoringService.GetScore:input_type -> churn.v1.GetScoreRequest
+	5,  // 22: churn.v1.ScoringService.ListAtRisk:input_type -> churn.v1.ListAtRiskRequest
+	9,  // 23: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
+	14, // 24: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
+	9,  // 25: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
+	9,  // 26: churn.v1.ScoringService.GetScore:output_type -> churn.v1.ScoreResponse
+	6,  // 27: churn.v1.ScoringService.ListAtRisk:output_type -> churn.v1.ListAtRiskResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_churn_v1_scoring_proto_init() }
@@ -1225,7 +1412,7 @@ func file_churn_v1_scoring_proto_init() {
 		return
 	}
 	file_churn_v1_features_proto_init()
-	file_churn_v1_scoring_proto_msgTypes[8].OneofWrappers = []any{
+	file_churn_v1_scoring_proto_msgTypes[11].OneofWrappers = []any{
 		(*ScoreBatchResult_Response)(nil),
 		(*ScoreBatchResult_Error)(nil),
 	}
@@ -1235,7 +1422,7 @@ func file_churn_v1_scoring_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_churn_v1_scoring_proto_rawDesc), len(file_churn_v1_scoring_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,8 @@ const (
 	ScoringService_Score_FullMethodName       = "/churn.v1.ScoringService/Score"
 	ScoringService_ScoreBatch_FullMethodName  = "/churn.v1.ScoringService/ScoreBatch"
 	ScoringService_ScoreStream_FullMethodName = "/churn.v1.ScoringService/ScoreStream"
+	ScoringService_GetScore_FullMethodName    = "/churn.v1.ScoringService/GetScore"
+	ScoringService_ListAtRisk_FullMethodName  = "/churn.v1.ScoringService/ListAtRisk"
 )
 
 // ScoringServiceClient is the client API for ScoringService service.
@@ -45,6 +47,14 @@ type ScoringServiceClient interface {
 	// ScoreStream scores a stream of customers in order, one response per request, with gRPC flow
 	// control. A bad item gets a response with `error` set and the stream goes on.
 	ScoreStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ScoreRequest, ScoreResponse], error)
+	// GetScore returns a customer's latest cached score with from_cache set, without rescoring.
+	// Errors: NOT_FOUND when nothing is cached (or it expired), UNAVAILABLE while the cache is
+	// unreachable.
+	GetScore(ctx context.Context, in *GetScoreRequest, opts ...grpc.CallOption) (*ScoreResponse, error)
+	// ListAtRisk pages through the watchlist: cached customers at or above min_tier, ranked by
+	// expected loss (highest first, ties by customer id). Errors: UNAVAILABLE while the cache is
+	// unreachable, INVALID_ARGUMENT for a bad limit or page token.
+	ListAtRisk(ctx context.Context, in *ListAtRiskRequest, opts ...grpc.CallOption) (*ListAtRiskResponse, error)
 }
 
 type scoringServiceClient struct {
@@ -88,6 +98,26 @@ func (c *scoringServiceClient) ScoreStream(ctx context.Context, opts ...grpc.Cal
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ScoringService_ScoreStreamClient = grpc.BidiStreamingClient[ScoreRequest, ScoreResponse]
 
+func (c *scoringServiceClient) GetScore(ctx context.Context, in *GetScoreRequest, opts ...grpc.CallOption) (*ScoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScoreResponse)
+	err := c.cc.Invoke(ctx, ScoringService_GetScore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *scoringServiceClient) ListAtRisk(ctx context.Context, in *ListAtRiskRequest, opts ...grpc.CallOption) (*ListAtRiskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAtRiskResponse)
+	err := c.cc.Invoke(ctx, ScoringService_ListAtRisk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ScoringServiceServer is the server API for ScoringService service.
 // All implementations must embed UnimplementedScoringServiceServer
 // for forward compatibility.
@@ -109,6 +139,14 @@ type ScoringServiceServer interface {
 	// ScoreStream scores a stream of customers in order, one response per request, with gRPC flow
 	// control. A bad item gets a response with `error` set and the stream goes on.
 	ScoreStream(grpc.BidiStreamingServer[ScoreRequest, ScoreResponse]) error
+	// GetScore returns a customer's latest cached score with from_cache set, without rescoring.
+	// Errors: NOT_FOUND when nothing is cached (or it expired), UNAVAILABLE while the cache is
+	// unreachable.
+	GetScore(context.Context, *GetScoreRequest) (*ScoreResponse, error)
+	// ListAtRisk pages through the watchlist: cached customers at or above min_tier, ranked by
+	// expected loss (highest first, ties by customer id). Errors: UNAVAILABLE while the cache is
+	// unreachable, INVALID_ARGUMENT for a bad limit or page token.
+	ListAtRisk(context.Context, *ListAtRiskRequest) (*ListAtRiskResponse, error)
 	mustEmbedUnimplementedScoringServiceServer()
 }
 
@@ -127,6 +165,12 @@ func (UnimplementedScoringServiceServer) ScoreBatch(context.Context, *ScoreBatch
 }
 func (UnimplementedScoringServiceServer) ScoreStream(grpc.BidiStreamingServer[ScoreRequest, ScoreResponse]) error {
 	return status.Error(codes.Unimplemented, "method ScoreStream not implemented")
+}
+func (UnimplementedScoringServiceServer) GetScore(context.Context, *GetScoreRequest) (*ScoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetScore not implemented")
+}
+func (UnimplementedScoringServiceServer) ListAtRisk(context.Context, *ListAtRiskRequest) (*ListAtRiskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAtRisk not implemented")
 }
 func (UnimplementedScoringServiceServer) mustEmbedUnimplementedScoringServiceServer() {}
 func (UnimplementedScoringServiceServer) testEmbeddedByValue()                        {}
@@ -192,6 +236,42 @@ func _ScoringService_ScoreStream_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ScoringService_ScoreStreamServer = grpc.BidiStreamingServer[ScoreRequest, ScoreResponse]
 
+func _ScoringService_GetScore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ScoringServiceServer).GetScore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ScoringService_GetScore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ScoringServiceServer).GetScore(ctx, req.(*GetScoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ScoringService_ListAtRisk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAtRiskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ScoringServiceServer).ListAtRisk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ScoringService_ListAtRisk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ScoringServiceServer).ListAtRisk(ctx, req.(*ListAtRiskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ScoringService_ServiceDesc is the grpc.ServiceDesc for ScoringService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +286,14 @@ var ScoringService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ScoreBatch",
 			Handler:    _ScoringService_ScoreBatch_Handler,
+		},
+		{
+			MethodName: "GetScore",
+			Handler:    _ScoringService_GetScore_Handler,
+		},
+		{
+			MethodName: "ListAtRisk",
+			Handler:    _ScoringService_ListAtRisk_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
