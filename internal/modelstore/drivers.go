@@ -2,6 +2,7 @@ package modelstore
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
@@ -51,7 +52,7 @@ func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.
 		case s.categorical:
 			v = 1 // the customer's category is the one column set
 		case s.scale != 0:
-			v = x[s.start]*s.scale + s.mean
+			v = roundSignificant(x[s.start]*s.scale + s.mean)
 		default:
 			v = x[s.start]
 		}
@@ -63,4 +64,22 @@ func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.
 	}
 	slices.SortStableFunc(drivers, func(a, b *churnv1.Driver) int { return cmp.Compare(b.Contribution, a.Contribution) })
 	return base, drivers
+}
+
+// roundSignificant rounds to 12 significant digits: undoing the standardisation brings back the
+// caller's value up to rounding (0.9999999999999999 for 1), and 12 digits remove that error
+// without hiding any precision a feature value carries.
+func roundSignificant(v float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	e := 11 - int(math.Floor(math.Log10(math.Abs(v))))
+	if e < -300 || e > 300 {
+		return v
+	}
+	p := math.Pow10(e)
+	if r := math.Round(v*p) / p; !math.IsInf(r, 0) && !math.IsNaN(r) {
+		return r
+	}
+	return v
 }

@@ -45,14 +45,14 @@ func TestDrivers(t *testing.T) {
 	// Values are what the model saw before standardisation: the request's own numbers, the
 	// complaint count after its indicator transform, 1 for a category.
 	for name, want := range map[string]float64{
-		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "status": 1, "account.contract": 1,
+		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "status": 1, "account.contract": 1, "customer_value": 120.5,
 	} {
 		d, ok := byName[name]
 		if !ok {
 			t.Errorf("no driver %s in %v", name, drivers)
 			continue
 		}
-		if math.Abs(d.GetValue()-want) > 1e-9 {
+		if d.GetValue() != want {
 			t.Errorf("driver %s value %v, want %v", name, d.GetValue(), want)
 		}
 	}
