@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +77,19 @@ func TestNewFailsOnBusyPort(t *testing.T) {
 	cfg.GRPCAddr = first.GRPCAddr().String()
 	if _, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
 		t.Fatal("New on a busy gRPC port succeeded")
+	}
+}
+
+func TestNewRefusesBadRulesFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte("slow_response:\n  avg_first_response_hours: -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.RulesFile = "127.0.0.1:0", "127.0.0.1:0", path
+	_, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "--rules-file") {
+		t.Fatalf("New with a bad rules file = %v, want an error naming --rules-file and line 2", err)
 	}
 }

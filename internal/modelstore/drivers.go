@@ -1,9 +1,7 @@
 package modelstore
 
 import (
-	"cmp"
 	"math"
-	"slices"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
@@ -33,53 +31,95 @@ func spans(m *bundle.Manifest) []inputSpan {
 	return out
 }
 
-// Drivers explains the score of x, the columns that Score mapped: each input's contribution to
-// the margin (its one-hot columns added up), ordered from the one that raised the risk most to
-// the one that lowered it most, with the base they add to. Inputs that contribute nothing are
-// left out; base + Σ contributions is the margin. contrib is scratch space of Mapper.Width().
+// MaxDriversPerSide is how many inputs Drivers names on each side (raising, lowering the risk).
+const MaxDriversPerSide = 4
+
+// OtherDrivers is the name of the driver that adds up the contributions of the inputs not named.
+const OtherDrivers = "(other inputs)"
+
+// Drivers explains the score of x, the columns that Score mapped: the MaxDriversPerSide inputs
+// that raised the risk most and those that lowered it most, each with its contribution to the
+// margin (its one-hot columns added up), ordered from most raising to most lowering, and the
+// base they add to. The contributions of the remaining inputs are added up in one OtherDrivers
+// entry, so that base + Σ contributions is the margin. contrib is scratch space of
+// Mapper.Width(). It allocates the drivers (one slab) and their slice, nothing else for up to 64
+// inputs; a response carries at most 2·MaxDriversPerSide+1 of them.
 func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.Driver) {
 	base = m.Eval.Contributions(x, contrib)
-	slab := make([]churnv1.Driver, 0, len(m.spans))
+	type item struct {
+		c, v float64
+		name string
+	}
+	var buf [64]item
+	items := buf[:0]
 	for _, s := range m.spans {
-		var c, v float64
+		var c float64
 		for j := s.start; j < s.start+s.n; j++ {
 			c += contrib[j]
 		}
 		if c == 0 {
 			continue
 		}
-		switch {
-		case s.categorical:
-			v = 1 // the customer's category is the one column set
-		case s.scale != 0:
-			v = roundSignificant(x[s.start]*s.scale + s.mean)
-		default:
+		v := 1.0 // a categorical input: the customer's category is the one column set
+		if !s.categorical {
 			v = x[s.start]
+			if s.scale != 0 {
+				v = roundValue(v*s.scale + s.mean)
+			}
 		}
-		slab = append(slab, churnv1.Driver{Feature: s.name, Value: v, Contribution: c})
+		// Insertion sort by contribution, largest first; stable, and fast for a few dozen inputs.
+		items = append(items, item{})
+		i := len(items) - 1
+		for ; i > 0 && items[i-1].c < c; i-- {
+			items[i] = items[i-1]
+		}
+		items[i] = item{c, v, s.name}
 	}
-	drivers = make([]*churnv1.Driver, len(slab))
-	for i := range slab {
+	// Keep the strongest on each side; items is sorted, so they are at the two ends.
+	up, down := 0, 0
+	for up < len(items) && up < MaxDriversPerSide && items[up].c > 0 {
+		up++
+	}
+	for down < len(items)-up && down < MaxDriversPerSide && items[len(items)-1-down].c < 0 {
+		down++
+	}
+	var other float64
+	rest := items[up : len(items)-down]
+	for _, it := range rest {
+		other += it.c
+	}
+	n := up + down
+	if len(rest) > 0 {
+		n++
+	}
+	slab := make([]churnv1.Driver, n)
+	drivers = make([]*churnv1.Driver, n)
+	set := func(i int, name string, v, c float64) {
+		slab[i].Feature, slab[i].Value, slab[i].Contribution = name, v, c
 		drivers[i] = &slab[i]
 	}
-	slices.SortStableFunc(drivers, func(a, b *churnv1.Driver) int { return cmp.Compare(b.Contribution, a.Contribution) })
+	k := 0
+	for _, it := range items[:up] {
+		set(k, it.name, it.v, it.c)
+		k++
+	}
+	if len(rest) > 0 {
+		set(k, OtherDrivers, float64(len(rest)), other)
+		k++
+	}
+	for _, it := range items[len(items)-down:] {
+		set(k, it.name, it.v, it.c)
+		k++
+	}
 	return base, drivers
 }
 
-// roundSignificant rounds to 12 significant digits: undoing the standardisation brings back the
-// caller's value up to rounding (0.9999999999999999 for 1), and 12 digits remove that error
-// without hiding any precision a feature value carries.
-func roundSignificant(v float64) float64 {
-	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
-	e := 11 - int(math.Floor(math.Log10(math.Abs(v))))
-	if e < -300 || e > 300 {
-		return v
-	}
-	p := math.Pow10(e)
-	if r := math.Round(v*p) / p; !math.IsInf(r, 0) && !math.IsNaN(r) {
-		return r
+// roundValue rounds to 9 decimals (for |v| < 1e6; larger values are left alone): undoing the
+// standardisation brings back the caller's value only up to rounding (0.9999999999999999 for
+// 1, 120.49999999999994 for 120.5), and feature values carry no meaning at 1e-9.
+func roundValue(v float64) float64 {
+	if math.Abs(v) < 1e6 {
+		return math.Round(v*1e9) / 1e9
 	}
 	return v
 }

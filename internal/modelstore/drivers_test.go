@@ -32,12 +32,25 @@ func TestDrivers(t *testing.T) {
 	base, drivers := m.Drivers(x, make([]float64, m.Mapper.Width()))
 	sum := base
 	byName := map[string]*churnv1.Driver{}
-	for i, d := range drivers {
+	var named []*churnv1.Driver
+	for _, d := range drivers {
 		sum += d.GetContribution()
 		byName[d.GetFeature()] = d
-		if i > 0 && d.GetContribution() > drivers[i-1].GetContribution() {
-			t.Errorf("drivers not ordered by contribution: %v before %v", drivers[i-1], d)
+		if d.GetFeature() != modelstore.OtherDrivers {
+			named = append(named, d)
 		}
+	}
+	for i := 1; i < len(named); i++ {
+		if named[i].GetContribution() > named[i-1].GetContribution() {
+			t.Errorf("drivers not ordered by contribution: %v before %v", named[i-1], named[i])
+		}
+	}
+	if len(named) > 2*modelstore.MaxDriversPerSide {
+		t.Errorf("%d named drivers, want at most %d", len(named), 2*modelstore.MaxDriversPerSide)
+	}
+	// 13 inputs, all contributing: 8 named, the other 5 added up.
+	if other := byName[modelstore.OtherDrivers]; other == nil || other.GetValue() != float64(m.Mapper.NumInputs()-len(named)) {
+		t.Errorf("other drivers = %v, want the %d inputs not named", other, m.Mapper.NumInputs()-len(named))
 	}
 	if margin := m.Eval.Margin(x); math.Abs(sum-margin) > 1e-12 {
 		t.Errorf("base + contributions = %v, margin %v", sum, margin)
@@ -45,7 +58,7 @@ func TestDrivers(t *testing.T) {
 	// Values are what the model saw before standardisation: the request's own numbers, the
 	// complaint count after its indicator transform, 1 for a category.
 	for name, want := range map[string]float64{
-		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "status": 1, "account.contract": 1, "customer_value": 120.5,
+		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "account.contract": 1, "customer_value": 120.5,
 	} {
 		d, ok := byName[name]
 		if !ok {
@@ -56,8 +69,8 @@ func TestDrivers(t *testing.T) {
 			t.Errorf("driver %s value %v, want %v", name, d.GetValue(), want)
 		}
 	}
-	// With 2 complaints and 12 failed calls, complaints and call failures raise the risk.
-	for _, name := range []string{"complaints.count_90d", "call_failures"} {
+	// Having complained and making few calls raise this customer's risk most.
+	for _, name := range []string{"complaints.count_90d", "calls"} {
 		if d := byName[name]; d == nil || d.GetContribution() <= 0 {
 			t.Errorf("driver %s = %v, want a positive contribution", name, d)
 		}

@@ -563,8 +563,9 @@ type ScoreResponse struct {
 	Tier        RiskTier `protobuf:"varint,3,opt,name=tier,proto3,enum=churn.v1.RiskTier" json:"tier,omitempty"`
 	// Early-warning flags raised for this customer, each with the value and threshold it crossed.
 	Warnings []*Warning `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	// The inputs that pushed this score up most and down most. Their contributions plus
-	// drivers_base equal the model's margin (log-odds) before calibration.
+	// The inputs that pushed this score up most and down most (at most 4 each way, from most
+	// raising to most lowering), and one "(other inputs)" entry adding up the rest. Their
+	// contributions plus drivers_base equal the model's margin (log-odds) before calibration.
 	Drivers []*Driver `protobuf:"bytes,5,rep,name=drivers,proto3" json:"drivers,omitempty"`
 	// What the retention team should do, from the value x cause matrix.
 	Action *RetentionAction `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
@@ -799,10 +800,11 @@ func (x *Warning) GetThreshold() float64 {
 // Driver is one model input's contribution to the margin (log-odds).
 type Driver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The model input's name (a categorical input's one-hot columns are added up under its name).
+	// The model input's name (a categorical input's one-hot columns are added up under its name),
+	// or "(other inputs)".
 	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
-	// The input's value as the model saw it after imputation, before standardisation (for a
-	// categorical input, 1 for the category it had).
+	// The input's value as the model saw it after imputation and transform, before
+	// standardisation; 1 for a categorical input; for "(other inputs)", how many inputs it adds up.
 	Value float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
 	// Its contribution to the margin; positive raises the churn risk.
 	Contribution  float64 `protobuf:"fixed64,3,opt,name=contribution,proto3" json:"contribution,omitempty"`

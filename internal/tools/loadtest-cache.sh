@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Load runs for the score cache, on loopback: Score with the Redis cache against Score with the
+# in-process cache (alternating, same request, concurrency 16), then GetScore with Redis against
+# the no-op floor. Starts its own throwaway redis-server. Needs ghz, grpcurl, redis-server.
+# usage: internal/tools/loadtest-cache.sh [runs=3] [duration=8s]    (from the repository root)
+set -euo pipefail
+runs=${1:-3}; dur=${2:-8s}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bench="${CHURN_BENCH_DIR:-$root/../shared/bench}"
+tmp=$(mktemp -d); pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$tmp/churnd" ./cmd/churnd)
+rport=$(port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
+pids+=($!)
+until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
+started=""
+start() { # name, extra flags...; sets $started to the gRPC port
+  local g h; g=$(port); h=$(port)
+  "$tmp/churnd" --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h" --log-level warn "${@:2}" >"$tmp/$1.log" 2>&1 &
+  pids+=($!)
+  until curl -sf "127.0.0.1:$h/healthz" >/dev/null; do sleep 0.1; done
+  started=$g
+}
+start memory; mem=$started
+start redis --redis-addr "127.0.0.1:$rport"; red=$started
+grpcurl -plaintext -protoset-out "$tmp/api.pb" "127.0.0.1:$mem" describe churn.v1.ScoringService >/dev/null
+req="$root/testdata/requests/complaints.json"
+run() { # port method data
+  ghz --insecure --protoset "$tmp/api.pb" --call "churn.v1.ScoringService/$2" -D "$3" -c 16 -z "$dur" --format json "127.0.0.1:$1" 2>/dev/null |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); p=[x["latency"] for x in r["latencyDistribution"] if x["percentage"]==99][0]/1e6; e=sum(v for k,v in r["statusCodeDistribution"].items() if k not in ("OK","Canceled","Unavailable")); print("rps=%.0f p99_ms=%.3f errors=%d" % (r["rps"], p, e))'
+}
+echo "$(nproc) cores; $(go version); $(redis-server --version | cut -d' ' -f3)"
+for i in $(seq "$runs"); do
+  m=$(run "$mem" Score "$req"); r=$(run "$red" Score "$req")
+  echo "run $i Score in-process cache: $m | Redis cache: $r"
+done
+echo '{"customerId": "cust-0042"}' > "$tmp/get.json"
+for i in $(seq "$runs"); do
+  echo "run $i GetScore (Redis): $(run "$red" GetScore "$tmp/get.json")"
+done
+[ -x "$bench/floor.sh" ] && "$bench/floor.sh" --target "127.0.0.1:$red" --call churn.v1.ScoringService/GetScore \
+  --data-file "$tmp/get.json" --concurrency 16 --duration "$dur"
