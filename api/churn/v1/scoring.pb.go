@@ -585,9 +585,12 @@ type ScoreResponse struct {
 	// The model's margin (log-odds) before calibration.
 	Margin float64 `protobuf:"fixed64,12,opt,name=margin,proto3" json:"margin,omitempty"`
 	// The margin with every input at its reference: the base the driver contributions add to.
-	DriversBase   float64 `protobuf:"fixed64,16,opt,name=drivers_base,json=driversBase,proto3" json:"drivers_base,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DriversBase float64 `protobuf:"fixed64,16,opt,name=drivers_base,json=driversBase,proto3" json:"drivers_base,omitempty"`
+	// Set on a cached score (from_cache) when the model version that scored it is no longer the
+	// active one: rescore to get the current model's view.
+	ModelSuperseded bool `protobuf:"varint,17,opt,name=model_superseded,json=modelSuperseded,proto3" json:"model_superseded,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
@@ -723,6 +726,13 @@ func (x *ScoreResponse) GetDriversBase() float64 {
 		return x.DriversBase
 	}
 	return 0
+}
+
+func (x *ScoreResponse) GetModelSuperseded() bool {
+	if x != nil {
+		return x.ModelSuperseded
+	}
+	return false
 }
 
 // Warning is one early-warning flag.
@@ -1247,7 +1257,7 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\"8\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\xec\x04\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\x97\x05\n" +
 	"\rScoreResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12 \n" +
@@ -1266,7 +1276,8 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\n" +
 	"from_cache\x18\v \x01(\bR\tfromCache\x12\x16\n" +
 	"\x06margin\x18\f \x01(\x01R\x06margin\x12!\n" +
-	"\fdrivers_base\x18\x10 \x01(\x01R\vdriversBase\"\x82\x01\n" +
+	"\fdrivers_base\x18\x10 \x01(\x01R\vdriversBase\x12)\n" +
+	"\x10model_superseded\x18\x11 \x01(\bR\x0fmodelSuperseded\"\x82\x01\n" +
 	"\aWarning\x12)\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x15.churn.v1.WarningCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
