@@ -2,13 +2,17 @@ package server_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
 )
 
@@ -87,5 +91,59 @@ func TestScoreAllocations(t *testing.T) {
 		}
 	}); n > 40 {
 		t.Errorf("Score allocates %v times per call, want at most 40", n)
+	}
+}
+
+// BenchmarkEnrichment measures what issue 4 adds to scoring one customer in process: the
+// drivers (with the margin they add up to), the early-warning rules, the action, the stage and
+// the expected loss, as Server.score calls them. path=bare is the model's Score alone (mapping,
+// evaluation, tier); path=enriched is the same plus the enrichment, so the difference of the
+// two, in the same run, is the added cost (`benchstat -col /path`). req=basic raises no warning
+// and gets the "risk is low" action; req=complaints raises two warnings and gets a full action.
+func BenchmarkEnrichment(b *testing.B) {
+	store, err := modelstore.New(defaultModels(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, _ := store.Active()
+	rules := retention.DefaultRules()
+	for _, file := range []string{"basic", "complaints"} {
+		data, err := readRepoFile("testdata/requests/" + file + ".json")
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := &churnv1.ScoreRequest{}
+		if err := protojson.Unmarshal(data, req); err != nil {
+			b.Fatal(err)
+		}
+		x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
+		imputed := make([]int, 0, m.Mapper.NumInputs())
+		for _, enrich := range []bool{false, true} {
+			path := "bare"
+			if enrich {
+				path = "enriched"
+			}
+			b.Run("req="+file+"/path="+path, func(b *testing.B) {
+				var sink float64
+				b.ReportAllocs()
+				for b.Loop() {
+					p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
+					if err != nil {
+						b.Fatal(err)
+					}
+					sink += p
+					if !enrich {
+						continue
+					}
+					base, drivers := m.Drivers(x, contrib)
+					// scoring.Tier and churnv1.RiskTier number the tiers alike.
+					res := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: churnv1.RiskTier(tier)})
+					sink += base + m.Eval.Margin(x) + res.ExpectedLoss + float64(len(drivers)+len(res.Warnings))
+				}
+				if math.IsNaN(sink) {
+					b.Fatal("NaN score")
+				}
+			})
+		}
 	}
 }
