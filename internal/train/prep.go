@@ -33,8 +33,31 @@ func (pp *Prep) Columns() []string {
 	return m.Columns()
 }
 
-// LearnPrep learns the preprocessing of ds's columns from rows.
+// Encoding says how a trainer wants its rows encoded.
+type Encoding int
+
+const (
+	// EncodeStandardized imputes every missing value, standardises numeric inputs and one-hot
+	// encodes categorical ones (linear models; scikit-learn's protocol).
+	EncodeStandardized Encoding = iota
+	// EncodeRaw keeps numeric inputs on their own scale (after the transform) and gives the
+	// numeric inputs that have missing training values the native missing policy (NaN, sent
+	// down each split's learned default branch); the others are imputed as with
+	// EncodeStandardized. Categorical inputs are one-hot. For tree ensembles that handle NaN.
+	EncodeRaw
+	// EncodeRawImputed is EncodeRaw with every missing value imputed, for tree learners that
+	// cannot take NaN.
+	EncodeRawImputed
+)
+
+// LearnPrep learns the preprocessing of ds's columns from rows for a linear model
+// (EncodeStandardized).
 func LearnPrep(ds *Dataset, rows []int) (*Prep, error) {
+	return LearnPrepFor(ds, rows, EncodeStandardized)
+}
+
+// LearnPrepFor learns the preprocessing of ds's columns from rows for the encoding enc.
+func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("no training rows")
 	}
@@ -46,7 +69,13 @@ func LearnPrep(ds *Dataset, rows []int) (*Prep, error) {
 			err = learnCategorical(&in, ds, rows, j)
 		} else {
 			in.Transform = c.Transform
+			if enc == EncodeRaw && in.Missing.Policy == bundle.MissingImpute && anyMissing(ds, rows, j) {
+				in.Missing.Policy = bundle.MissingNative
+			}
 			err = learnNumeric(&in, ds, rows, j)
+			if enc != EncodeStandardized {
+				in.Standardize = nil
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %v", c.CSV, err)
@@ -71,6 +100,16 @@ func (pp *Prep) add(in bundle.Input) {
 	}
 	pp.index = append(pp.index, idx)
 	pp.Inputs = append(pp.Inputs, in)
+}
+
+// anyMissing reports whether column j misses a value in rows.
+func anyMissing(ds *Dataset, rows []int, j int) bool {
+	for _, i := range rows {
+		if ds.Rows[i][j].Missing {
+			return true
+		}
+	}
+	return false
 }
 
 // learnNumeric sets the imputation value and the standardisation of numeric input in.
@@ -152,7 +191,9 @@ func numericValue(in *bundle.Input, v Value) float64 {
 }
 
 // Encode writes row's model columns into x (len Width()), exactly as the serving code maps a
-// request: a numeric column is (transform(imputed raw) - mean) / scale, a categorical input sets
+// request: a numeric column is (transform(imputed raw) - mean) / scale (without the
+// standardisation when the input has none; NaN for a missing value under the native policy), a
+// categorical input sets
 // its category's one-hot column to 1. A missing categorical value takes the imputation category.
 // It reports false when a categorical value is not a known category: the bundle refuses such a
 // request (unseen policy error); x then has all-zero columns for it, as scikit-learn's
@@ -163,7 +204,14 @@ func (pp *Prep) Encode(row []Value, x []float64) bool {
 		in := &pp.Inputs[j]
 		off := pp.offset[j]
 		if in.Type != bundle.TypeCategorical {
-			x[off] = (numericValue(in, row[j]) - in.Standardize.Mean) / in.Standardize.Scale
+			switch {
+			case row[j].Missing && in.Missing.Policy == bundle.MissingNative:
+				x[off] = math.NaN()
+			case in.Standardize != nil:
+				x[off] = (numericValue(in, row[j]) - in.Standardize.Mean) / in.Standardize.Scale
+			default:
+				x[off] = numericValue(in, row[j])
+			}
 			continue
 		}
 		clear(x[off : off+len(in.Categories)])

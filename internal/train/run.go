@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -31,33 +36,52 @@ func (q TierQuantiles) Validate() error {
 	return nil
 }
 
-// Config is one training run: the data, the split, the hyperparameters and what to write into
-// the manifest.
+// Config is one training run: the data, the split, the trainers and what to write into the
+// manifest.
 type Config struct {
 	Data      *Dataset
 	TrainRows []int
 	TestRows  []int
-	C         float64
-	Tiers     TierQuantiles
-	// Name, Version, CreatedAt and Description go into the manifest.
+	// Trainers are the candidate model families; Run keeps the one with the best cross-fitted
+	// Brier score. Empty: LogisticTrainer(C).
+	Trainers []Trainer
+	// C is the logistic regression's inverse regularisation when Trainers is empty.
+	C     float64
+	Tiers TierQuantiles
+	// Folds is the number of stratified folds of the training rows for early stopping,
+	// calibration, tiers and the choice of trainer. Default 5.
+	Folds int
+	// Name, Version, CreatedAt and Description go into the manifest. An empty Description
+	// says what was trained on what (DatasetFile, SpecName).
 	Name, Version string
 	CreatedAt     time.Time
 	Description   string
-	// Command, DatasetFile and Seed go into the training record.
+	SpecName      string
+	// Command, DatasetFile and Seed go into the training record. Seed also seeds the folds and
+	// any sampling of the trainers.
 	Command     string
 	DatasetFile string
 	Seed        int64
 	// CheckRows is the number of test rows kept as check vectors (spread over the probability
 	// range), besides the two rows with inputs removed. Default 8.
 	CheckRows int
+	// Progress, when set, is called as fits finish: done of total fits (it may be called from
+	// several goroutines, never concurrently).
+	Progress func(done, total int)
+	// Workers bounds the fits run at once. Default GOMAXPROCS.
+	Workers int
 }
 
 // Result is a trained model with its evaluation.
 type Result struct {
 	Bundle *bundle.Bundle
-	Fit    *LogisticFit
-	// Train and Test evaluate the training and the held-out rows.
-	Train, Test *bundle.Metrics
+	// Trainer is the chosen trainer's name, Candidates every trainer's cross-fitted figures.
+	Trainer    string
+	Candidates []Candidate
+	// Train and Test evaluate the training and the held-out rows; Validation the training rows'
+	// out-of-fold probabilities (each fold predicted by a model that did not see it, calibrated
+	// by a map fitted on the other folds), on which the tiers are chosen.
+	Train, Test, Validation *bundle.Metrics
 	// Golden holds every held-out row the bundle can score, as a request and the probability the
 	// trainer computed for it.
 	Golden []GoldenRow
@@ -66,37 +90,83 @@ type Result struct {
 	Unseen int
 }
 
+// Candidate is one trainer's cross-fitted result.
+type Candidate struct {
+	Name string
+	// Calibration is the chosen method and Brier the out-of-fold Brier score with it;
+	// BrierByMethod has every method's.
+	Calibration   string
+	Brier         float64
+	BrierByMethod map[string]float64
+	// ROCAUC is the out-of-fold ROC-AUC (calibration does not change the ranking much).
+	ROCAUC float64
+	// Rounds is the number of boosting rounds of the final fit (0 for families without).
+	Rounds int
+	// Seconds is the wall time of the trainer's fits (cross-fitting and final).
+	Seconds float64
+
+	trainer Trainer
+	pp      *Prep
+	model   bundle.Model
+	cal     bundle.Calibration
+	oofP    []float64
+}
+
 // GoldenRow is a request's features (CustomerFeatures in protobuf JSON) and its probability.
 type GoldenRow struct {
 	Features    json.RawMessage `json:"features"`
 	Probability float64         `json:"probability"`
 }
 
-// Run fits a logistic regression on cfg.TrainRows, evaluates it on both parts, chooses the tier
-// thresholds, picks check vectors from the held-out rows and assembles a validated bundle.
+// Run fits every trainer of cfg on the training rows and keeps the best, then evaluates it,
+// chooses the tier thresholds, picks check vectors from the held-out rows and assembles a
+// validated bundle. For each trainer:
+//
+//  1. the training rows are split into cfg.Folds stratified folds; for each fold a model is fitted
+//     on the other folds, stopping early (when the family boosts) on the fold itself, and
+//     predicts the fold: out-of-fold margins for every training row;
+//  2. the final model is fitted on all training rows, with the mean of the folds' rounds;
+//  3. the calibration (none, Platt or isotonic) is chosen by the Brier score of nested
+//     cross-fitting on the out-of-fold margins and fitted on all of them.
+//
+// The trainer with the lowest out-of-fold Brier score wins; its calibrated out-of-fold
+// probabilities set the tier thresholds. The held-out rows are used only to measure.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	pp, err := LearnPrep(cfg.Data, cfg.TrainRows)
+	trainY := labels(cfg.Data, cfg.TrainRows)
+	fold, err := StratifiedFolds(trainY, cfg.Folds, uint64(cfg.Seed))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("training rows: %v", err)
 	}
-	fit, err := FitLogistic(ctx, pp, cfg.Data, cfg.TrainRows, cfg.C)
-	if err != nil {
-		return nil, err
+	prog := &progress{fn: cfg.Progress, total: len(cfg.Trainers) * (cfg.Folds + 1)}
+	res := &Result{}
+	var best *Candidate
+	for _, tr := range cfg.Trainers {
+		c, err := crossFit(ctx, cfg, tr, fold, prog)
+		if err != nil {
+			return nil, fmt.Errorf("trainer %s: %w", tr.Name, err)
+		}
+		res.Candidates = append(res.Candidates, *c)
+		if best == nil || c.Brier < best.Brier {
+			best = c
+		}
 	}
-	sc := &scorer{prep: pp, fit: fit, x: make([]float64, pp.Width())}
+	res.Trainer = best.Name
+	sc := &scorer{prep: best.pp, model: &best.model, cal: &best.cal, x: make([]float64, best.pp.Width())}
 	trainP, _ := sc.rows(cfg.Data, cfg.TrainRows)
 	testP, known := sc.rows(cfg.Data, cfg.TestRows)
-	res := &Result{Fit: fit}
-	if res.Train, err = Evaluate("train", labels(cfg.Data, cfg.TrainRows), trainP); err != nil {
+	if res.Train, err = Evaluate("train", trainY, trainP); err != nil {
 		return nil, fmt.Errorf("training rows: %v", err)
+	}
+	if res.Validation, err = Evaluate("validation", trainY, best.oofP); err != nil {
+		return nil, fmt.Errorf("out-of-fold rows: %v", err)
 	}
 	if res.Test, err = Evaluate("test", labels(cfg.Data, cfg.TestRows), testP); err != nil {
 		return nil, fmt.Errorf("held-out rows: %v", err)
 	}
-	tiers := chooseTiers(trainP, cfg.Tiers)
+	tiers := chooseTiers(best.oofP, cfg.Tiers)
 	scorable := make([]int, 0, len(cfg.TestRows)) // positions in TestRows
 	for k, ok := range known {
 		if ok {
@@ -112,20 +182,120 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Bundle = assemble(cfg, pp, fit, tiers, checks, res.Test)
+	res.Bundle = assemble(cfg, best, tiers, checks, res.Test)
 	if err := res.Bundle.Validate(); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// check validates the configuration.
+// progress counts finished fits for Config.Progress.
+type progress struct {
+	mu          sync.Mutex
+	fn          func(done, total int)
+	done, total int
+}
+
+func (p *progress) step() {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	p.fn(p.done, p.total)
+}
+
+// crossFit runs steps 1-3 of Run for one trainer.
+func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *progress) (*Candidate, error) {
+	start := time.Now()
+	pp, err := LearnPrepFor(cfg.Data, cfg.TrainRows, tr.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	enc := encode(pp, cfg.Data, cfg.TrainRows)
+	oof := make([]float64, len(cfg.TrainRows))
+	rounds := make([]int, cfg.Folds)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Workers)
+	for f := range cfg.Folds {
+		g.Go(func() error {
+			in, out := positions(fold, f, false), positions(fold, f, true)
+			valid := enc.subset(out)
+			fit, err := tr.Fit(gctx, FitInput{Train: enc.subset(in), Valid: &valid})
+			if err != nil {
+				return err
+			}
+			if err := checkModel(tr.Name, &fit.Model, pp.Width()); err != nil {
+				return err
+			}
+			rounds[f] = fit.Rounds
+			d := pp.Width()
+			for _, k := range out {
+				oof[k] = modelMargin(&fit.Model, enc.x[k*d:(k+1)*d])
+			}
+			prog.step()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sum := 0
+	for _, r := range rounds {
+		sum += r
+	}
+	meanRounds := int(math.Round(float64(sum) / float64(cfg.Folds)))
+	if sum > 0 {
+		meanRounds = max(meanRounds, 1)
+	}
+	fit, err := tr.Fit(ctx, FitInput{Train: enc.all(), Rounds: meanRounds})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkModel(tr.Name, &fit.Model, pp.Width()); err != nil {
+		return nil, err
+	}
+	prog.step()
+	ch := chooseCalibration(oof, enc.y, fold, cfg.Folds)
+	auc, err := ROCAUC(enc.y, oof)
+	if err != nil {
+		return nil, err
+	}
+	return &Candidate{
+		Name: tr.Name, Calibration: ch.Calibration.Method, Brier: ch.Brier[ch.Calibration.Method],
+		BrierByMethod: ch.Brier, ROCAUC: auc, Rounds: fit.Rounds, Seconds: time.Since(start).Seconds(),
+		trainer: tr, pp: pp, model: fit.Model, cal: ch.Calibration, oofP: ch.Probabilities,
+	}, nil
+}
+
+// check validates the configuration and fills in the defaults.
 func (cfg *Config) check() error {
 	if cfg.Data == nil || len(cfg.TrainRows) == 0 || len(cfg.TestRows) == 0 {
 		return errors.New("a training run needs data, training rows and held-out rows")
 	}
 	if cfg.CheckRows == 0 {
 		cfg.CheckRows = 8
+	}
+	if cfg.Folds == 0 {
+		cfg.Folds = 5
+	}
+	if cfg.Folds < 2 || cfg.Folds > 20 {
+		return fmt.Errorf("folds %d: want 2..20", cfg.Folds)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if len(cfg.Trainers) == 0 {
+		if !(cfg.C > 0) || math.IsInf(cfg.C, 0) {
+			return fmt.Errorf("C must be a positive number, got %g", cfg.C)
+		}
+		cfg.Trainers = []Trainer{LogisticTrainer(cfg.C)}
+	}
+	for _, tr := range cfg.Trainers {
+		if tr.Name == "" || tr.Fit == nil {
+			return errNoTrainer
+		}
 	}
 	if cfg.CreatedAt.IsZero() {
 		return errors.New("created-at time is missing")
@@ -143,16 +313,17 @@ func labels(ds *Dataset, rows []int) []bool {
 
 // scorer computes probabilities the way the serving code does.
 type scorer struct {
-	prep *Prep
-	fit  *LogisticFit
-	x    []float64
+	prep  *Prep
+	model *bundle.Model
+	cal   *bundle.Calibration
+	x     []float64
 }
 
 // probability encodes row and returns its probability, and false when the row has an unseen
 // category.
 func (s *scorer) probability(row []Value) (float64, bool) {
 	ok := s.prep.Encode(row, s.x)
-	return Sigmoid(margin(s.fit.Intercept, s.fit.Weights, s.x)), ok
+	return Calibrate(s.cal, modelMargin(s.model, s.x)), ok
 }
 
 // rows scores ds's rows.
@@ -165,15 +336,17 @@ func (s *scorer) rows(ds *Dataset, rows []int) ([]float64, []bool) {
 	return p, known
 }
 
-// chooseTiers sets each threshold to the probability of the k-th most likely training row,
-// k = ceil(share × rows), so that (ties aside) that share of the training rows is at or above it.
-func chooseTiers(trainP []float64, q TierQuantiles) bundle.Tiers {
-	s := slices.Clone(trainP)
+// chooseTiers sets each threshold to the probability of the k-th most likely row of p (the
+// out-of-fold probabilities of the training rows), k = ceil(share × rows), so that (ties aside)
+// that share of the rows is at or above it. A threshold is at least the smallest positive
+// float64, as the bundle wants thresholds above 0.
+func chooseTiers(p []float64, q TierQuantiles) bundle.Tiers {
+	s := slices.Clone(p)
 	sort.Sort(sort.Reverse(sort.Float64Slice(s)))
 	at := func(share float64) float64 {
 		k := int(math.Ceil(share*float64(len(s)) - 1e-9))
 		k = min(max(k, 1), len(s))
-		return s[k-1]
+		return max(s[k-1], math.SmallestNonzeroFloat64)
 	}
 	return bundle.Tiers{Medium: at(q.Medium), High: at(q.High), Critical: at(q.Critical)}
 }
@@ -282,31 +455,41 @@ func cmpFloat(a, b float64) int {
 }
 
 // assemble builds the bundle.
-func assemble(cfg Config, pp *Prep, fit *LogisticFit, tiers bundle.Tiers, checks []bundle.CheckVector, test *bundle.Metrics) *bundle.Bundle {
+func assemble(cfg Config, c *Candidate, tiers bundle.Tiers, checks []bundle.CheckVector, test *bundle.Metrics) *bundle.Bundle {
+	params := maps.Clone(c.trainer.Params)
+	if params == nil {
+		params = map[string]float64{}
+	}
+	params["folds"] = float64(cfg.Folds)
+	if c.Rounds > 0 {
+		params["rounds"] = float64(c.Rounds)
+	}
+	desc := cfg.Description
+	if desc == "" {
+		desc = fmt.Sprintf("%s on %s (dataset spec %s), calibration %s.", c.trainer.Describe, cfg.DatasetFile, cfg.SpecName, c.cal.Method)
+	}
+	model := c.model
 	return &bundle.Bundle{
 		Manifest: bundle.Manifest{
 			FormatVersion: bundle.FormatVersion,
 			Name:          cfg.Name,
 			Version:       cfg.Version,
 			CreatedAt:     cfg.CreatedAt.UTC(),
-			Description:   cfg.Description,
-			Inputs:        slices.Clone(pp.Inputs),
-			Calibration:   bundle.Calibration{Method: bundle.CalibrationNone},
+			Description:   desc,
+			Inputs:        slices.Clone(c.pp.Inputs),
+			Calibration:   c.cal,
 			Tiers:         tiers,
 			CheckVectors:  checks,
 			Training: &bundle.Training{
-				Trainer: bundle.ModelLogistic,
+				Trainer: c.Name,
 				Command: cfg.Command,
 				Dataset: cfg.DatasetFile,
 				Seed:    cfg.Seed,
-				Params:  map[string]float64{"c": cfg.C},
+				Params:  params,
 				Rows:    map[string]int{"train": len(cfg.TrainRows), "test": len(cfg.TestRows)},
 				Metrics: test,
 			},
 		},
-		Model: bundle.Model{
-			Type:     bundle.ModelLogistic,
-			Logistic: &bundle.Logistic{Intercept: fit.Intercept, Weights: slices.Clone(fit.Weights)},
-		},
+		Model: model,
 	}
 }

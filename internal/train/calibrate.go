@@ -1,0 +1,218 @@
+package train
+
+import (
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+// This file fits the bundle's probability calibrations on held-out margins and applies them
+// exactly as internal/scoring does.
+
+// FitPlatt fits p = sigmoid(A·margin + B) to the labels by maximum likelihood (Newton's method
+// with step halving, from A = 1, B = 0: the identity map). It is Platt scaling on the margin,
+// without Platt's target smoothing (the held-out sets here are thousands of rows).
+func FitPlatt(margin []float64, y []bool) bundle.Calibration {
+	a, b := 1.0, 0.0
+	loss := func(a, b float64) float64 {
+		var s float64
+		for i, m := range margin {
+			z := a*m + b
+			if y[i] {
+				s += softplus(-z)
+			} else {
+				s += softplus(z)
+			}
+		}
+		return s
+	}
+	cur := loss(a, b)
+	for range 100 {
+		var ga, gb, haa, hab, hbb float64
+		for i, m := range margin {
+			p := Sigmoid(a*m + b)
+			r := p
+			if y[i] {
+				r = p - 1
+			}
+			w := max(p*(1-p), 1e-12)
+			ga += r * m
+			gb += r
+			haa += w * m * m
+			hab += w * m
+			hbb += w
+		}
+		det := haa*hbb - hab*hab
+		if !(det > 0) {
+			break
+		}
+		da := (hbb*ga - hab*gb) / det
+		db := (haa*gb - hab*ga) / det
+		step := 1.0
+		improved := false
+		for range 30 {
+			na, nb := a-step*da, b-step*db
+			if l := loss(na, nb); l <= cur {
+				a, b, cur, improved = na, nb, l, true
+				break
+			}
+			step /= 2
+		}
+		if !improved || math.Abs(da)+math.Abs(db) < 1e-10 {
+			break
+		}
+	}
+	return bundle.Calibration{Method: bundle.CalibrationPlatt, A: a, B: b}
+}
+
+// FitIsotonic fits a non-decreasing map from s = sigmoid(margin) to the churn rate by pool
+// adjacent violators, as scikit-learn's IsotonicRegression (rows with equal s are pooled first).
+// Each block's value is its churn rate smoothed by half a churner and half a non-churner,
+// (positives + 0.5) / (rows + 1), then made non-decreasing again by a running maximum, so that no
+// probability is exactly 0 or 1: a block of 40 non-churners would otherwise give its customers a
+// certain "never", and one churner among them an infinite log loss. The points are each block's
+// lowest and highest s with its value; the bundle interpolates linearly between them.
+func FitIsotonic(margin []float64, y []bool) bundle.Calibration {
+	idx := make([]int, len(margin))
+	for i := range idx {
+		idx[i] = i
+	}
+	s := make([]float64, len(margin))
+	for i, m := range margin {
+		s[i] = Sigmoid(m)
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return s[idx[a]] < s[idx[b]] })
+	type block struct {
+		lo, hi   float64
+		pos, cnt float64
+	}
+	var blocks []block
+	for k := 0; k < len(idx); {
+		v := s[idx[k]]
+		b := block{lo: v, hi: v}
+		for ; k < len(idx) && s[idx[k]] == v; k++ {
+			b.cnt++
+			if y[idx[k]] {
+				b.pos++
+			}
+		}
+		blocks = append(blocks, b)
+		// Pool while the last block's rate is below the one before it.
+		for n := len(blocks); n >= 2 && blocks[n-1].pos*blocks[n-2].cnt <= blocks[n-2].pos*blocks[n-1].cnt; n = len(blocks) {
+			prev, last := blocks[n-2], blocks[n-1]
+			blocks = append(blocks[:n-2], block{lo: prev.lo, hi: last.hi, pos: prev.pos + last.pos, cnt: prev.cnt + last.cnt})
+		}
+	}
+	c := bundle.Calibration{Method: bundle.CalibrationIsotonic}
+	level := 0.0
+	for _, b := range blocks {
+		level = max(level, (b.pos+0.5)/(b.cnt+1))
+		c.X = append(c.X, b.lo)
+		c.Y = append(c.Y, level)
+		if b.hi > b.lo {
+			c.X = append(c.X, b.hi)
+			c.Y = append(c.Y, level)
+		}
+	}
+	if len(c.X) == 1 {
+		c.X = append(c.X, c.X[0])
+		c.Y = append(c.Y, c.Y[0])
+	}
+	return c
+}
+
+// Calibrate returns the probability of a margin under c, computed as internal/scoring does:
+// sigmoid(margin) for none, sigmoid(A·margin + B) for Platt, and for isotonic the linear
+// interpolation of (X, Y) at sigmoid(margin), clamped to the end values (numpy.interp).
+func Calibrate(c *bundle.Calibration, margin float64) float64 {
+	var p float64
+	switch c.Method {
+	case bundle.CalibrationPlatt:
+		p = Sigmoid(c.A*margin + c.B)
+	case bundle.CalibrationIsotonic:
+		p = interpolate(c.X, c.Y, Sigmoid(margin))
+	default:
+		p = Sigmoid(margin)
+	}
+	return min(max(p, 0), 1)
+}
+
+// interpolate is numpy.interp(s, xs, ys) for non-decreasing xs: where several points share an x,
+// the last one's y applies at exactly that x.
+func interpolate(xs, ys []float64, s float64) float64 {
+	last := len(xs) - 1
+	if s < xs[0] {
+		return ys[0]
+	}
+	if s >= xs[last] {
+		return ys[last]
+	}
+	// The last i with xs[i] <= s; then xs[i] < xs[i+1].
+	i := sort.Search(len(xs), func(k int) bool { return xs[k] > s }) - 1
+	slope := (ys[i+1] - ys[i]) / (xs[i+1] - xs[i])
+	return slope*(s-xs[i]) + ys[i]
+}
+
+// calibrationMethods are tried in this order; a later (more flexible) method is chosen only when
+// it lowers the cross-fitted Brier score by more than calibrationMargin.
+var calibrationMethods = []string{bundle.CalibrationNone, bundle.CalibrationPlatt, bundle.CalibrationIsotonic}
+
+const calibrationMargin = 1e-5
+
+// fitCalibration fits one method on margins m and labels y.
+func fitCalibration(method string, m []float64, y []bool) bundle.Calibration {
+	switch method {
+	case bundle.CalibrationPlatt:
+		return FitPlatt(m, y)
+	case bundle.CalibrationIsotonic:
+		return FitIsotonic(m, y)
+	}
+	return bundle.Calibration{Method: bundle.CalibrationNone}
+}
+
+// CalibrationChoice is the chosen calibration with the cross-fitted Brier score of each method.
+type CalibrationChoice struct {
+	Calibration bundle.Calibration
+	// Brier is each method's Brier score on the out-of-fold rows, each fold calibrated by a map
+	// fitted on the other folds.
+	Brier map[string]float64
+	// Probabilities are the out-of-fold rows' probabilities under the chosen method, each fold
+	// calibrated by a map fitted on the other folds.
+	Probabilities []float64
+}
+
+// chooseCalibration picks none, Platt or isotonic for out-of-fold margins (fold[i] is row i's
+// fold, 0..k-1) by the Brier score of nested cross-fitting, and fits the chosen map on all rows.
+func chooseCalibration(m []float64, y []bool, fold []int, k int) CalibrationChoice {
+	ch := CalibrationChoice{Brier: map[string]float64{}}
+	best := ""
+	for _, method := range calibrationMethods {
+		p := make([]float64, len(m))
+		for f := range k {
+			var fm []float64
+			var fy []bool
+			for i := range m {
+				if fold[i] != f {
+					fm = append(fm, m[i])
+					fy = append(fy, y[i])
+				}
+			}
+			c := fitCalibration(method, fm, fy)
+			for i := range m {
+				if fold[i] == f {
+					p[i] = Calibrate(&c, m[i])
+				}
+			}
+		}
+		br := Brier(y, p)
+		ch.Brier[method] = br
+		if best == "" || br < ch.Brier[best]-calibrationMargin {
+			best, ch.Probabilities = method, p
+		}
+	}
+	ch.Calibration = fitCalibration(best, m, y)
+	ch.Probabilities = slices.Clip(ch.Probabilities)
+	return ch
+}

@@ -1,0 +1,653 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+// This file is the project's own gradient-boosted trees trainer. It is written here rather than
+// taken from a library because no Go library was good enough (searched November 2026): the
+// maintained Go GBDT packages are inference-only (dmitryikh/leaves reads LightGBM/XGBoost
+// models, it does not train); rmera/boo trains exact (non-histogram) trees without missing-value
+// handling and calls itself not production quality; natemsz/xgoboost is a v0.1 one-author
+// release with no importers. The algorithm is the one of XGBoost's "hist" method and LightGBM
+// (Chen & Guestrin 2016, "XGBoost: A Scalable Tree Boosting System"; Ke et al. 2017):
+//
+//   - each column's non-missing training values are cut into at most MaxBins quantile bins; a
+//     missing (NaN) value has a bin of its own;
+//   - a tree is grown depth-first; a node's split is the best over every (sampled) column and bin
+//     boundary of the second-order gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing
+//     rows tried on each side, which is the split's learned default direction;
+//   - histograms of gradient and hessian sums are built for the smaller child and the larger
+//     child's are the parent's minus it;
+//   - a leaf's value is −η·G/(H+λ) (logistic loss: g = p − y, h = p(1 − p));
+//   - rounds stop early when the validation log loss has not improved for EarlyStopping rounds,
+//     and the ensemble is cut back to its best round.
+//
+// Splits are stored with the "lt" comparison: bin boundary b of a column is the threshold t_b
+// with x < t_b exactly for the values of bins 0..b, so the bundle's trees on raw values agree
+// with the binned trees of training.
+
+// GBDTOptions are the hyperparameters of FitGBDT. A zero field that cannot be zero means its
+// default (DefaultGBDTOptions); Lambda, MinChildWeight and MinSplitGain may be zero, so start
+// from DefaultGBDTOptions rather than the zero value.
+type GBDTOptions struct {
+	// LearningRate (η) scales every leaf value. Default 0.1.
+	LearningRate float64
+	// MaxDepth bounds a tree's depth (a stump has depth 1). Default 4.
+	MaxDepth int
+	// MaxRounds bounds the number of trees. Default 500.
+	MaxRounds int
+	// EarlyStopping stops after this many rounds without a better validation log loss.
+	// Default 30. Only used with validation rows.
+	EarlyStopping int
+	// Lambda is the L2 regularisation of leaf values. Default 1.
+	Lambda float64
+	// MinChildWeight is the least hessian sum of a child. Default 1.
+	MinChildWeight float64
+	// MinLeafRows is the least number of training rows in a leaf. Default 20.
+	MinLeafRows int
+	// MinSplitGain is the least gain of a split. Default 0 (any positive gain).
+	MinSplitGain float64
+	// MaxBins is the number of bins of a column's values, 2..255. Default 255.
+	MaxBins int
+	// Subsample is the share of training rows each tree sees (drawn without replacement by
+	// Seed). Default 1 (all).
+	Subsample float64
+	// ColSample is the share of columns each tree may split on (drawn by Seed). Default 1.
+	ColSample float64
+	// Seed seeds the row and column sampling.
+	Seed uint64
+}
+
+// DefaultGBDTOptions are the hyperparameters used unless told otherwise. They were chosen on the
+// training rows of the four datasets in shared/data (docs/MODELS.md): shallow trees with early
+// stopping keep the ensembles small enough to score in well under a microsecond or two.
+var DefaultGBDTOptions = GBDTOptions{
+	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
+	MinChildWeight: 1, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
+}
+
+// withDefaults fills in the zero fields and checks the ranges; errors name the option.
+func (o GBDTOptions) withDefaults() (GBDTOptions, error) {
+	d := DefaultGBDTOptions
+	if o.LearningRate == 0 {
+		o.LearningRate = d.LearningRate
+	}
+	if o.MaxDepth == 0 {
+		o.MaxDepth = d.MaxDepth
+	}
+	if o.MaxRounds == 0 {
+		o.MaxRounds = d.MaxRounds
+	}
+	if o.EarlyStopping == 0 {
+		o.EarlyStopping = d.EarlyStopping
+	}
+	if o.MinLeafRows == 0 {
+		o.MinLeafRows = d.MinLeafRows
+	}
+	if o.MaxBins == 0 {
+		o.MaxBins = d.MaxBins
+	}
+	if o.Subsample == 0 {
+		o.Subsample = d.Subsample
+	}
+	if o.ColSample == 0 {
+		o.ColSample = d.ColSample
+	}
+	switch {
+	case !(o.LearningRate > 0 && o.LearningRate <= 1):
+		return o, fmt.Errorf("gbdt-learning-rate %g: want 0 < rate <= 1", o.LearningRate)
+	case o.MaxDepth < 1 || o.MaxDepth > 16:
+		return o, fmt.Errorf("gbdt-max-depth %d: want 1..16", o.MaxDepth)
+	case o.MaxRounds < 1 || o.MaxRounds > 100000:
+		return o, fmt.Errorf("gbdt-max-rounds %d: want 1..100000", o.MaxRounds)
+	case o.EarlyStopping < 1:
+		return o, fmt.Errorf("gbdt-early-stopping %d: want >= 1 rounds", o.EarlyStopping)
+	case !(o.Lambda >= 0) || math.IsInf(o.Lambda, 0):
+		return o, fmt.Errorf("gbdt-lambda %g: want a finite number >= 0", o.Lambda)
+	case !(o.MinChildWeight >= 0) || math.IsInf(o.MinChildWeight, 0):
+		return o, fmt.Errorf("gbdt-min-child-weight %g: want a finite number >= 0", o.MinChildWeight)
+	case o.MinLeafRows < 1:
+		return o, fmt.Errorf("gbdt-min-leaf-rows %d: want >= 1", o.MinLeafRows)
+	case !(o.MinSplitGain >= 0) || math.IsInf(o.MinSplitGain, 0):
+		return o, fmt.Errorf("gbdt-min-split-gain %g: want a finite number >= 0", o.MinSplitGain)
+	case o.MaxBins < 2 || o.MaxBins > maxValueBins:
+		return o, fmt.Errorf("gbdt-max-bins %d: want 2..%d", o.MaxBins, maxValueBins)
+	case !(o.Subsample > 0 && o.Subsample <= 1):
+		return o, fmt.Errorf("gbdt-subsample %g: want 0 < share <= 1", o.Subsample)
+	case !(o.ColSample > 0 && o.ColSample <= 1):
+		return o, fmt.Errorf("gbdt-colsample %g: want 0 < share <= 1", o.ColSample)
+	}
+	return o, nil
+}
+
+// Matrix is encoded rows: X is N×D, row-major, NaN where a value is missing (native missing
+// policy); Y holds the labels.
+type Matrix struct {
+	X    []float64
+	N, D int
+	Y    []bool
+}
+
+func (m *Matrix) check() error {
+	if m.N <= 0 || m.D <= 0 || len(m.X) != m.N*m.D || len(m.Y) != m.N {
+		return fmt.Errorf("matrix: %d values and %d labels for %d×%d", len(m.X), len(m.Y), m.N, m.D)
+	}
+	return nil
+}
+
+// GBDTFit is a fitted ensemble and how it was stopped.
+type GBDTFit struct {
+	Trees *bundle.TreeEnsemble
+	// Rounds is the number of trees kept; BestLoss the validation log loss at that round (0
+	// without validation rows).
+	Rounds   int
+	BestLoss float64
+}
+
+// maxValueBins is the most bins of non-missing values: the bin index is a byte and 255 is the
+// missing bin.
+const (
+	maxValueBins = 255
+	missingBin   = 255
+)
+
+// FitGBDT fits gradient-boosted trees for the logistic loss on train. With valid, rounds stop
+// early on its log loss and the ensemble keeps its best round; without, MaxRounds trees are
+// grown. The result is deterministic for the same data and options. ctx cancels it.
+func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) (*GBDTFit, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := train.check(); err != nil {
+		return nil, fmt.Errorf("training %v", err)
+	}
+	if valid != nil {
+		if err := valid.check(); err != nil {
+			return nil, fmt.Errorf("validation %v", err)
+		}
+		if valid.D != train.D {
+			return nil, fmt.Errorf("validation matrix has %d columns, training %d", valid.D, train.D)
+		}
+	}
+	pos := countTrue(train.Y)
+	if pos == 0 || pos == train.N {
+		return nil, errors.New("gbdt: the training rows need both a positive and a negative label")
+	}
+	for i, x := range train.X {
+		if math.IsInf(x, 0) {
+			return nil, fmt.Errorf("gbdt: training row %d column %d is infinite", i/train.D, i%train.D)
+		}
+	}
+	cuts := binCuts(train, opt.MaxBins)
+	b := &booster{
+		opt:  opt,
+		n:    train.N,
+		d:    train.D,
+		cuts: cuts,
+		bins: binColumns(train, cuts),
+		y:    train.Y,
+		rng:  rand.New(rand.NewPCG(opt.Seed, 0x67626474)), // second word: "gbdt"
+	}
+	base := math.Log(float64(pos) / float64(train.N-pos))
+	te := &bundle.TreeEnsemble{BaseScore: base, Comparison: bundle.CompareLess}
+	margin := make([]float64, train.N)
+	for i := range margin {
+		margin[i] = base
+	}
+	var vbins []uint8
+	var vmargin []float64
+	if valid != nil {
+		vbins = binColumns(*valid, cuts)
+		vmargin = make([]float64, valid.N)
+		for i := range vmargin {
+			vmargin[i] = base
+		}
+	}
+	b.grad, b.hess = make([]float64, train.N), make([]float64, train.N)
+	fit := &GBDTFit{Trees: te, BestLoss: math.Inf(1)}
+	best := 0
+	for round := range opt.MaxRounds {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for i, m := range margin {
+			p := Sigmoid(m)
+			y := 0.0
+			if train.Y[i] {
+				y = 1
+			}
+			b.grad[i] = p - y
+			b.hess[i] = max(p*(1-p), 1e-16)
+		}
+		t := b.tree()
+		te.Trees = append(te.Trees, t.export(cuts))
+		t.addTo(margin, b.bins, train.N)
+		if valid == nil {
+			continue
+		}
+		t.addTo(vmargin, vbins, valid.N)
+		loss := marginLogLoss(valid.Y, vmargin)
+		if loss < fit.BestLoss {
+			fit.BestLoss, best = loss, round+1
+		} else if round+1-best >= opt.EarlyStopping {
+			break
+		}
+	}
+	if valid == nil {
+		best, fit.BestLoss = len(te.Trees), 0
+	}
+	te.Trees = te.Trees[:best]
+	fit.Rounds = best
+	return fit, nil
+}
+
+// marginLogLoss is the mean log loss of margins m, computed from the margins without clipping.
+func marginLogLoss(y []bool, m []float64) float64 {
+	var s float64
+	for i, v := range m {
+		if y[i] {
+			s += softplus(-v)
+		} else {
+			s += softplus(v)
+		}
+	}
+	return s / float64(len(m))
+}
+
+// binCuts returns each column's thresholds t_0 < t_1 < …: at most maxBins-1 of them, at the
+// quantiles of the column's distinct non-missing values weighted by their counts, each halfway
+// between two neighbouring distinct values (a column with few distinct values gets one bin per
+// value).
+func binCuts(m Matrix, maxBins int) [][]float64 {
+	cuts := make([][]float64, m.D)
+	vals := make([]float64, 0, m.N)
+	for j := range m.D {
+		vals = vals[:0]
+		for i := range m.N {
+			if x := m.X[i*m.D+j]; !math.IsNaN(x) {
+				vals = append(vals, x)
+			}
+		}
+		if len(vals) == 0 {
+			continue
+		}
+		slices.Sort(vals)
+		distinct := slices.Compact(slices.Clone(vals))
+		var c []float64
+		if len(distinct) <= maxBins {
+			for k := 1; k < len(distinct); k++ {
+				c = append(c, midpoint(distinct[k-1], distinct[k]))
+			}
+		} else {
+			for k := 1; k < maxBins; k++ {
+				// The value at quantile k/maxBins and the next larger distinct value.
+				q := vals[k*len(vals)/maxBins]
+				next := sort.SearchFloat64s(distinct, q) + 1
+				if next >= len(distinct) {
+					break
+				}
+				t := midpoint(q, distinct[next])
+				if len(c) == 0 || t > c[len(c)-1] {
+					c = append(c, t)
+				}
+			}
+		}
+		cuts[j] = c
+	}
+	return cuts
+}
+
+// midpoint is a threshold t with a < t <= b for a < b: halfway, or b when a and b are adjacent
+// floats.
+func midpoint(a, b float64) float64 {
+	t := a + (b-a)/2
+	if !(t > a) || t > b {
+		return b
+	}
+	return t
+}
+
+// binColumns bins m column-major: bins[j*N+i] is row i's bin of column j, the number of the
+// column's thresholds at or below the value (so x < t_b exactly when bin <= b), or missingBin.
+func binColumns(m Matrix, cuts [][]float64) []uint8 {
+	bins := make([]uint8, m.N*m.D)
+	for j := range m.D {
+		c := cuts[j]
+		col := bins[j*m.N : (j+1)*m.N]
+		for i := range m.N {
+			x := m.X[i*m.D+j]
+			if math.IsNaN(x) {
+				col[i] = missingBin
+				continue
+			}
+			col[i] = uint8(sort.Search(len(c), func(k int) bool { return c[k] > x }))
+		}
+	}
+	return bins
+}
+
+// booster holds one fit's binned data and scratch space.
+type booster struct {
+	opt        GBDTOptions
+	n, d       int
+	cuts       [][]float64
+	bins       []uint8 // column-major
+	y          []bool
+	grad, hess []float64
+	rng        *rand.Rand
+	cols       []int // columns the current tree may split on
+	// free holds histograms for reuse.
+	free [][]histBin
+	// scratch is partition space.
+	scratch []int32
+}
+
+// histBin is the sums of one bin of one column in one node.
+type histBin struct {
+	g, h float64
+	n    int32
+}
+
+const histWidth = 256
+
+// gtree is a tree under construction, in the bundle's layout plus each split's bin boundary.
+type gtree struct {
+	feature []int32
+	bin     []uint8 // a split's boundary: bins <= bin go left
+	left    []int32
+	right   []int32
+	defLeft []bool
+	value   []float64
+}
+
+func (t *gtree) addNode() int32 {
+	t.feature = append(t.feature, 0)
+	t.bin = append(t.bin, 0)
+	t.left = append(t.left, -1)
+	t.right = append(t.right, -1)
+	t.defLeft = append(t.defLeft, false)
+	t.value = append(t.value, 0)
+	return int32(len(t.left) - 1)
+}
+
+// export converts the tree to the bundle's form: the threshold of a split at boundary b is the
+// column's cut t_b ("lt").
+func (t *gtree) export(cuts [][]float64) bundle.Tree {
+	out := bundle.Tree{
+		Feature:     slices.Clone(t.feature),
+		Threshold:   make([]float64, len(t.left)),
+		Left:        slices.Clone(t.left),
+		Right:       slices.Clone(t.right),
+		DefaultLeft: slices.Clone(t.defLeft),
+		Value:       slices.Clone(t.value),
+	}
+	for i := range t.left {
+		if t.left[i] != -1 {
+			out.Threshold[i] = cuts[t.feature[i]][t.bin[i]]
+		}
+	}
+	return out
+}
+
+// leafOf walks row i of column-major bins (n rows) to its leaf.
+func (t *gtree) leafOf(bins []uint8, n, i int) int32 {
+	k := int32(0)
+	for t.left[k] != -1 {
+		b := bins[int(t.feature[k])*n+i]
+		switch {
+		case b == missingBin:
+			if t.defLeft[k] {
+				k = t.left[k]
+			} else {
+				k = t.right[k]
+			}
+		case b <= t.bin[k]:
+			k = t.left[k]
+		default:
+			k = t.right[k]
+		}
+	}
+	return k
+}
+
+// addTo adds the tree's leaf values to the margins of the n binned rows.
+func (t *gtree) addTo(margin []float64, bins []uint8, n int) {
+	for i := range n {
+		margin[i] += t.value[t.leafOf(bins, n, i)]
+	}
+}
+
+// tree grows one tree on the current gradients.
+func (b *booster) tree() *gtree {
+	rows := b.sampleRows()
+	b.sampleCols()
+	hist := b.histogram(rows)
+	var g, h float64
+	for _, i := range rows {
+		g += b.grad[i]
+		h += b.hess[i]
+	}
+	t := &gtree{}
+	b.grow(t, rows, hist, g, h, 1)
+	return t
+}
+
+// sampleRows returns the rows of this tree, sorted: all, or a Subsample share drawn by the seed.
+func (b *booster) sampleRows() []int32 {
+	rows := make([]int32, b.n)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	if b.opt.Subsample >= 1 {
+		return rows
+	}
+	k := max(1, int(math.Round(b.opt.Subsample*float64(b.n))))
+	b.rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+	rows = rows[:k]
+	slices.Sort(rows)
+	return rows
+}
+
+// sampleCols sets the columns of this tree: all, or a ColSample share drawn by the seed.
+func (b *booster) sampleCols() {
+	b.cols = b.cols[:0]
+	for j := range b.d {
+		b.cols = append(b.cols, j)
+	}
+	if b.opt.ColSample >= 1 {
+		return
+	}
+	k := max(1, int(math.Round(b.opt.ColSample*float64(b.d))))
+	b.rng.Shuffle(len(b.cols), func(i, j int) { b.cols[i], b.cols[j] = b.cols[j], b.cols[i] })
+	b.cols = b.cols[:k]
+	slices.Sort(b.cols)
+}
+
+func (b *booster) newHist() []histBin {
+	if k := len(b.free); k > 0 {
+		h := b.free[k-1]
+		b.free = b.free[:k-1]
+		clear(h)
+		return h
+	}
+	return make([]histBin, b.d*histWidth)
+}
+
+// histogram sums the gradients of rows per column and bin (sampled columns only).
+func (b *booster) histogram(rows []int32) []histBin {
+	hist := b.newHist()
+	for _, j := range b.cols {
+		col := b.bins[j*b.n : (j+1)*b.n]
+		hj := hist[j*histWidth : (j+1)*histWidth]
+		for _, i := range rows {
+			e := &hj[col[i]]
+			e.g += b.grad[i]
+			e.h += b.hess[i]
+			e.n++
+		}
+	}
+	return hist
+}
+
+// split is a candidate split of a node.
+type split struct {
+	gain    float64
+	feature int
+	bin     uint8
+	defLeft bool
+	gl, hl  float64 // sums of the left child
+	nl      int
+}
+
+// grow makes node k of t from rows (with histogram hist and sums g, h) at the given depth, and
+// its subtree. hist is released or handed to a child.
+func (b *booster) grow(t *gtree, rows []int32, hist []histBin, g, h float64, depth int) {
+	k := t.addNode()
+	lambda := b.opt.Lambda
+	leaf := func() {
+		t.value[k] = -b.opt.LearningRate * g / (h + lambda)
+		b.free = append(b.free, hist)
+	}
+	if depth > b.opt.MaxDepth || len(rows) < 2*b.opt.MinLeafRows {
+		leaf()
+		return
+	}
+	s, ok := b.bestSplit(hist, g, h, len(rows))
+	if !ok {
+		leaf()
+		return
+	}
+	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
+	// Stable partition of rows into left then right.
+	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
+	b.scratch = b.scratch[:0]
+	nl := 0
+	for _, i := range rows {
+		bin := col[i]
+		if bin == missingBin && s.defLeft || bin != missingBin && bin <= s.bin {
+			rows[nl] = i
+			nl++
+		} else {
+			b.scratch = append(b.scratch, i)
+		}
+	}
+	copy(rows[nl:], b.scratch)
+	left, right := rows[:nl], rows[nl:]
+	// The smaller child's histogram is built; the larger's is the parent's minus it.
+	var hl, hr []histBin
+	if len(left) <= len(right) {
+		hl = b.histogram(left)
+		hr = subtract(hist, hl, b.cols)
+	} else {
+		hr = b.histogram(right)
+		hl = subtract(hist, hr, b.cols)
+	}
+	t.left[k] = int32(len(t.left))
+	b.grow(t, left, hl, s.gl, s.hl, depth+1)
+	t.right[k] = int32(len(t.left))
+	b.grow(t, right, hr, g-s.gl, h-s.hl, depth+1)
+}
+
+// subtract turns parent into parent − child over cols and returns it.
+func subtract(parent, child []histBin, cols []int) []histBin {
+	for _, j := range cols {
+		p := parent[j*histWidth : (j+1)*histWidth]
+		c := child[j*histWidth : (j+1)*histWidth]
+		for k := range p {
+			p[k].g -= c[k].g
+			p[k].h -= c[k].h
+			p[k].n -= c[k].n
+		}
+	}
+	return parent
+}
+
+// bestSplit finds the split of the largest gain over the sampled columns, trying the missing
+// rows on each side; ok is false when no split satisfies the constraints with a gain above
+// MinSplitGain.
+func (b *booster) bestSplit(hist []histBin, g, h float64, n int) (split, bool) {
+	lambda, minW, minN := b.opt.Lambda, b.opt.MinChildWeight, b.opt.MinLeafRows
+	parent := g * g / (h + lambda)
+	best := split{gain: b.opt.MinSplitGain}
+	found := false
+	try := func(j int, bin int, defLeft bool, gl, hl float64, nl int) {
+		gr, hr, nr := g-gl, h-hl, n-nl
+		if nl < minN || nr < minN || hl < minW || hr < minW {
+			return
+		}
+		gain := gl*gl/(hl+lambda) + gr*gr/(hr+lambda) - parent
+		if gain > best.gain {
+			best = split{gain: gain, feature: j, bin: uint8(bin), defLeft: defLeft, gl: gl, hl: hl, nl: nl}
+			found = true
+		}
+	}
+	for _, j := range b.cols {
+		nb := len(b.cuts[j]) // boundaries 0..nb-1
+		if nb == 0 {
+			continue
+		}
+		hj := hist[j*histWidth : (j+1)*histWidth]
+		miss := hj[missingBin]
+		var gl, hl float64
+		nl := 0
+		for bin := range nb {
+			gl += hj[bin].g
+			hl += hj[bin].h
+			nl += int(hj[bin].n)
+			if miss.n == 0 {
+				// No missing rows here: the default goes to the side with more weight.
+				try(j, bin, hl >= h-hl, gl, hl, nl)
+				continue
+			}
+			try(j, bin, false, gl, hl, nl)
+			try(j, bin, true, gl+miss.g, hl+miss.h, nl+int(miss.n))
+		}
+	}
+	return best, found
+}
+
+// treesMargin is the margin of a tree ensemble for x, in the serving code's order: the base
+// score, then each tree's leaf value in tree order.
+func treesMargin(te *bundle.TreeEnsemble, x []float64) float64 {
+	m := te.BaseScore
+	for t := range te.Trees {
+		tr := &te.Trees[t]
+		k := int32(0)
+		for tr.Left[k] != -1 {
+			v := x[tr.Feature[k]]
+			var goLeft bool
+			switch {
+			case math.IsNaN(v):
+				goLeft = tr.DefaultLeft[k]
+			case te.Comparison == bundle.CompareLessEqual:
+				goLeft = v <= tr.Threshold[k]
+			default:
+				goLeft = v < tr.Threshold[k]
+			}
+			if goLeft {
+				k = tr.Left[k]
+			} else {
+				k = tr.Right[k]
+			}
+		}
+		m += tr.Value[k]
+	}
+	return m
+}
+
+// Validate checks the options (a zero field stands for its default); errors name the option as
+// the command line does, e.g. "gbdt-max-depth 0: ...".
+func (o GBDTOptions) Validate() error {
+	_, err := o.withDefaults()
+	return err
+}

@@ -1,0 +1,254 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+// Trainer is one model family that Run can fit: how it wants its rows encoded and how it fits a
+// bundle.Model on them. Run cross-fits every trainer it is given, calibrates each on its
+// out-of-fold margins and keeps the best (see Run). A new family plugs in by returning a
+// Trainer; a tree learner that outputs a bundle.TreeEnsemble needs only TreeTrainer.
+type Trainer struct {
+	// Name is the trainer's name on the command line and in the training record ("logistic",
+	// "gbdt", "golearn-cart").
+	Name string
+	// Describe is a phrase for the manifest description, e.g. "logistic regression (C=1)".
+	Describe string
+	// Encoding is how the rows are encoded for Fit (and for serving).
+	Encoding Encoding
+	// Params are the hyperparameters for the training record.
+	Params map[string]float64
+	// Fit fits a model on in.Train. in.Valid, when set, are held-out rows it may stop early on;
+	// in.Rounds, when > 0, fixes the number of boosting rounds (trainers without rounds ignore
+	// it). The model must be a logistic regression or a tree ensemble over the encoded columns.
+	Fit func(ctx context.Context, in FitInput) (*Fitted, error)
+}
+
+// FitInput is what a Trainer's Fit gets.
+type FitInput struct {
+	Train  Matrix
+	Valid  *Matrix
+	Rounds int
+}
+
+// Fitted is a Trainer's model. Rounds is the number of boosting rounds it chose (0 when the
+// family has none); Run refits on all training rows with the mean of the folds' rounds.
+type Fitted struct {
+	Model  bundle.Model
+	Rounds int
+}
+
+// LogisticTrainer is L2-regularised logistic regression with inverse strength c (FitLogistic),
+// on standardised inputs.
+func LogisticTrainer(c float64) Trainer {
+	return Trainer{
+		Name:     "logistic",
+		Describe: fmt.Sprintf("Logistic regression (C=%g)", c),
+		Encoding: EncodeStandardized,
+		Params:   map[string]float64{"c": c},
+		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
+			if !(c > 0) {
+				return nil, fmt.Errorf("C must be a positive number, got %g", c)
+			}
+			if err := in.Train.check(); err != nil {
+				return nil, err
+			}
+			obj := &Objective{X: in.Train.X, Y: make([]float64, in.Train.N), N: in.Train.N, D: in.Train.D, C: c}
+			for i, y := range in.Train.Y {
+				if y {
+					obj.Y[i] = 1
+				}
+			}
+			fit, err := minimize(ctx, obj)
+			if err != nil {
+				return nil, err
+			}
+			return &Fitted{Model: bundle.Model{
+				Type:     bundle.ModelLogistic,
+				Logistic: &bundle.Logistic{Intercept: fit.Intercept, Weights: fit.Weights},
+			}}, nil
+		},
+	}
+}
+
+// GBDTTrainer is gradient-boosted trees (FitGBDT) on raw inputs with native missing values.
+func GBDTTrainer(opt GBDTOptions) Trainer {
+	o, err := opt.withDefaults()
+	return Trainer{
+		Name: "gbdt",
+		Describe: fmt.Sprintf("Gradient-boosted trees (learning rate %g, depth %d, lambda %g, early stopping %d)",
+			o.LearningRate, o.MaxDepth, o.Lambda, o.EarlyStopping),
+		Encoding: EncodeRaw,
+		Params: map[string]float64{
+			"learning_rate": o.LearningRate, "max_depth": float64(o.MaxDepth), "max_rounds": float64(o.MaxRounds),
+			"early_stopping": float64(o.EarlyStopping), "lambda": o.Lambda, "min_child_weight": o.MinChildWeight,
+			"min_leaf_rows": float64(o.MinLeafRows), "max_bins": float64(o.MaxBins), "subsample": o.Subsample,
+			"colsample": o.ColSample,
+		},
+		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
+			if err != nil {
+				return nil, err
+			}
+			o := o
+			if in.Rounds > 0 {
+				o.MaxRounds = in.Rounds
+				in.Valid = nil
+			}
+			fit, err := FitGBDT(ctx, in.Train, in.Valid, o)
+			if err != nil {
+				return nil, err
+			}
+			return &Fitted{Model: bundle.Model{Type: bundle.ModelTrees, Trees: fit.Trees}, Rounds: fit.Rounds}, nil
+		},
+	}
+}
+
+// TreeFunc fits a tree ensemble on X (row-major n×d over the encoded columns) and labels y.
+type TreeFunc func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error)
+
+// TreeTrainer makes a Trainer of a tree learner, for example
+//
+//	train.TreeTrainer("golearn-cart", "golearn CART", train.EncodeRawImputed, nil,
+//		func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error) {
+//			return golearntree.Fit(ctx, "cart", X, n, d, y, opt)
+//		})
+//
+// enc is EncodeRaw when the learner takes NaN for missing values (and learns default
+// directions), EncodeRawImputed when every value must be present.
+func TreeTrainer(name, describe string, enc Encoding, params map[string]float64, fit TreeFunc) Trainer {
+	return Trainer{
+		Name: name, Describe: describe, Encoding: enc, Params: params,
+		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
+			if err := in.Train.check(); err != nil {
+				return nil, err
+			}
+			te, err := fit(ctx, in.Train.X, in.Train.N, in.Train.D, in.Train.Y)
+			if err != nil {
+				return nil, err
+			}
+			if te == nil {
+				return nil, fmt.Errorf("%s returned no trees", name)
+			}
+			return &Fitted{Model: bundle.Model{Type: bundle.ModelTrees, Trees: te}}, nil
+		},
+	}
+}
+
+// modelMargin is a fitted model's margin for the encoded row x, summed as the serving code sums
+// it.
+func modelMargin(m *bundle.Model, x []float64) float64 {
+	if m.Type == bundle.ModelLogistic {
+		return margin(m.Logistic.Intercept, m.Logistic.Weights, x)
+	}
+	return treesMargin(m.Trees, x)
+}
+
+// checkModel checks a trainer's model against the width of the encoded rows.
+func checkModel(name string, m *bundle.Model, width int) error {
+	switch {
+	case m.Type == bundle.ModelLogistic && m.Logistic != nil && m.Trees == nil:
+		if len(m.Logistic.Weights) != width {
+			return fmt.Errorf("trainer %s: %d weights for %d columns", name, len(m.Logistic.Weights), width)
+		}
+	case m.Type == bundle.ModelTrees && m.Trees != nil && m.Logistic == nil:
+		if len(m.Trees.Trees) == 0 {
+			return fmt.Errorf("trainer %s: no trees", name)
+		}
+	default:
+		return fmt.Errorf("trainer %s: model type %q without its parameters", name, m.Type)
+	}
+	return nil
+}
+
+// encoded is a dataset's rows encoded by one Prep.
+type encoded struct {
+	pp    *Prep
+	x     []float64 // len(rows)×width
+	y     []bool
+	known []bool // false: the row has an unseen category
+}
+
+func encode(pp *Prep, ds *Dataset, rows []int) *encoded {
+	d := pp.Width()
+	e := &encoded{pp: pp, x: make([]float64, len(rows)*d), y: labels(ds, rows), known: make([]bool, len(rows))}
+	for k, i := range rows {
+		e.known[k] = pp.Encode(ds.Rows[i], e.x[k*d:(k+1)*d])
+	}
+	return e
+}
+
+// subset is the matrix of positions pos of e.
+func (e *encoded) subset(pos []int) Matrix {
+	d := e.pp.Width()
+	m := Matrix{X: make([]float64, 0, len(pos)*d), N: len(pos), D: d, Y: make([]bool, 0, len(pos))}
+	for _, k := range pos {
+		m.X = append(m.X, e.x[k*d:(k+1)*d]...)
+		m.Y = append(m.Y, e.y[k])
+	}
+	return m
+}
+
+func (e *encoded) all() Matrix {
+	return Matrix{X: e.x, N: len(e.y), D: e.pp.Width(), Y: e.y}
+}
+
+// margins are model's margins for e's rows.
+func (e *encoded) margins(m *bundle.Model) []float64 {
+	d := e.pp.Width()
+	out := make([]float64, len(e.y))
+	for k := range out {
+		out[k] = modelMargin(m, e.x[k*d:(k+1)*d])
+	}
+	return out
+}
+
+// StratifiedFolds assigns each of the labels to one of k folds, each fold with (within one row)
+// the same share of positives, by a seeded shuffle. It returns fold[i] in 0..k-1.
+func StratifiedFolds(labels []bool, k int, seed uint64) ([]int, error) {
+	if k < 2 {
+		return nil, fmt.Errorf("folds: want at least 2, got %d", k)
+	}
+	pos := countTrue(labels)
+	if pos < k || len(labels)-pos < k {
+		return nil, fmt.Errorf("folds: %d positive and %d negative rows cannot fill %d folds", pos, len(labels)-pos, k)
+	}
+	fold := make([]int, len(labels))
+	rng := rand.New(rand.NewPCG(seed, 0x666f6c6473)) // second word: "folds"
+	var byLabel [2][]int
+	for i, y := range labels {
+		b := 0
+		if y {
+			b = 1
+		}
+		byLabel[b] = append(byLabel[b], i)
+	}
+	next := 0
+	for _, rows := range byLabel {
+		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+		for _, i := range rows {
+			fold[i] = next % k
+			next++
+		}
+	}
+	return fold, nil
+}
+
+// errNoTrainer is returned by Run without a trainer.
+var errNoTrainer = errors.New("no trainer given")
+
+// positions returns the positions whose fold is (in == true) or is not f.
+func positions(fold []int, f int, in bool) []int {
+	var out []int
+	for i, g := range fold {
+		if (g == f) == in {
+			out = append(out, i)
+		}
+	}
+	return slices.Clip(out)
+}
