@@ -9,6 +9,8 @@
 package modelstore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -45,6 +48,11 @@ type Model struct {
 	Eval   *scoring.Evaluator
 	// Ref names the model in responses. It is shared by every response and must not be modified.
 	Ref *churnv1.ModelRef
+	// Origin says where the bundle came from: OriginEmbedded, OriginDirectory or OriginStore.
+	Origin string
+	// SHA256 (lower-case hex) and Size are of the bundle's bytes as loaded.
+	SHA256 string
+	Size   int64
 
 	spans []inputSpan // for Drivers
 }
@@ -72,6 +80,13 @@ func (m *Model) Score(f *churnv1.CustomerFeatures, x []float64, imputed []int) (
 	return p, m.Eval.Tier(p), imputed, nil
 }
 
+// Origins of a model.
+const (
+	OriginEmbedded  = "embedded"  // the default bundle built into the binary
+	OriginDirectory = "directory" // a bundle in --model-dir
+	OriginStore     = "store"     // an uploaded version
+)
+
 // Load parses, compiles and verifies one bundle.
 func Load(data []byte) (*Model, error) {
 	if len(data) > MaxBundleBytes {
@@ -92,7 +107,13 @@ func Load(data []byte) (*Model, error) {
 	if mapper.Width() != eval.Width() {
 		return nil, fmt.Errorf("%w: the schema makes %d columns, the model takes %d", bundle.ErrInvalid, mapper.Width(), eval.Width())
 	}
-	m := &Model{Bundle: b, Mapper: mapper, Eval: eval, Ref: &churnv1.ModelRef{Name: b.Manifest.Name, Version: b.Manifest.Version}, spans: spans(&b.Manifest)}
+	sum := sha256.Sum256(data)
+	m := &Model{
+		Bundle: b, Mapper: mapper, Eval: eval,
+		Ref:    &churnv1.ModelRef{Name: b.Manifest.Name, Version: b.Manifest.Version},
+		SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
+		spans: spans(&b.Manifest),
+	}
 	if err := m.verify(); err != nil {
 		return nil, err
 	}
@@ -140,6 +161,7 @@ func LoadDir(dir string) ([]*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		m.Origin = OriginDirectory
 		models = append(models, m)
 	}
 	if len(models) == 0 {
@@ -159,11 +181,16 @@ func readLimited(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// Store holds the loaded model versions and the active one. It is safe for concurrent use.
+// Store holds the loaded model versions and the active one. It is safe for concurrent use:
+// lookups read two atomic pointers and never wait; adding a version copies the (small) map.
 type Store struct {
-	byVersion map[string]*Model
+	mu        sync.Mutex                         // serialises writers of byVersion
+	byVersion atomic.Pointer[map[string]*Model] // never modified once published
 	active    atomic.Pointer[Model]
 }
+
+// ErrExists means a version is already loaded.
+var ErrExists = errors.New("model version already exists")
 
 // New makes a store of models and activates activeVersion, or, when it is empty, the newest
 // model by creation time. Versions must be unique.
@@ -171,12 +198,13 @@ func New(models []*Model, activeVersion string) (*Store, error) {
 	if len(models) == 0 {
 		return nil, errors.New("no models")
 	}
-	s := &Store{byVersion: make(map[string]*Model, len(models))}
+	s := &Store{}
+	empty := map[string]*Model{}
+	s.byVersion.Store(&empty)
 	for _, m := range models {
-		if _, dup := s.byVersion[m.Version()]; dup {
-			return nil, fmt.Errorf("two bundles have version %q", m.Version())
+		if err := s.Add(m); err != nil {
+			return nil, err
 		}
-		s.byVersion[m.Version()] = m
 	}
 	if activeVersion == "" {
 		sorted := s.List()
@@ -186,6 +214,23 @@ func New(models []*Model, activeVersion string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Add loads another version into the store (not active). A version already there is ErrExists.
+func (s *Store) Add(m *Model) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.byVersion.Load()
+	if _, dup := old[m.Version()]; dup {
+		return fmt.Errorf("%w: %q", ErrExists, m.Version())
+	}
+	next := make(map[string]*Model, len(old)+1)
+	for v, o := range old {
+		next[v] = o
+	}
+	next[m.Version()] = m
+	s.byVersion.Store(&next)
+	return nil
 }
 
 // Active returns the active model.
@@ -198,7 +243,7 @@ func (s *Store) Active() (*Model, error) {
 
 // Get returns a loaded model by version.
 func (s *Store) Get(version string) (*Model, error) {
-	if m, ok := s.byVersion[version]; ok {
+	if m, ok := (*s.byVersion.Load())[version]; ok {
 		return m, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNotFound, version)
@@ -217,8 +262,9 @@ func (s *Store) Activate(version string) error {
 
 // List returns the loaded models, oldest first (by creation time, then version).
 func (s *Store) List() []*Model {
-	out := make([]*Model, 0, len(s.byVersion))
-	for _, m := range s.byVersion {
+	byVersion := *s.byVersion.Load()
+	out := make([]*Model, 0, len(byVersion))
+	for _, m := range byVersion {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -241,5 +287,6 @@ func LoadFS(fsys fs.FS, name string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	m.Origin = OriginEmbedded
 	return m, nil
 }

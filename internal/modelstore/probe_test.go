@@ -1,0 +1,54 @@
+package modelstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/modelstore"
+)
+
+func TestProbeAcceptsTheDefaultModel(t *testing.T) {
+	m, err := modelstore.Load(defaultBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Probe(); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+}
+
+// A logistic regression with weights of ±1e308 is valid, reproduces its check vector (all inputs
+// zero) and overflows to NaN as soon as both inputs are doubled: Load accepts it, Probe must not.
+func TestProbeRefusesAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
+	b := bundle.Bundle{
+		Manifest: bundle.Manifest{
+			FormatVersion: 1, Name: "overflow", Version: "overflow-1", CreatedAt: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
+			Inputs: []bundle.Input{
+				{Name: "a", Source: "numeric.a", Type: "numeric", Missing: bundle.Missing{Policy: "error"}},
+				{Name: "b", Source: "numeric.b", Type: "numeric", Missing: bundle.Missing{Policy: "error"}},
+			},
+			Calibration: bundle.Calibration{Method: "none"},
+			Tiers:       bundle.Tiers{Medium: 0.3, High: 0.5, Critical: 0.8},
+			CheckVectors: []bundle.CheckVector{
+				{Features: json.RawMessage(`{"numeric":{"a":1,"b":1}}`), Probability: 0.5},
+			},
+		},
+		Model: bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Weights: []float64{1e308, -1e308}}},
+	}
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := modelstore.Load(data)
+	if err != nil {
+		t.Fatalf("Load: %v (the test needs a bundle that passes Load)", err)
+	}
+	err = m.Probe()
+	if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), "check_vectors[0] × 2") {
+		t.Fatalf("Probe = %v, want ErrInvalid naming the ×2 probe", err)
+	}
+}

@@ -1,0 +1,200 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Disk keeps versions in a directory:
+//
+//	<dir>/versions/<version>/bundle.json   the bundle's bytes as uploaded
+//	<dir>/versions/<version>/record.json   its Record
+//	<dir>/state.json                       the State
+//
+// A version is written into a fresh temporary directory, synced, and renamed into place in one
+// step, so it appears whole or not at all; rename refuses an existing non-empty directory, which
+// makes two concurrent uploads of one version safe. state.json is replaced by rename too. Leftover
+// temporary directories of a crashed upload are removed by OpenDisk.
+type Disk struct {
+	dir string
+}
+
+const tmpPrefix = ".tmp-"
+
+// OpenDisk opens (creating it if need be) a store directory.
+func OpenDisk(dir string) (*Disk, error) {
+	if dir == "" {
+		return nil, errors.New("registry: empty store directory")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "versions"), 0o755); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	d := &Disk{dir: dir}
+	entries, err := os.ReadDir(filepath.Join(dir, "versions"))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			os.RemoveAll(filepath.Join(dir, "versions", e.Name())) // a crashed upload's leftovers
+		}
+	}
+	return d, nil
+}
+
+// Name implements Backend.
+func (d *Disk) Name() string { return "disk " + d.dir }
+
+func (d *Disk) versionDir(version string) string { return filepath.Join(d.dir, "versions", version) }
+
+// Put implements Backend.
+func (d *Disk) Put(_ context.Context, rec Record, data []byte) error {
+	if _, err := os.Stat(d.versionDir(rec.Version)); err == nil {
+		return fmt.Errorf("%w: %q", ErrExists, rec.Version)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(d.dir, "versions"), tmpPrefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // after a successful rename there is nothing left to remove
+	meta, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(tmp, "bundle.json"), data); err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(tmp, "record.json"), meta); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, d.versionDir(rec.Version)); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("%w: %q", ErrExists, rec.Version)
+		}
+		return err
+	}
+	return syncDir(filepath.Join(d.dir, "versions"))
+}
+
+// Get implements Backend.
+func (d *Disk) Get(_ context.Context, version string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(d.versionDir(version), "bundle.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q", errNotStored, version)
+	}
+	return data, err
+}
+
+// List implements Backend.
+func (d *Disk) List(_ context.Context) ([]Record, error) {
+	entries, err := os.ReadDir(filepath.Join(d.dir, "versions"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(d.dir, "versions", e.Name(), "record.json"))
+		if err != nil {
+			return nil, err
+		}
+		var rec Record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Activate implements Backend.
+func (d *Disk) Activate(ctx context.Context, a Activation) error {
+	st, err := d.State(ctx)
+	if err != nil {
+		return err
+	}
+	st.Active = a.Version
+	st.History = append([]Activation{a}, st.History...)
+	if len(st.History) > MaxHistory {
+		st.History = st.History[:MaxHistory]
+	}
+	raw, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	tmp := filepath.Join(d.dir, tmpPrefix+"state-"+hex.EncodeToString(suffix[:]))
+	if err := writeSynced(tmp, raw); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(d.dir, "state.json")); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(d.dir)
+}
+
+// State implements Backend.
+func (d *Disk) State(context.Context) (State, error) {
+	raw, err := os.ReadFile(filepath.Join(d.dir, "state.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, err
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return State{}, fmt.Errorf("%s: %w", filepath.Join(d.dir, "state.json"), err)
+	}
+	return st, nil
+}
+
+// Notify implements Backend: a directory is not shared, nobody to tell.
+func (d *Disk) Notify(context.Context) error { return nil }
+
+// Changes implements Backend: none; the periodic reconcile reads the directory.
+func (d *Disk) Changes(context.Context) <-chan struct{} { return nil }
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

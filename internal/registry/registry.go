@@ -1,0 +1,384 @@
+// Package registry is the model lifecycle behind ModelService: it stores uploaded model versions
+// and the activation history in a Backend (a local directory by default, Redis when replicas
+// share it), passes every upload through the validation gate (modelstore.Load: parse, schema,
+// check vectors; then Model.Probe) before anything is stored, and keeps the in-memory
+// modelstore.Store of this replica in step with the backend: at start-up, at once when another
+// replica publishes a change, and by a periodic reconcile as a safety net.
+//
+// The store's active model is swapped atomically (modelstore.Store.Activate), so requests never
+// fail during a swap; the backend is written first, so a replica that restarts finds the version
+// that was active.
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/modelstore"
+)
+
+// Errors of the registry; the server maps them to gRPC codes.
+var (
+	// ErrFailed means the version is stored but this replica could not load it.
+	ErrFailed = errors.New("model version failed to load")
+	// ErrChecksum means the uploaded bytes do not have the announced sha256.
+	ErrChecksum = errors.New("sha256 mismatch")
+)
+
+// Options configure a Registry.
+type Options struct {
+	Backend Backend
+	Store   *modelstore.Store
+	// Reconcile is the period of the safety-net reconcile; default 10s.
+	Reconcile  time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Registry keeps a modelstore.Store in step with a Backend. It is safe for concurrent use.
+type Registry struct {
+	backend   Backend
+	store     *modelstore.Store
+	reconcile time.Duration
+	logger    *slog.Logger
+	now       func() time.Time
+	metrics   *metrics
+
+	mu      sync.Mutex         // serialises Upload, Activate and sync
+	failed  map[string]Failure // stored versions this replica refused
+	records map[string]Record  // every stored version seen, loaded or failed
+	history []Activation       // most recent first
+}
+
+// Failure is a stored version this replica could not load.
+type Failure struct {
+	Record Record
+	Err    error
+}
+
+type metrics struct {
+	uploads     *prometheus.CounterVec
+	activations prometheus.Counter
+	syncs       *prometheus.CounterVec
+	active      *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		uploads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_uploads_total", Help: "Model uploads by result (stored, refused, error).",
+		}, []string{"result"}),
+		activations: f.NewCounter(prometheus.CounterOpts{
+			Name: "churn_model_activations_total", Help: "Model activations applied on this replica, from any replica.",
+		}),
+		syncs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_syncs_total", Help: "Reconciles of this replica with the model store, by result (ok, error).",
+		}, []string{"result"}),
+		active: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "churn_model_active_info", Help: "The active model (value 1), by name and version.",
+		}, []string{"name", "version"}),
+	}
+	for _, r := range []string{"stored", "refused", "error"} {
+		m.uploads.WithLabelValues(r)
+	}
+	m.syncs.WithLabelValues("ok")
+	m.syncs.WithLabelValues("error")
+	return m
+}
+
+// New makes a registry and runs a first sync, so that the store holds every stored version and
+// the backend's active one is active. A backend that cannot be read is not fatal (the replica
+// serves the models it has, logs, and the reconcile loop retries); a backend's active version
+// that fails to load is logged and left inactive.
+func New(ctx context.Context, o Options) (*Registry, error) {
+	if o.Backend == nil || o.Store == nil {
+		return nil, errors.New("registry: Backend and Store are required")
+	}
+	if o.Reconcile <= 0 {
+		o.Reconcile = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	r := &Registry{
+		backend: o.Backend, store: o.Store, reconcile: o.Reconcile, logger: o.Logger, now: o.Now,
+		metrics: newMetrics(o.Registerer),
+		failed:  map[string]Failure{}, records: map[string]Record{},
+	}
+	if m, err := o.Store.Active(); err == nil {
+		r.metrics.active.WithLabelValues(m.Name(), m.Version()).Set(1)
+	}
+	if err := r.Sync(ctx); err != nil {
+		r.logger.Warn("model store unreadable at start-up; serving the models at hand, retrying", "backend", r.backend.Name(), "err", err)
+	}
+	return r, nil
+}
+
+// Run follows the backend until ctx ends: a sync on every change notification and every
+// Reconcile period.
+func (r *Registry) Run(ctx context.Context) {
+	changes := r.backend.Changes(ctx)
+	tick := time.NewTicker(r.reconcile)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-tick.C:
+		}
+		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("model store sync failed", "backend", r.backend.Name(), "err", err)
+		}
+	}
+}
+
+// Sync loads the stored versions this replica lacks and applies the backend's active version.
+func (r *Registry) Sync(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.sync(ctx)
+	if err != nil {
+		r.metrics.syncs.WithLabelValues("error").Inc()
+	} else {
+		r.metrics.syncs.WithLabelValues("ok").Inc()
+	}
+	return err
+}
+
+func (r *Registry) sync(ctx context.Context) error {
+	recs, err := r.backend.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if _, known := r.records[rec.Version]; known {
+			continue
+		}
+		if err := r.load(ctx, rec); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			r.failed[rec.Version] = Failure{Record: rec, Err: err}
+			r.logger.Error("stored model version refused by this replica", "version", rec.Version, "err", err)
+		}
+		r.records[rec.Version] = rec
+	}
+	st, err := r.backend.State(ctx)
+	if err != nil {
+		return err
+	}
+	r.history = st.History
+	if st.Active == "" {
+		return nil
+	}
+	if cur, err := r.store.Active(); err == nil && cur.Version() == st.Active {
+		return nil
+	}
+	if err := r.store.Activate(st.Active); err != nil {
+		return fmt.Errorf("active version %q: %w", st.Active, err)
+	}
+	r.applied(st.Active)
+	return nil
+}
+
+// load reads, verifies and adds one stored version to the store.
+func (r *Registry) load(ctx context.Context, rec Record) error {
+	data, err := r.backend.Get(ctx, rec.Version)
+	if err != nil {
+		return err
+	}
+	m, err := modelstore.Load(data)
+	if err == nil {
+		err = m.Probe()
+	}
+	if err != nil {
+		return err
+	}
+	if m.Version() != rec.Version {
+		return fmt.Errorf("stored as %q, the manifest says %q", rec.Version, m.Version())
+	}
+	m.Origin = modelstore.OriginStore
+	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {
+		return err
+	}
+	return nil
+}
+
+func (r *Registry) applied(version string) {
+	m, err := r.store.Get(version)
+	if err != nil {
+		return
+	}
+	r.metrics.active.Reset()
+	r.metrics.active.WithLabelValues(m.Name(), m.Version()).Set(1)
+	r.metrics.activations.Inc()
+	r.logger.Info("model activated", "name", m.Name(), "version", m.Version())
+}
+
+// Upload is an upload to validate and store.
+type Upload struct {
+	// SHA256 is the announced lower-case hex digest of Data.
+	SHA256      string
+	Description string
+	Data        []byte
+}
+
+// Upload verifies the bytes against their digest, loads and probes the bundle, and stores it. A
+// version that exists with the same bytes is returned as it is (a retried upload); with other
+// bytes it is modelstore.ErrExists. Nothing is stored unless every check passed.
+func (r *Registry) Upload(ctx context.Context, u Upload) (*modelstore.Model, error) {
+	m, err := r.upload(ctx, u)
+	switch {
+	case err == nil:
+		r.metrics.uploads.WithLabelValues("stored").Inc()
+	case errors.Is(err, bundle.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, modelstore.ErrExists):
+		r.metrics.uploads.WithLabelValues("refused").Inc()
+	default:
+		r.metrics.uploads.WithLabelValues("error").Inc()
+	}
+	return m, err
+}
+
+func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, error) {
+	sum := sha256.Sum256(u.Data)
+	if got := hex.EncodeToString(sum[:]); got != u.SHA256 {
+		return nil, fmt.Errorf("%w: the bytes received hash to %s, the upload announced %s", ErrChecksum, got, u.SHA256)
+	}
+	m, err := modelstore.Load(u.Data)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Probe(); err != nil {
+		return nil, err
+	}
+	m.Origin = modelstore.OriginStore
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, err := r.store.Get(m.Version()); err == nil {
+		if old.SHA256 == m.SHA256 {
+			return old, nil
+		}
+		return nil, fmt.Errorf("%w: %q with other bytes (sha256 %s)", modelstore.ErrExists, m.Version(), old.SHA256)
+	}
+	rec := Record{Version: m.Version(), SHA256: m.SHA256, Size: m.Size, StoredAt: r.now().UTC(), Description: u.Description}
+	if err := r.backend.Put(ctx, rec, u.Data); err != nil {
+		if errors.Is(err, ErrExists) { // stored by another replica since our last sync
+			return nil, fmt.Errorf("%w: %q was stored meanwhile by another replica", modelstore.ErrExists, m.Version())
+		}
+		return nil, err
+	}
+	if err := r.store.Add(m); err != nil {
+		return nil, err
+	}
+	r.records[rec.Version] = rec
+	if err := r.backend.Notify(ctx); err != nil {
+		r.logger.Warn("could not notify the other replicas of an upload; they reconcile on their own", "err", err)
+	}
+	r.logger.Info("model stored", "name", m.Name(), "version", m.Version(), "sha256", m.SHA256, "bytes", m.Size)
+	return m, nil
+}
+
+// Activate makes a loaded version the active one: first in the backend (so that it survives a
+// restart and reaches the other replicas), then here.
+func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Model, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.failed[version]; ok {
+		return nil, fmt.Errorf("%w: %q: %v", ErrFailed, version, f.Err)
+	}
+	m, err := r.store.Get(version)
+	if err != nil {
+		return nil, err
+	}
+	a := Activation{Version: version, At: r.now().UTC()}
+	if err := r.backend.Activate(ctx, a); err != nil {
+		return nil, err
+	}
+	r.history = append([]Activation{a}, r.history...)
+	if len(r.history) > MaxHistory {
+		r.history = r.history[:MaxHistory]
+	}
+	if err := r.store.Activate(version); err != nil {
+		return nil, err
+	}
+	r.applied(version)
+	if err := r.backend.Notify(ctx); err != nil {
+		r.logger.Warn("could not notify the other replicas of an activation; they reconcile on their own", "err", err)
+	}
+	return m, nil
+}
+
+// Version is what the registry knows of one version, for ListModels and GetModel.
+type Version struct {
+	Model  *modelstore.Model // nil when it failed to load
+	Record *Record           // nil for a version that was not uploaded (embedded, --model-dir)
+	Err    error             // why it failed to load
+	Active bool
+}
+
+// List returns every version, loaded ones oldest first, then the failed ones, and the activation
+// history, most recent first.
+func (r *Registry) List() ([]Version, []Activation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	active, _ := r.store.Active()
+	var out []Version
+	for _, m := range r.store.List() {
+		out = append(out, r.version(m, active))
+	}
+	failed := make([]string, 0, len(r.failed))
+	for v := range r.failed {
+		failed = append(failed, v)
+	}
+	slices.Sort(failed)
+	for _, v := range failed {
+		rec := r.failed[v].Record
+		out = append(out, Version{Record: &rec, Err: r.failed[v].Err})
+	}
+	return out, append([]Activation(nil), r.history...)
+}
+
+// Get returns one version; modelstore.ErrNotFound when unknown.
+func (r *Registry) Get(version string) (Version, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.failed[version]; ok {
+		rec := f.Record
+		return Version{Record: &rec, Err: f.Err}, nil
+	}
+	m, err := r.store.Get(version)
+	if err != nil {
+		return Version{}, err
+	}
+	active, _ := r.store.Active()
+	return r.version(m, active), nil
+}
+
+func (r *Registry) version(m, active *modelstore.Model) Version {
+	v := Version{Model: m, Active: m == active}
+	if rec, ok := r.records[m.Version()]; ok {
+		v.Record = &rec
+	}
+	return v
+}

@@ -1,0 +1,346 @@
+package registry_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/registry"
+	"github.com/churnhq/churn/models"
+)
+
+// bundleVersion returns the default bundle with its manifest version changed: a valid, distinct
+// bundle (the check vectors do not depend on the version).
+func bundleVersion(t testing.TB, version string) []byte {
+	t.Helper()
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["manifest"].(map[string]any)["version"] = version
+	out, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func digest(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+func newStore(t testing.TB) *modelstore.Store {
+	t.Helper()
+	m, err := modelstore.LoadFS(models.FS, models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := modelstore.New([]*modelstore.Model{m}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newRedisBackend(t testing.TB, addr string) *registry.Redis {
+	t.Helper()
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	t.Cleanup(func() { client.Close() })
+	b, err := registry.NewRedisBackend(registry.RedisBackendOptions{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// backends runs f against a fresh Disk and a fresh Redis backend: one contract for both.
+func backends(t *testing.T, f func(t *testing.T, newBackend func() registry.Backend)) {
+	t.Run("disk", func(t *testing.T) {
+		dir := t.TempDir()
+		f(t, func() registry.Backend {
+			d, err := registry.OpenDisk(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		addr, _, _ := redistest.StartRedis(t)
+		f(t, func() registry.Backend { return newRedisBackend(t, addr) })
+	})
+}
+
+func TestBackendContract(t *testing.T) {
+	backends(t, func(t *testing.T, newBackend func() registry.Backend) {
+		ctx := context.Background()
+		b := newBackend()
+		if st, err := b.State(ctx); err != nil || st.Active != "" || len(st.History) != 0 {
+			t.Fatalf("fresh State = %+v, %v; want empty", st, err)
+		}
+		rec := registry.Record{Version: "v1", SHA256: "abc", Size: 3, StoredAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Description: "first"}
+		if err := b.Put(ctx, rec, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(ctx, rec, []byte("other")); !errors.Is(err, registry.ErrExists) {
+			t.Fatalf("second Put = %v, want ErrExists", err)
+		}
+		// A second backend on the same storage sees the same things.
+		b2 := newBackend()
+		if got, err := b2.Get(ctx, "v1"); err != nil || string(got) != "one" {
+			t.Fatalf("Get = %q, %v; want the first bytes", got, err)
+		}
+		if _, err := b2.Get(ctx, "nope"); err == nil {
+			t.Fatal("Get of an unknown version succeeded")
+		}
+		recs, err := b2.List(ctx)
+		if err != nil || len(recs) != 1 || recs[0] != rec {
+			t.Fatalf("List = %+v, %v; want [%+v]", recs, err, rec)
+		}
+		for i := range registry.MaxHistory + 3 {
+			v := "v1"
+			if i%2 == 1 {
+				v = "v2"
+			}
+			if err := b.Activate(ctx, registry.Activation{Version: v, At: rec.StoredAt.Add(time.Duration(i) * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := b2.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := registry.MaxHistory + 2 // the last activation, i = MaxHistory+2, is even: v1
+		if st.Active != "v1" || len(st.History) != registry.MaxHistory ||
+			st.History[0].Version != "v1" || !st.History[0].At.Equal(rec.StoredAt.Add(time.Duration(last)*time.Minute)) || st.History[1].Version != "v2" {
+			t.Fatalf("State = active %q, %d entries, first %+v; want v1, %d, newest first", st.Active, len(st.History), st.History[0], registry.MaxHistory)
+		}
+	})
+}
+
+// A crash mid-upload leaves a temporary directory: it is never listed and is removed on open.
+func TestDiskIgnoresAndRemovesACrashedUpload(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := registry.OpenDisk(dir); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(dir, "versions", ".tmp-123")
+	if err := os.MkdirAll(half, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "bundle.json"), []byte(`{"manif`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := d.List(context.Background()); err != nil || len(recs) != 0 {
+		t.Fatalf("List = %+v, %v; want nothing", recs, err)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Fatalf("the crashed upload's directory is still there: %v", err)
+	}
+}
+
+func newRegistry(t testing.TB, b registry.Backend, reg prometheus.Registerer) (*registry.Registry, *modelstore.Store) {
+	t.Helper()
+	store := newStore(t)
+	r, err := registry.New(context.Background(), registry.Options{Backend: b, Store: store, Reconcile: time.Hour, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, store
+}
+
+func TestUploadActivateAndRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r, store := newRegistry(t, d, reg)
+	data := bundleVersion(t, "v2")
+	m, err := r.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data, Description: "retrained"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version() != "v2" || m.Origin != modelstore.OriginStore || m.SHA256 != digest(data) {
+		t.Fatalf("uploaded model = %s %s %s", m.Version(), m.Origin, m.SHA256)
+	}
+	if active, _ := store.Active(); active.Version() == "v2" {
+		t.Fatal("an upload activated the version")
+	}
+	// The same bytes again: the stored version, not an error (a retried upload).
+	if again, err := r.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data}); err != nil || again != m {
+		t.Fatalf("re-upload = %v, %v; want the stored model", again, err)
+	}
+	if _, err := r.Activate(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if active, _ := store.Active(); active.Version() != "v2" {
+		t.Fatalf("active = %s, want v2", active.Version())
+	}
+	if got := metricValue(t, reg, "churn_model_active_info", "version", "v2"); got != 1 {
+		t.Fatalf("churn_model_active_info{version=v2} = %v, want 1", got)
+	}
+	if _, err := r.Activate(ctx, "nope"); !errors.Is(err, modelstore.ErrNotFound) {
+		t.Fatalf("Activate(nope) = %v, want ErrNotFound", err)
+	}
+
+	// A restart: a new store with only the embedded model, the same directory.
+	d2, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, store2 := newRegistry(t, d2, prometheus.NewRegistry())
+	if active, _ := store2.Active(); active.Version() != "v2" {
+		t.Fatalf("after restart active = %s, want v2", active.Version())
+	}
+	versions, history := r2.List()
+	if len(versions) != 2 || versions[1].Record == nil || versions[1].Record.Description != "retrained" || !versions[1].Active {
+		t.Fatalf("List after restart = %+v", versions)
+	}
+	if len(history) != 1 || history[0].Version != "v2" {
+		t.Fatalf("history = %+v", history)
+	}
+}
+
+func TestRefusedUploadsChangeNothing(t *testing.T) {
+	ctx := context.Background()
+	d, err := registry.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r, store := newRegistry(t, d, reg)
+	good := bundleVersion(t, "v2")
+	var broken map[string]any
+	if err := json.Unmarshal(good, &broken); err != nil {
+		t.Fatal(err)
+	}
+	cv := broken["manifest"].(map[string]any)["check_vectors"].([]any)[0].(map[string]any)
+	cv["probability"] = cv["probability"].(float64) + 0.01
+	badChecks, _ := json.Marshal(broken)
+	defaultData, _ := models.FS.ReadFile(models.DefaultName)
+	sameVersionOtherBytes := append(append([]byte(nil), defaultData...), '\n')
+
+	for _, tc := range []struct {
+		name string
+		up   registry.Upload
+		want error
+	}{
+		{"wrong sha256", registry.Upload{SHA256: digest([]byte("x")), Data: good}, registry.ErrChecksum},
+		{"truncated", registry.Upload{SHA256: digest(good[:100]), Data: good[:100]}, bundle.ErrInvalid},
+		{"check vectors fail", registry.Upload{SHA256: digest(badChecks), Data: badChecks}, bundle.ErrInvalid},
+		{"not json", registry.Upload{SHA256: digest([]byte("PK\x03\x04")), Data: []byte("PK\x03\x04")}, bundle.ErrInvalid},
+		{"existing version, other bytes", registry.Upload{SHA256: digest(sameVersionOtherBytes), Data: sameVersionOtherBytes}, modelstore.ErrExists},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := r.Upload(ctx, tc.up); !errors.Is(err, tc.want) {
+				t.Fatalf("Upload = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if recs, _ := d.List(ctx); len(recs) != 0 {
+		t.Fatalf("stored after refusals: %+v", recs)
+	}
+	if len(store.List()) != 1 {
+		t.Fatalf("store holds %d models after refusals, want 1", len(store.List()))
+	}
+	if got := metricValue(t, reg, "churn_model_uploads_total", "result", "refused"); got != 5 {
+		t.Fatalf("churn_model_uploads_total{result=refused} = %v, want 5", got)
+	}
+}
+
+// Two replicas share Redis: an upload and an activation on one reach the other through pub/sub,
+// well before the (hour-long) reconcile period.
+func TestReplicaFollowsActivationThroughRedis(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, _ := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
+	b, storeB := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	// Wait until b has subscribed, so that the test measures pub/sub and not a lucky reconcile.
+	probe := redis.NewClient(&redis.Options{Addr: addr})
+	defer probe.Close()
+	for {
+		n, err := probe.PubSubNumSub(ctx, "churn:models:events").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n["churn:models:events"] == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for a duration
+	}
+	data := bundleVersion(t, "v2")
+	if _, err := a.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Activate(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if m, _ := storeB.Active(); m.Version() == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica b did not follow the activation within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, err := storeB.Get("v2"); err != nil || m.Origin != modelstore.OriginStore {
+		t.Fatalf("b's v2 = %v, %v", m, err)
+	}
+	cancel()
+	<-done
+}
+
+// metricValue gathers reg and returns the value of the series of name whose label has value.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}
