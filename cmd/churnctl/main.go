@@ -20,8 +20,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"train": {"train a model bundle from a CSV and a dataset spec", runTrain},
-	"score": {"score a customer with a running churnd", runScore},
+	"train":  {"train a model bundle from a CSV and a dataset spec", runTrain},
+	"score":  {"score a customer with a running churnd", runScore},
+	"upload": {"upload a model bundle to churnd (admin), optionally activating it", runUpload},
+	"models": {"list, inspect, activate or roll back model versions (admin)", runModels},
+
+	"evaluate": {"evaluate a model bundle on a CSV: metrics, lift, tiers, segments as text, JSON or HTML", runEvaluate},
 }
 
 func main() {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -51,7 +49,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial(*addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "churnctl score: %v\n", err)
 		return 1
@@ -75,13 +73,6 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	printScore(stdout, resp)
 	return 0
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // buildRequest reads the request file, if any, then applies the flags on top.

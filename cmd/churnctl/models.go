@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+)
+
+func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return modelsMain(ctx, args, stdout, stderr, os.Getenv)
+}
+
+// modelsUsage lists the subcommands of churnctl models.
+const modelsUsage = `usage: churnctl models <list|get VERSION|activate VERSION|rollback> [--addr host:port] [--token T] [--json]
+
+  list              every stored version (* marks the active one)
+  get VERSION       one version: schema, tiers, evaluation
+  activate VERSION  make a stored version the active one
+  rollback          activate the most recent earlier active version
+
+The token is taken from --token or the env CHURN_TOKEN; it needs the admin role.`
+
+// modelsMain is runModels with an injected environment.
+func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, modelsUsage)
+		return 2
+	}
+	sub, args := args[0], args[1:]
+	var want int // positional arguments the subcommand takes
+	switch sub {
+	case "list", "rollback":
+	case "get", "activate":
+		want = 1
+	case "-h", "--help", "help":
+		fmt.Fprintln(stderr, modelsUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "churnctl models: unknown subcommand %q\n\n%s\n", sub, modelsUsage)
+		return 2
+	}
+	prefix := "churnctl models " + sub
+	fs := flag.NewFlagSet(prefix, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f adminFlags
+	f.register(fs, 10*time.Second)
+	fs.Usage = func() {
+		arg := ""
+		if want == 1 {
+			arg = " VERSION"
+		}
+		fmt.Fprintf(stderr, "usage: %s%s [--addr host:port] [--token T] [--json]\n", prefix, arg)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != want {
+		if want == 1 {
+			fmt.Fprintf(stderr, "%s: want one VERSION, got %d arguments\n", prefix, len(pos))
+		} else {
+			fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", prefix, pos)
+		}
+		fs.Usage()
+		return 2
+	}
+	if want == 1 && strings.TrimSpace(pos[0]) == "" {
+		fmt.Fprintf(stderr, "%s: VERSION is empty\n", prefix)
+		return 2
+	}
+	f.resolveToken(getenv)
+
+	conn, err := dial(f.addr)
+	if err != nil {
+		return failf(stderr, "%s: %v", prefix, err)
+	}
+	defer conn.Close()
+	client := churnv1.NewModelServiceClient(conn)
+	ctx, cancel := context.WithTimeout(f.outgoing(ctx), f.timeout)
+	defer cancel()
+
+	var out proto.Message
+	var print func()
+	switch sub {
+	case "list":
+		resp, err := client.ListModels(ctx, &churnv1.ListModelsRequest{})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		out, print = resp, func() { printModelList(stdout, resp) }
+	case "get":
+		info, err := client.GetModel(ctx, &churnv1.GetModelRequest{Version: pos[0]})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		out, print = info, func() { printModel(stdout, info) }
+	case "activate":
+		info, err := client.ActivateModel(ctx, &churnv1.ActivateModelRequest{Version: pos[0]})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		out, print = info, func() {
+			fmt.Fprintf(stdout, "activated %s %s\n\n", info.GetName(), info.GetVersion())
+			printModel(stdout, info)
+		}
+	case "rollback":
+		list, err := client.ListModels(ctx, &churnv1.ListModelsRequest{})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		target, err := rollbackTarget(list)
+		if err != nil {
+			return failf(stderr, "%s: %v", prefix, err)
+		}
+		info, err := client.ActivateModel(ctx, &churnv1.ActivateModelRequest{Version: target})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		from := list.GetActiveVersion()
+		out, print = info, func() {
+			fmt.Fprintf(stdout, "rolled back from %s to %s\n\n", from, info.GetVersion())
+			printModel(stdout, info)
+		}
+	}
+	if f.asJSON {
+		return printJSON(stdout, stderr, prefix, out)
+	}
+	print()
+	return 0
+}
+
+// errNothingToRollBack says the activation history names no version other than the active one.
+var errNothingToRollBack = errors.New("nothing to roll back to")
+
+// rollbackTarget is the most recent activation whose version differs from the active one.
+func rollbackTarget(list *churnv1.ListModelsResponse) (string, error) {
+	active := list.GetActiveVersion()
+	for _, a := range list.GetActivations() {
+		if v := a.GetVersion(); v != "" && v != active {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%w: the activation history (%d entries) names no version other than the active one %q",
+		errNothingToRollBack, len(list.GetActivations()), active)
+}
+
+func printJSON(stdout, stderr io.Writer, prefix string, m proto.Message) int {
+	out, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return failf(stderr, "%s: %v", prefix, err)
+	}
+	fmt.Fprintln(stdout, string(out))
+	return 0
+}
+
+// printModelList prints one row per version, oldest first as the server lists them; "*" marks the
+// active version. Failed versions' errors follow the table.
+func printModelList(w io.Writer, r *churnv1.ListModelsResponse) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VERSION\tNAME\tSTATUS\tTYPE\tCREATED\tROC-AUC\tBRIER\tORIGIN")
+	for _, m := range r.GetModels() {
+		mark := " "
+		if m.GetVersion() == r.GetActiveVersion() || m.GetStatus() == churnv1.ModelStatus_MODEL_STATUS_ACTIVE {
+			mark = "*"
+		}
+		ev := m.GetEvaluation()
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, m.GetVersion(), m.GetName(),
+			statusName(m.GetStatus()), orDash(m.GetModelType()), shortTime(m.GetCreatedAt().AsTime(), m.GetCreatedAt() != nil),
+			metric(ev.GetRocAuc(), ev != nil), metric(ev.GetBrier(), ev != nil), orDash(m.GetOrigin()))
+	}
+	tw.Flush()
+	for _, m := range r.GetModels() {
+		if m.GetError() != "" {
+			fmt.Fprintf(w, "%s: %s\n", m.GetVersion(), m.GetError())
+		}
+	}
+	if len(r.GetModels()) == 0 {
+		fmt.Fprintln(w, "(no models stored)")
+	}
+}
+
+// printModel prints one version: identity, schema, tiers and evaluation.
+func printModel(w io.Writer, m *churnv1.ModelInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	kv := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	kv("name", m.GetName())
+	kv("version", m.GetVersion())
+	kv("status", statusName(m.GetStatus()))
+	kv("error", m.GetError())
+	kv("origin", m.GetOrigin())
+	kv("type", m.GetModelType())
+	kv("format", m.GetFormat())
+	kv("description", m.GetDescription())
+	if m.GetCreatedAt() != nil {
+		kv("created", m.GetCreatedAt().AsTime().UTC().Format(time.RFC3339))
+	}
+	if m.GetStoredAt() != nil {
+		kv("stored", m.GetStoredAt().AsTime().UTC().Format(time.RFC3339))
+	}
+	kv("sha256", m.GetSha256())
+	if m.GetSizeBytes() > 0 {
+		kv("size", humanBytes(m.GetSizeBytes()))
+	}
+	if t := m.GetTiers(); t != nil {
+		kv("tiers", fmt.Sprintf("MEDIUM >= %s, HIGH >= %s, CRITICAL >= %s", num(t.GetMedium()), num(t.GetHigh()), num(t.GetCritical())))
+	}
+	if e := m.GetEvaluation(); e != nil {
+		kv("trainer", e.GetTrainer())
+		kv("evaluated on", fmt.Sprintf("%s: %d rows, %d positive", orDash(e.GetSplit()), e.GetRows(), e.GetPositives()))
+		kv("roc-auc", num(e.GetRocAuc()))
+		kv("pr-auc", num(e.GetPrAuc()))
+		kv("log loss", num(e.GetLogLoss()))
+		kv("brier", num(e.GetBrier()))
+	}
+	tw.Flush()
+	if len(m.GetInputs()) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\ninputs (%d):\n", len(m.GetInputs()))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSOURCE\tTYPE\tMISSING\tCATEGORIES")
+	for _, in := range m.GetInputs() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.GetName(), in.GetSource(), in.GetType(), orDash(in.GetMissing()),
+			orDash(strings.Join(in.GetCategories(), ", ")))
+	}
+	tw.Flush()
+}
+
+func statusName(s churnv1.ModelStatus) string {
+	return strings.TrimPrefix(s.String(), "MODEL_STATUS_")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortTime(t time.Time, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}
+
+func metric(v float64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// humanBytes renders a size in IEC units, e.g. "12.3 KiB (12595 bytes)".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+}
