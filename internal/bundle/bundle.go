@@ -242,6 +242,52 @@ type Metrics struct {
 	LogLoss     float64          `json:"log_loss"`
 	Brier       float64          `json:"brier"`
 	Calibration []CalibrationBin `json:"calibration,omitempty"`
+	// Lift is the lift and capture at the top shares of rows by predicted probability (the
+	// retention team's budgets: 5, 10 and 20%).
+	Lift []LiftPoint `json:"lift,omitempty"`
+	// Tiers is the confusion of flagging the rows at or above each tier threshold.
+	Tiers []TierConfusion `json:"tiers,omitempty"`
+	// SegmentColumn names the column Segments breaks the rows down by.
+	SegmentColumn string           `json:"segment_column,omitempty"`
+	Segments      []SegmentMetrics `json:"segments,omitempty"`
+}
+
+// LiftPoint measures the top Share of rows by predicted probability. Rows tied at the cut count
+// pro rata (the expected result of breaking the tie at random), so Positives may be fractional.
+type LiftPoint struct {
+	Share     float64 `json:"share"`
+	Rows      int     `json:"rows"`
+	Positives float64 `json:"positives"`
+	// Lift is the positive rate of the top rows over the positive rate of all rows.
+	Lift float64 `json:"lift"`
+	// Capture is the share of all positives that are in the top rows.
+	Capture float64 `json:"capture"`
+}
+
+// TierConfusion is the confusion matrix of flagging the rows whose probability is at or above a
+// tier's threshold (p >= Threshold) as churners.
+type TierConfusion struct {
+	Tier      string  `json:"tier"`
+	Threshold float64 `json:"threshold"`
+	TP        int     `json:"tp"`
+	FP        int     `json:"fp"`
+	TN        int     `json:"tn"`
+	FN        int     `json:"fn"`
+	// Precision is TP / (TP + FP), 0 when no row is flagged; Recall is TP / (TP + FN).
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+}
+
+// SegmentMetrics evaluates the rows of one segment.
+type SegmentMetrics struct {
+	Segment   string `json:"segment"`
+	Rows      int    `json:"rows"`
+	Positives int    `json:"positives"`
+	// ROCAUC is set when the segment has rows of both labels.
+	ROCAUC        *float64 `json:"roc_auc,omitempty"`
+	Brier         float64  `json:"brier"`
+	MeanPredicted float64  `json:"mean_predicted"`
+	ObservedRate  float64  `json:"observed_rate"`
 }
 
 // CalibrationBin is one row of a calibration table.
