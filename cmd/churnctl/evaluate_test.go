@@ -91,7 +91,7 @@ func TestEvaluateDefaultModelMatchesItsTrainingRecord(t *testing.T) {
 		{"log loss", rep.LogLoss, rec.LogLoss},
 		{"Brier", rep.Brier, rec.Brier},
 	} {
-		if math.Abs(c.got-c.want) > 1e-8 {
+		if math.Abs(c.got-c.want) > bundle.CheckTolerance {
 			t.Errorf("%s = %.12f, the training record says %.12f", c.name, c.got, c.want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -26,8 +27,8 @@ var (
 	markColor     = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 )
 
-// newPlot is a plot on the unit square with sans-serif text (the SVG names the Liberation Sans
-// family; a browser without it falls back to its own sans-serif) and a light grid.
+// newPlot is a plot on the unit square with sans-serif text (Liberation Sans, which gonum/plot
+// embeds for measuring text) and a light grid.
 func newPlot(title, x, y string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
@@ -41,11 +42,25 @@ func newPlot(title, x, y string) *plot.Plot {
 	sans(&p.X.Tick.Label.Font)
 	sans(&p.Y.Tick.Label.Font)
 	sans(&p.Legend.TextStyle.Font)
+	p.X.Tick.Marker, p.Y.Tick.Marker = unitTicks(), unitTicks()
 	g := plotter.NewGrid()
 	g.Vertical.Color = color.Gray{Y: 0xe0}
 	g.Horizontal.Color = color.Gray{Y: 0xe0}
 	p.Add(g)
 	return p
+}
+
+// unitTicks marks every 0.1 of [0, 1], labelling every 0.2.
+func unitTicks() plot.ConstantTicks {
+	var ts plot.ConstantTicks
+	for i := 0; i <= 10; i++ {
+		t := plot.Tick{Value: float64(i) / 10}
+		if i%2 == 0 {
+			t.Label = strconv.FormatFloat(t.Value, 'f', 1, 64)
+		}
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 // line adds a line through xys with the given colour, dashed when dashed, named in the legend.
@@ -66,7 +81,10 @@ func line(p *plot.Plot, name string, xys plotter.XYs, c color.Color, dashed bool
 }
 
 // svg renders p as an SVG element (without the XML prolog, for inlining in HTML).
-func svg(p *plot.Plot) ([]byte, error) {
+func svg(p *plot.Plot, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
 	wt, err := p.WriterTo(chartWidth, chartHeight, "svg")
 	if err != nil {
 		return nil, err
@@ -80,11 +98,16 @@ func svg(p *plot.Plot) ([]byte, error) {
 	if i < 0 {
 		return nil, errors.New("chart: the SVG backend wrote no <svg> element")
 	}
-	return out[i:], nil
+	// vgsvg names only the Liberation family; a viewer without it would fall back to its
+	// default (often serif) font, so add the usual sans-serif fallbacks.
+	out = bytes.ReplaceAll(out[i:], []byte("font-family:Liberation Sans;"), []byte("font-family:'Liberation Sans',Arial,Helvetica,sans-serif;"))
+	return out, nil
 }
 
-// ROCChart draws the ROC curve against the diagonal of a random ranking.
-func (r *Report) ROCChart() ([]byte, error) {
+// ROCChart draws the ROC curve against the diagonal of a random ranking, as SVG.
+func (r *Report) ROCChart() ([]byte, error) { return svg(r.rocPlot()) }
+
+func (r *Report) rocPlot() (*plot.Plot, error) {
 	if len(r.ROC) == 0 {
 		return nil, errors.New("ROC chart: the report has no ROC curve")
 	}
@@ -101,12 +124,14 @@ func (r *Report) ROCChart() ([]byte, error) {
 	}
 	p.Legend.Top = false
 	p.Legend.Left = false
-	return svg(p)
+	return p, nil
 }
 
-// CalibrationChart is the reliability diagram: each non-empty bin's observed churn rate against
-// its mean predicted probability, with the diagonal of perfect calibration.
-func (r *Report) CalibrationChart() ([]byte, error) {
+// CalibrationChart is the reliability diagram, as SVG: each non-empty bin's observed churn rate
+// against its mean predicted probability, with the diagonal of perfect calibration.
+func (r *Report) CalibrationChart() ([]byte, error) { return svg(r.calibrationPlot()) }
+
+func (r *Report) calibrationPlot() (*plot.Plot, error) {
 	var xys plotter.XYs
 	for _, b := range r.Calibration {
 		if b.Count > 0 {
@@ -131,15 +156,17 @@ func (r *Report) CalibrationChart() ([]byte, error) {
 	if err := line(p, "perfectly calibrated", plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}}, baselineColor, true); err != nil {
 		return nil, err
 	}
-	p.Legend.Top = true
-	p.Legend.Left = true
-	return svg(p)
+	p.Legend.Top = false
+	p.Legend.Left = false
+	return p, nil
 }
 
-// LiftChart is the cumulative gains chart: the share of all churners captured (y) when the top
-// share of customers by probability (x) is contacted, against a random choice and a perfect
-// model, with the lift budgets marked and labelled with their lift.
-func (r *Report) LiftChart() ([]byte, error) {
+// LiftChart is the cumulative gains chart, as SVG: the share of all churners captured (y) when
+// the top share of customers by probability (x) is contacted, against a random choice and a
+// perfect model, with the lift budgets marked and labelled with their lift.
+func (r *Report) LiftChart() ([]byte, error) { return svg(r.liftPlot()) }
+
+func (r *Report) liftPlot() (*plot.Plot, error) {
 	if len(r.Gains) == 0 || r.Rows == 0 {
 		return nil, errors.New("lift chart: the report has no gains")
 	}
@@ -185,5 +212,5 @@ func (r *Report) LiftChart() ([]byte, error) {
 	}
 	p.Legend.Top = false
 	p.Legend.Left = false
-	return svg(p)
+	return p, nil
 }

@@ -271,6 +271,9 @@ func TestWriteHTML(t *testing.T) {
 			t.Errorf("figure %s: SVG not closed", id)
 		}
 	}
+	if strings.Contains(html, "font-family:Liberation Sans;") {
+		t.Error("the SVG names Liberation Sans without a fallback font")
+	}
 	if n := strings.Count(html, "<svg"); n != 3 {
 		t.Errorf("%d SVG elements, want 3", n)
 	}
