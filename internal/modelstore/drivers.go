@@ -42,8 +42,8 @@ const OtherDrivers = "(other inputs)"
 // margin (its one-hot columns added up), ordered from most raising to most lowering, and the
 // base they add to. The contributions of the remaining inputs are added up in one OtherDrivers
 // entry, so that base + Σ contributions is the margin. contrib is scratch space of
-// Mapper.Width(). It allocates the drivers (one slab) and their slice, nothing else for up to 64
-// inputs; a response carries at most 2·MaxDriversPerSide+1 of them.
+// Mapper.Width(). It makes one allocation, the drivers and their slice together (a driverBlock),
+// nothing else for up to 64 inputs; a response carries at most 2·MaxDriversPerSide+1 of them.
 func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.Driver) {
 	base = m.Eval.Contributions(x, contrib)
 	type item struct {
@@ -92,11 +92,11 @@ func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.
 	if len(rest) > 0 {
 		n++
 	}
-	slab := make([]churnv1.Driver, n)
-	drivers = make([]*churnv1.Driver, n)
+	blk := new(driverBlock)
+	drivers = blk.ptrs[:n:n]
 	set := func(i int, name string, v, c float64) {
-		slab[i].Feature, slab[i].Value, slab[i].Contribution = name, v, c
-		drivers[i] = &slab[i]
+		blk.slab[i].Feature, blk.slab[i].Value, blk.slab[i].Contribution = name, v, c
+		drivers[i] = &blk.slab[i]
 	}
 	k := 0
 	for _, it := range items[:up] {
@@ -112,6 +112,15 @@ func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.
 		k++
 	}
 	return base, drivers
+}
+
+// driverBlock holds the drivers of one response and the slice that points at them, so that they
+// are one allocation instead of two: the cost of Drivers is mostly allocation and garbage
+// collection, not arithmetic. A model with 2·MaxDriversPerSide inputs or more, the usual case,
+// fills it; a smaller one leaves a few structs unused.
+type driverBlock struct {
+	slab [2*MaxDriversPerSide + 1]churnv1.Driver
+	ptrs [2*MaxDriversPerSide + 1]*churnv1.Driver
 }
 
 // roundValue rounds to 9 decimals (for |v| < 1e6; larger values are left alone): undoing the

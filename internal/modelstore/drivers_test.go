@@ -76,3 +76,32 @@ func TestDrivers(t *testing.T) {
 		}
 	}
 }
+
+// TestDriversAllocations gates Drivers at one allocation (the drivers and their slice together)
+// and checks that the returned slice has no spare capacity, so appending to one response's drivers
+// cannot write into memory that a later call hands out.
+func TestDriversAllocations(t *testing.T) {
+	m, err := modelstore.Load(defaultBundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../../testdata/requests/complaints.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req churnv1.ScoreRequest
+	if err := protojson.Unmarshal(data, &req); err != nil {
+		t.Fatal(err)
+	}
+	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
+	if _, _, _, err := m.Score(req.GetFeatures(), x, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.Drivers(x, contrib) }); n != 1 {
+		t.Errorf("Drivers allocates %v times per call, want 1", n)
+	}
+	_, drivers := m.Drivers(x, contrib)
+	if len(drivers) == 0 || cap(drivers) != len(drivers) {
+		t.Errorf("Drivers returned len %d cap %d, want a full slice of at least one driver", len(drivers), cap(drivers))
+	}
+}

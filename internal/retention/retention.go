@@ -60,8 +60,82 @@ const eps = 1e-9
 // numWarnings is the number of warning codes, RISK_RISING being the last.
 const numWarnings = int(churnv1.WarningCode_WARNING_CODE_RISK_RISING)
 
+// draft is a raised warning before it becomes a message: its numbers and where its text ends in
+// the messages' buffer (it starts where the previous one ends).
+type draft struct {
+	code             churnv1.WarningCode
+	value, threshold float64
+	end              int
+}
+
+// drafts collects the warnings of one Evaluate, in WarningCode order, while their messages, then
+// the action's reason, are appended to one buffer. At the end the buffer becomes one string that
+// every message and the reason are slices of, and the action and warnings are one object: the
+// cost of enriching a score is mostly allocation and garbage collection, so two allocations serve
+// the usual customer instead of two per warning, the slice and the action (see BenchmarkEvaluate
+// and BenchmarkEnrichment in internal/server).
+type drafts struct {
+	list   [numWarnings]draft
+	n      int
+	raised uint16 // bit c set when code c was raised
+}
+
+// add records a warning whose message is the text of msgs after the previous one's: the buffer is
+// passed around by value, not kept in drafts, so that it can stay on Evaluate's stack.
+func (d *drafts) add(msgs []byte, code churnv1.WarningCode, value, threshold float64) {
+	d.list[d.n] = draft{code: code, value: value, threshold: threshold, end: len(msgs)}
+	d.n++
+	d.raised |= 1 << code
+}
+
+func (d *drafts) has(code churnv1.WarningCode) bool { return d.raised&(1<<code) != 0 }
+
+// oneWarning and twoWarnings are the messages of a customer with one or two warnings, the usual
+// counts, as one allocation: the action, the warnings and the slice of pointers to them. Each is
+// exactly as large as its parts, because the cost of an allocation here grows with its bytes
+// (fresh spans to zero, more frequent collections) about as much as with its count.
+type oneWarning struct {
+	action   churnv1.RetentionAction
+	warnings [1]churnv1.Warning
+	ptrs     [1]*churnv1.Warning
+}
+
+type twoWarnings struct {
+	action   churnv1.RetentionAction
+	warnings [2]churnv1.Warning
+	ptrs     [2]*churnv1.Warning
+}
+
+// messages makes the action and the warnings, whose texts are slices of msgs (the buffer as a
+// string): one allocation for up to two warnings, three beyond.
+func (d *drafts) messages(msgs string) (*churnv1.RetentionAction, []*churnv1.Warning) {
+	var action *churnv1.RetentionAction
+	var slab []churnv1.Warning
+	var ws []*churnv1.Warning
+	switch d.n {
+	case 0:
+		return new(churnv1.RetentionAction), nil
+	case 1:
+		m := new(oneWarning)
+		action, slab, ws = &m.action, m.warnings[:], m.ptrs[:]
+	case 2:
+		m := new(twoWarnings)
+		action, slab, ws = &m.action, m.warnings[:], m.ptrs[:]
+	default:
+		action, slab, ws = new(churnv1.RetentionAction), make([]churnv1.Warning, d.n), make([]*churnv1.Warning, d.n)
+	}
+	from := 0
+	for i, w := range d.list[:d.n] {
+		slab[i].Code, slab[i].Message, slab[i].Value, slab[i].Threshold = w.code, msgs[from:w.end], w.value, w.threshold
+		ws[i] = &slab[i]
+		from = w.end
+	}
+	return action, ws
+}
+
 // Evaluate applies the rules (those of the customer's contract segment when there is one) to in.
-// It allocates only the result messages.
+// It allocates only the result messages: one string for all the texts, and one object for the
+// action and up to two warnings.
 func (r *Rules) Evaluate(in Input) Result {
 	f := in.Features
 	acc := f.GetAccount()
@@ -70,46 +144,50 @@ func (r *Rules) Evaluate(in Input) Result {
 			r = seg
 		}
 	}
-	var ws [numWarnings]*churnv1.Warning
-	ws[0] = r.complaintSpike(f.GetComplaints())
-	ws[1] = r.slowResponse(f.GetService())
-	ws[2] = r.slaBreach(f.GetService())
-	ws[3] = r.activityDrop(f.GetActivity())
-	ws[4] = r.inactive(f.GetActivity())
-	ws[5] = r.lowSatisfaction(acc)
-	ws[6] = r.highRisk(in.Probability, in.Tier)
-	ws[7] = r.RiskRising(in.Probability, in.Previous)
-	n := 0
-	for _, w := range ws {
-		if w != nil {
-			n++
-		}
-	}
+	var d drafts
+	var stack [512]byte // the usual messages and reason fit; more grows on the heap
+	b := stack[:0]
+	b = r.complaintSpike(&d, b, f.GetComplaints())
+	b = r.slowResponse(&d, b, f.GetService())
+	b = r.slaBreach(&d, b, f.GetService())
+	b = r.activityDrop(&d, b, f.GetActivity())
+	b = r.inactive(&d, b, f.GetActivity())
+	b = r.lowSatisfaction(&d, b, acc)
+	b = r.highRisk(&d, b, in.Probability, in.Tier)
+	b = r.riskRising(&d, b, in.Probability, in.Previous)
+	warningsEnd := len(b)
+	act, b := r.action(&d, b, in, acc, f.GetComplaints())
+
+	msgs := string(b) // the one copy of every text
 	var res Result
-	if n > 0 {
-		res.Warnings = make([]*churnv1.Warning, 0, n)
-		for _, w := range ws {
-			if w != nil {
-				res.Warnings = append(res.Warnings, w)
-			}
-		}
+	res.Action, res.Warnings = d.messages(msgs)
+	res.Action.Type, res.Action.HighValue, res.Action.CompanySide = act.typ, act.high, act.company
+	if act.typ == churnv1.ActionType_ACTION_TYPE_NONE {
+		res.Action.Reason = "risk is low"
+	} else {
+		res.Action.Reason = msgs[warningsEnd:]
 	}
-	res.Action = r.action(in, acc, f.GetComplaints(), &ws)
-	res.Stage = r.stage(acc, f.GetActivity(), ws[3] != nil || ws[4] != nil)
+	res.Stage = r.stage(acc, f.GetActivity(), d.has(churnv1.WarningCode_WARNING_CODE_ACTIVITY_DROP) || d.has(churnv1.WarningCode_WARNING_CODE_INACTIVE))
 	if acc != nil && acc.MonthlyRevenue != nil {
 		res.ExpectedLoss = in.Probability * *acc.MonthlyRevenue * r.ExpectedLoss.HorizonMonths
 	}
 	return res
 }
 
-// action picks the cell of the value x cause matrix (see the package comment).
-func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws *[numWarnings]*churnv1.Warning) *churnv1.RetentionAction {
+// actionCell is the chosen cell of the value x cause matrix.
+type actionCell struct {
+	typ           churnv1.ActionType
+	high, company bool
+}
+
+// action picks the cell of the value x cause matrix (see the package comment). Unless the risk is
+// too low for an action (type NONE, no reason appended), it appends the reason to b, after the
+// warnings' messages.
+func (r *Rules) action(d *drafts, b []byte, in Input, acc *churnv1.Account, c *churnv1.Complaints) (actionCell, []byte) {
 	rule := &r.Action
 	if in.Tier < rule.MinTier {
-		return &churnv1.RetentionAction{Type: churnv1.ActionType_ACTION_TYPE_NONE, Reason: "risk is low"}
+		return actionCell{typ: churnv1.ActionType_ACTION_TYPE_NONE}, b
 	}
-	var buf [256]byte
-	b := buf[:0]
 
 	known := acc != nil && acc.MonthlyRevenue != nil
 	high := false
@@ -138,17 +216,23 @@ func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws
 	b = append(b, "); "...)
 
 	open := c != nil && c.Open != nil && *c.Open > 0
-	company := ws[0] != nil || ws[1] != nil || ws[2] != nil || open
+	spike := d.has(churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE)
+	slow := d.has(churnv1.WarningCode_WARNING_CODE_SLOW_RESPONSE)
+	breach := d.has(churnv1.WarningCode_WARNING_CODE_SLA_BREACH)
+	company := spike || slow || breach || open
 	if company {
 		b = append(b, "company-side cause:"...)
 		sep := byte(' ')
-		for i, name := range [...]string{"complaint spike", "slow response", "SLA breach"} {
-			if ws[i] != nil {
+		for _, cause := range [...]struct {
+			raised bool
+			name   string
+		}{{spike, "complaint spike"}, {slow, "slow response"}, {breach, "SLA breach"}} {
+			if cause.raised {
 				b = append(b, sep)
 				if sep == ',' {
 					b = append(b, ' ')
 				}
-				b = append(b, name...)
+				b = append(b, cause.name...)
 				sep = ','
 			}
 		}
@@ -162,12 +246,14 @@ func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws
 		}
 	} else {
 		b = append(b, "customer-side cause: "...)
+		drop := d.has(churnv1.WarningCode_WARNING_CODE_ACTIVITY_DROP)
+		inactive := d.has(churnv1.WarningCode_WARNING_CODE_INACTIVE)
 		switch {
-		case ws[3] != nil && ws[4] != nil:
+		case drop && inactive:
 			b = append(b, "activity drop, inactive"...)
-		case ws[3] != nil:
+		case drop:
 			b = append(b, "activity drop"...)
-		case ws[4] != nil:
+		case inactive:
 			b = append(b, "inactive"...)
 		default:
 			b = append(b, "no company-side signal"...)
@@ -185,7 +271,7 @@ func (r *Rules) action(in Input, acc *churnv1.Account, c *churnv1.Complaints, ws
 	default:
 		t = churnv1.ActionType_ACTION_TYPE_LET_GO
 	}
-	return &churnv1.RetentionAction{Type: t, Reason: string(b), HighValue: high, CompanySide: company}
+	return actionCell{typ: t, high: high, company: company}, b
 }
 
 // stage places the customer in the lifecycle (see the package comment).
@@ -213,15 +299,25 @@ func (r *Rules) stage(acc *churnv1.Account, a *churnv1.Activity, declining bool)
 // RiskRising returns the RISK_RISING warning when p - previous >= the rule's margin, else nil (used
 // on its own when a cached score is read back).
 func (r *Rules) RiskRising(p float64, previous *float64) *churnv1.Warning {
-	if previous == nil {
+	var d drafts
+	var stack [96]byte
+	b := r.riskRising(&d, stack[:0], p, previous)
+	if d.n == 0 {
 		return nil
+	}
+	w := d.list[0]
+	return &churnv1.Warning{Code: w.code, Message: string(b), Value: w.value, Threshold: w.threshold}
+}
+
+func (r *Rules) riskRising(d *drafts, b []byte, p float64, previous *float64) []byte {
+	if previous == nil {
+		return b
 	}
 	rise := p - *previous
 	if rise < r.Rising.Margin-eps {
-		return nil
+		return b
 	}
-	var buf [96]byte
-	b := append(buf[:0], "probability up "...)
+	b = append(b, "probability up "...)
 	b = appendNum(b, rise)
 	b = append(b, " from "...)
 	b = appendNum(b, *previous)
@@ -230,11 +326,8 @@ func (r *Rules) RiskRising(p float64, previous *float64) *churnv1.Warning {
 	b = append(b, " (threshold "...)
 	b = appendNum(b, r.Rising.Margin)
 	b = append(b, ')')
-	return warning(churnv1.WarningCode_WARNING_CODE_RISK_RISING, b, rise, r.Rising.Margin)
-}
-
-func warning(code churnv1.WarningCode, msg []byte, value, threshold float64) *churnv1.Warning {
-	return &churnv1.Warning{Code: code, Message: string(msg), Value: value, Threshold: threshold}
+	d.add(b, churnv1.WarningCode_WARNING_CODE_RISK_RISING, rise, r.Rising.Margin)
+	return b
 }
 
 // plural returns one when v is 1, else many.
@@ -245,36 +338,36 @@ func plural(v float64, one, many string) string {
 	return many
 }
 
-// countWarning builds "<value><what> (threshold <threshold>)", what being one or many by value.
-func countWarning(code churnv1.WarningCode, value float64, one, many string, threshold float64) *churnv1.Warning {
-	var buf [96]byte
-	b := appendNum(buf[:0], value)
+// countWarning appends "<value><what> (threshold <threshold>)" to b and adds the warning, what
+// being one or many by value.
+func (d *drafts) countWarning(b []byte, code churnv1.WarningCode, value float64, one, many string, threshold float64) []byte {
+	b = appendNum(b, value)
 	b = append(b, plural(value, one, many)...)
 	b = append(b, " (threshold "...)
 	b = appendNum(b, threshold)
 	b = append(b, ')')
-	return warning(code, b, value, threshold)
+	d.add(b, code, value, threshold)
+	return b
 }
 
-func (r *Rules) complaintSpike(c *churnv1.Complaints) *churnv1.Warning {
+func (r *Rules) complaintSpike(d *drafts, b []byte, c *churnv1.Complaints) []byte {
 	if c == nil || c.Count_30D == nil {
-		return nil
+		return b
 	}
 	n := *c.Count_30D
 	rule := &r.ComplaintSpike
 	if n >= rule.Count30dThreshold {
-		return countWarning(churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, n, " complaint in the last 30 days", " complaints in the last 30 days", rule.Count30dThreshold)
+		return d.countWarning(b, churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, n, " complaint in the last 30 days", " complaints in the last 30 days", rule.Count30dThreshold)
 	}
 	if c.Count_90D == nil || n < rule.SpikeMinCount {
-		return nil
+		return b
 	}
 	rate := *c.Count_90D / 3
 	threshold := rule.SpikeRatio * rate
 	if n < threshold-eps {
-		return nil
+		return b
 	}
-	var buf [128]byte
-	b := appendNum(buf[:0], n)
+	b = appendNum(b, n)
 	b = append(b, plural(n, " complaint", " complaints")...)
 	b = append(b, " in the last 30 days against a 90-day rate of "...)
 	b = appendNum(b, rate)
@@ -283,12 +376,13 @@ func (r *Rules) complaintSpike(c *churnv1.Complaints) *churnv1.Warning {
 	b = append(b, "x the rate = "...)
 	b = appendNum(b, threshold)
 	b = append(b, ')')
-	return warning(churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, b, n, threshold)
+	d.add(b, churnv1.WarningCode_WARNING_CODE_COMPLAINT_SPIKE, n, threshold)
+	return b
 }
 
-func (r *Rules) slowResponse(s *churnv1.ServiceResponse) *churnv1.Warning {
+func (r *Rules) slowResponse(d *drafts, b []byte, s *churnv1.ServiceResponse) []byte {
 	if s == nil {
-		return nil
+		return b
 	}
 	rule := &r.SlowResponse
 	// Report the worse of the two, measured as the ratio to its threshold.
@@ -304,70 +398,69 @@ func (r *Rules) slowResponse(s *churnv1.ServiceResponse) *churnv1.Warning {
 		}
 	}
 	if what == "" {
-		return nil
+		return b
 	}
-	var buf [96]byte
-	b := append(buf[:0], what...)
+	b = append(b, what...)
 	b = appendNum(b, value)
 	b = append(b, "h (threshold "...)
 	b = appendNum(b, threshold)
 	b = append(b, "h)"...)
-	return warning(churnv1.WarningCode_WARNING_CODE_SLOW_RESPONSE, b, value, threshold)
+	d.add(b, churnv1.WarningCode_WARNING_CODE_SLOW_RESPONSE, value, threshold)
+	return b
 }
 
-func (r *Rules) slaBreach(s *churnv1.ServiceResponse) *churnv1.Warning {
+func (r *Rules) slaBreach(d *drafts, b []byte, s *churnv1.ServiceResponse) []byte {
 	if s == nil || s.SlaBreaches_90D == nil || *s.SlaBreaches_90D < r.SLABreach.Breaches90d {
-		return nil
+		return b
 	}
-	return countWarning(churnv1.WarningCode_WARNING_CODE_SLA_BREACH, *s.SlaBreaches_90D, " SLA breach in the last 90 days", " SLA breaches in the last 90 days", r.SLABreach.Breaches90d)
+	return d.countWarning(b, churnv1.WarningCode_WARNING_CODE_SLA_BREACH, *s.SlaBreaches_90D, " SLA breach in the last 90 days", " SLA breaches in the last 90 days", r.SLABreach.Breaches90d)
 }
 
-func (r *Rules) activityDrop(a *churnv1.Activity) *churnv1.Warning {
+func (r *Rules) activityDrop(d *drafts, b []byte, a *churnv1.Activity) []byte {
 	if a == nil || a.Usage_30D == nil || a.UsagePrev_30D == nil || *a.UsagePrev_30D <= 0 {
-		return nil
+		return b
 	}
 	drop := 1 - *a.Usage_30D / *a.UsagePrev_30D
 	threshold := r.ActivityDrop.DropFraction
 	if drop < threshold-eps {
-		return nil
+		return b
 	}
-	var buf [96]byte
-	b := append(buf[:0], "usage down "...)
+	b = append(b, "usage down "...)
 	b = appendNum(b, drop*100)
 	b = append(b, "% on the previous 30 days (threshold "...)
 	b = appendNum(b, threshold*100)
 	b = append(b, "%)"...)
-	return warning(churnv1.WarningCode_WARNING_CODE_ACTIVITY_DROP, b, drop, threshold)
+	d.add(b, churnv1.WarningCode_WARNING_CODE_ACTIVITY_DROP, drop, threshold)
+	return b
 }
 
-func (r *Rules) inactive(a *churnv1.Activity) *churnv1.Warning {
+func (r *Rules) inactive(d *drafts, b []byte, a *churnv1.Activity) []byte {
 	if a == nil || a.DaysSinceLastActive == nil || *a.DaysSinceLastActive < r.Inactive.DaysSinceLastActive {
-		return nil
+		return b
 	}
-	return countWarning(churnv1.WarningCode_WARNING_CODE_INACTIVE, *a.DaysSinceLastActive, " day since last active", " days since last active", r.Inactive.DaysSinceLastActive)
+	return d.countWarning(b, churnv1.WarningCode_WARNING_CODE_INACTIVE, *a.DaysSinceLastActive, " day since last active", " days since last active", r.Inactive.DaysSinceLastActive)
 }
 
-func (r *Rules) lowSatisfaction(a *churnv1.Account) *churnv1.Warning {
+func (r *Rules) lowSatisfaction(d *drafts, b []byte, a *churnv1.Account) []byte {
 	if a == nil || a.Satisfaction == nil || *a.Satisfaction > r.LowSatisfaction.Satisfaction {
-		return nil
+		return b
 	}
-	var buf [64]byte
-	b := append(buf[:0], "satisfaction "...)
+	b = append(b, "satisfaction "...)
 	b = appendNum(b, *a.Satisfaction)
 	b = append(b, " of 5 (threshold "...)
 	b = appendNum(b, r.LowSatisfaction.Satisfaction)
 	b = append(b, ')')
-	return warning(churnv1.WarningCode_WARNING_CODE_LOW_SATISFACTION, b, *a.Satisfaction, r.LowSatisfaction.Satisfaction)
+	d.add(b, churnv1.WarningCode_WARNING_CODE_LOW_SATISFACTION, *a.Satisfaction, r.LowSatisfaction.Satisfaction)
+	return b
 }
 
 // highRisk's value is the probability and its threshold the minimum tier's number (3 for HIGH):
 // the probability cut of a tier belongs to the model.
-func (r *Rules) highRisk(p float64, tier churnv1.RiskTier) *churnv1.Warning {
+func (r *Rules) highRisk(d *drafts, b []byte, p float64, tier churnv1.RiskTier) []byte {
 	if tier < r.HighRisk.MinTier {
-		return nil
+		return b
 	}
-	var buf [96]byte
-	b := append(buf[:0], "tier "...)
+	b = append(b, "tier "...)
 	b = append(b, tierName(tier)...)
 	b = append(b, " at probability "...)
 	b = appendNum(b, p)
@@ -376,7 +469,8 @@ func (r *Rules) highRisk(p float64, tier churnv1.RiskTier) *churnv1.Warning {
 	b = append(b, " = "...)
 	b = appendNum(b, float64(r.HighRisk.MinTier))
 	b = append(b, ')')
-	return warning(churnv1.WarningCode_WARNING_CODE_HIGH_RISK, b, p, float64(r.HighRisk.MinTier))
+	d.add(b, churnv1.WarningCode_WARNING_CODE_HIGH_RISK, p, float64(r.HighRisk.MinTier))
+	return b
 }
 
 func tierName(t churnv1.RiskTier) string {

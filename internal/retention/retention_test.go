@@ -201,10 +201,28 @@ func typical() Input {
 
 func TestEvaluateAllocs(t *testing.T) {
 	r := DefaultRules()
-	in := typical()
-	// Warnings slice, 2 warnings with their messages, the action and its reason.
-	if got := testing.AllocsPerRun(100, func() { r.Evaluate(in) }); got > 7 {
-		t.Errorf("Evaluate allocates %v times, want <= 7 (only the result messages)", got)
+	many := typical()
+	many.Features.Account.Satisfaction = ptr(1.0)
+	many.Tier = churnv1.RiskTier_RISK_TIER_HIGH
+	for _, tc := range []struct {
+		name     string
+		in       Input
+		warnings int
+		want     float64
+	}{
+		// The action alone; its reason is a constant.
+		{"low risk", Input{Features: &churnv1.CustomerFeatures{}, Probability: 0.05, Tier: churnv1.RiskTier_RISK_TIER_LOW}, 0, 1},
+		// One string for both messages and the reason; one object for the action and the warnings.
+		{"typical", typical(), 2, 2},
+		// Beyond two warnings the action, the warnings and their slice are one allocation each.
+		{"four warnings", many, 4, 4},
+	} {
+		if n := len(r.Evaluate(tc.in).Warnings); n != tc.warnings {
+			t.Fatalf("%s: %d warnings, want %d", tc.name, n, tc.warnings)
+		}
+		if got := testing.AllocsPerRun(100, func() { r.Evaluate(tc.in) }); got > tc.want {
+			t.Errorf("%s: Evaluate allocates %v times, want <= %v (only the result messages)", tc.name, got, tc.want)
+		}
 	}
 }
 
