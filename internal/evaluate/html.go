@@ -123,7 +123,7 @@ type tierRow struct {
 // charts as inline SVG.
 func (r *Report) WriteHTML(w io.Writer) error {
 	if r == nil {
-		return errNoRows
+		return errNoReport
 	}
 	roc, err := r.ROCChart()
 	if err != nil {

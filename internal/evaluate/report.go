@@ -252,5 +252,5 @@ func (r *Refusals) Add(row int, fields []string, err error) {
 	}
 }
 
-// errNoRows is returned by renderers given no report.
-var errNoRows = errors.New("evaluate: no report to render")
+// errNoReport is returned by the renderers of a nil report.
+var errNoReport = errors.New("evaluate: no report to render")

@@ -12,7 +12,7 @@ import (
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	if r == nil {
-		return errNoRows
+		return errNoReport
 	}
 	out, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -53,7 +53,7 @@ func share(x float64) string { return strconv.FormatFloat(100*x, 'f', -1, 64) + 
 // WriteText writes the report as aligned plain-text tables.
 func (r *Report) WriteText(w io.Writer) error {
 	if r == nil {
-		return errNoRows
+		return errNoReport
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
