@@ -153,8 +153,9 @@ func rollbackTarget(list *churnv1.ListModelsResponse) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("%w: the activation history (%d entries) names no version other than the active one %q",
-		errNothingToRollBack, len(list.GetActivations()), active)
+	return "", fmt.Errorf("%w: the activation history names no version other than the active one %q; "+
+		"activate one by name with 'churnctl models activate VERSION' (see 'churnctl models list')",
+		errNothingToRollBack, active)
 }
 
 func printJSON(stdout, stderr io.Writer, prefix string, m proto.Message) int {
