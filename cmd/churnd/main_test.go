@@ -42,7 +42,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shutdown-grace", "20s"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shutdown-grace", "20s", "--store-dir", filepath.Join(t.TempDir(), "store")}, args...)...)
 	cmd.Env = []string{} // no CHURN_ variables leak in from the test's environment
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -29,6 +29,7 @@ import (
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
 	"github.com/churnhq/churn/models"
@@ -39,6 +40,7 @@ type App struct {
 	cfg      config.Config
 	logger   *slog.Logger
 	store    *modelstore.Store
+	registry *registry.Registry
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -66,15 +68,30 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, fmt.Errorf("models: %w", err)
 	}
-	active, _ := a.store.Active()
 	for _, m := range a.store.List() {
-		logger.Info("model loaded", "name", m.Name(), "version", m.Version(), "active", m == active,
+		logger.Info("model loaded", "name", m.Name(), "version", m.Version(), "origin", m.Origin,
 			"type", m.Bundle.Model.Type, "inputs", m.Mapper.NumInputs(), "columns", m.Mapper.Width())
 	}
-	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
-		Name: "churn_model_active_info",
-		Help: "The active model (value 1), by name and version.",
-	}, []string{"name", "version"}).WithLabelValues(active.Name(), active.Version()).Set(1)
+	var redisClient redis.UniversalClient
+	if len(cfg.RedisAddrs) > 0 {
+		redisClient = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:        cfg.RedisAddrs,
+			MasterName:   cfg.RedisMasterName,
+			Username:     cfg.RedisUsername,
+			Password:     cfg.RedisPassword,
+			DialTimeout:  time.Second,
+			ReadTimeout:  cfg.CacheTimeout,
+			WriteTimeout: cfg.CacheTimeout,
+		})
+		a.onCleanup(func() { redisClient.Close() })
+	}
+	if a.registry, err = a.newRegistry(cfg, redisClient, reg); err != nil {
+		return nil, err
+	}
+	tokens, err := loadTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	rules := retention.DefaultRules()
 	if cfg.RulesFile != "" {
@@ -82,7 +99,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			return nil, fmt.Errorf("--rules-file: %w", err)
 		}
 	}
-	scoreCache, err := a.newCache(cfg, reg)
+	scoreCache, err := a.newCache(cfg, redisClient, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -98,11 +115,20 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
-	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, scoring)
+	modelService, err := server.NewModelService(server.ModelServiceOptions{
+		Registry:       a.registry,
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		Logger:         logger.With("component", "models"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	a.http = &http.Server{Handler: a.httpHandler(reg), ReadHeaderTimeout: 10 * time.Second}
 
@@ -117,22 +143,13 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	return a, nil
 }
 
-// newCache connects to Redis when --redis-addr is set, else makes the in-process cache. Redis
-// being down at start-up is not fatal: scoring fails open and caching resumes when it is back.
-func (a *App) newCache(cfg config.Config, reg prometheus.Registerer) (server.ScoreCache, error) {
-	if len(cfg.RedisAddrs) == 0 {
+// newCache uses Redis when --redis-addr is set, else makes the in-process cache. Redis being down
+// at start-up is not fatal: scoring fails open and caching resumes when it is back.
+func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prometheus.Registerer) (server.ScoreCache, error) {
+	if client == nil {
 		a.logger.Info("score cache in process", "max_entries", cfg.CacheMaxEntries, "ttl", cfg.CacheTTL.String())
 		return cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL}), nil
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        cfg.RedisAddrs,
-		MasterName:   cfg.RedisMasterName,
-		Username:     cfg.RedisUsername,
-		Password:     cfg.RedisPassword,
-		DialTimeout:  time.Second,
-		ReadTimeout:  cfg.CacheTimeout,
-		WriteTimeout: cfg.CacheTimeout,
-	})
 	c, err := cache.NewRedis(cache.RedisOptions{
 		Client:     client,
 		TTL:        cfg.CacheTTL,
@@ -141,10 +158,8 @@ func (a *App) newCache(cfg config.Config, reg prometheus.Registerer) (server.Sco
 		Logger:     a.logger.With("component", "cache"),
 	})
 	if err != nil {
-		client.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	a.onCleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -153,6 +168,67 @@ func (a *App) newCache(cfg config.Config, reg prometheus.Registerer) (server.Sco
 		a.logger.Info("score cache in redis", "addrs", cfg.RedisAddrs, "ttl", cfg.CacheTTL.String())
 	}
 	return c, nil
+}
+
+// newRegistry opens the model store (a directory, or Redis shared by the replicas) and syncs the
+// model store with it, so that a version activated before a restart, or on another replica, is
+// the active one here.
+func (a *App) newRegistry(cfg config.Config, client redis.UniversalClient, reg prometheus.Registerer) (*registry.Registry, error) {
+	var backend registry.Backend
+	switch cfg.ModelStore {
+	case "redis":
+		if client == nil {
+			return nil, errors.New("--model-store: redis needs --redis-addr")
+		}
+		b, err := registry.NewRedisBackend(registry.RedisBackendOptions{Client: client, Logger: a.logger.With("component", "registry")})
+		if err != nil {
+			return nil, err
+		}
+		backend = b
+	default:
+		d, err := registry.OpenDisk(cfg.StoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("--store-dir: %w", err)
+		}
+		backend = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := registry.New(ctx, registry.Options{
+		Backend:    backend,
+		Store:      a.store,
+		Reconcile:  cfg.ModelSyncInterval,
+		Logger:     a.logger.With("component", "registry"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	active, _ := a.store.Active()
+	a.logger.Info("model store", "backend", backend.Name(), "active", active.Version())
+	return r, nil
+}
+
+// loadTokens gathers the bearer tokens of the flags and of --tokens-file.
+func loadTokens(cfg config.Config) (*server.Tokens, error) {
+	admin, scoring := cfg.AdminTokens, cfg.ScoringTokens
+	if cfg.TokensFile != "" {
+		f, err := os.Open(cfg.TokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		defer f.Close()
+		fa, fsc, err := server.ParseTokens(f)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file %s: %w", cfg.TokensFile, err)
+		}
+		admin, scoring = append(append([]string(nil), admin...), fa...), append(append([]string(nil), scoring...), fsc...)
+	}
+	t, err := server.NewTokens(admin, scoring)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	return t, nil
 }
 
 func loadModels(cfg config.Config) ([]*modelstore.Model, error) {
@@ -166,9 +242,9 @@ func loadModels(cfg config.Config) ([]*modelstore.Model, error) {
 	return []*modelstore.Model{m}, nil
 }
 
-// newGRPCServer chains the interceptors metrics → logging → recovery, so that panics and refusals
-// are logged and counted, and registers the scoring service.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, scoring *server.Server) *grpc.Server {
+// newGRPCServer chains the interceptors metrics → logging → recovery → auth, so that panics and
+// refusals are logged and counted, and registers the scoring and model services.
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService) *grpc.Server {
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("churn")),
 		grpcprom.WithServerHandlingTimeHistogram(
@@ -179,12 +255,14 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	reg.MustRegister(metrics)
 	logU, logS := server.Logging(logger)
 	recU, recS := server.Recovery(logger)
+	authU, authS := server.Auth(tokens)
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
 	)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
+	churnv1.RegisterModelServiceServer(srv, models)
 	metrics.InitializeMetrics(srv)
 	return srv
 }
@@ -230,6 +308,10 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
+		return nil
+	})
+	g.Go(func() error {
+		a.registry.Run(gctx)
 		return nil
 	})
 	g.Go(func() error {

@@ -27,7 +27,7 @@ func TestTwoAppsInOneProcess(t *testing.T) {
 	t.Parallel()
 	for i := range 2 {
 		cfg := config.Default()
-		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, t.TempDir()
 		a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatalf("app %d: %v", i, err)
@@ -64,7 +64,7 @@ func TestTwoAppsInOneProcess(t *testing.T) {
 func TestNewFailsOnBusyPort(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	first, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestNewRefusesBadRulesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.RulesFile = "127.0.0.1:0", "127.0.0.1:0", path
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.RulesFile, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", path, t.TempDir()
 	_, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "--rules-file") {
 		t.Fatalf("New with a bad rules file = %v, want an error naming --rules-file and line 2", err)

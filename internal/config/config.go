@@ -35,6 +35,14 @@ type Config struct {
 	CacheTTL        time.Duration // how long a customer's score stays cached
 	CacheTimeout    time.Duration // longest a cache operation may take before Score goes on without it
 	CacheMaxEntries int           // size of the in-process cache
+
+	ModelStore        string        // where uploaded versions live: disk or redis
+	StoreDir          string        // the disk model store's directory
+	ModelSyncInterval time.Duration // period of the reconcile with the model store
+	MaxUploadBytes    int64         // largest model upload
+	AdminTokens       []string      // bearer tokens with the admin role (ModelService)
+	ScoringTokens     []string      // bearer tokens for scoring; set: scoring needs a token
+	TokensFile        string        // file of "<role> <token>" lines, added to the above
 }
 
 // Default returns the defaults, the one place they are written down.
@@ -51,6 +59,11 @@ func Default() Config {
 		CacheTTL:        7 * 24 * time.Hour,
 		CacheTimeout:    50 * time.Millisecond,
 		CacheMaxEntries: 100_000,
+
+		ModelStore:        "disk",
+		StoreDir:          "churn-store",
+		ModelSyncInterval: 10 * time.Second,
+		MaxUploadBytes:    64 << 20,
 	}
 }
 
@@ -82,12 +95,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.RulesFile, "rules-file", c.RulesFile, "early-warning and retention rules (YAML); empty: the documented defaults")
 	fs.Func("redis-addr", "Redis address(es), comma-separated (several: Cluster, or Sentinels with --redis-master-name); empty: the in-process cache", func(v string) error {
-		c.RedisAddrs = nil
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.RedisAddrs = append(c.RedisAddrs, a)
-			}
-		}
+		c.RedisAddrs = splitList(v)
 		return nil
 	})
 	fs.StringVar(&c.RedisMasterName, "redis-master-name", c.RedisMasterName, "Sentinel master name (the addresses are then Sentinels)")
@@ -96,6 +104,19 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "how long a customer's latest score stays cached")
 	fs.DurationVar(&c.CacheTimeout, "cache-timeout", c.CacheTimeout, "longest a cache operation may take; past it Score answers without the cache")
 	fs.IntVar(&c.CacheMaxEntries, "cache-max-entries", c.CacheMaxEntries, "customers the in-process cache holds (without --redis-addr)")
+	fs.StringVar(&c.ModelStore, "model-store", c.ModelStore, "where uploaded model versions and the active one are kept: disk (--store-dir) or redis (--redis-addr, shared by every replica)")
+	fs.StringVar(&c.StoreDir, "store-dir", c.StoreDir, "directory of the disk model store (created if missing)")
+	fs.DurationVar(&c.ModelSyncInterval, "model-sync-interval", c.ModelSyncInterval, "period of the safety-net reconcile with the model store (changes from other replicas arrive at once over Redis pub/sub)")
+	fs.Int64Var(&c.MaxUploadBytes, "max-upload-bytes", c.MaxUploadBytes, "largest model bundle UploadModel accepts, in bytes")
+	fs.Func("admin-tokens", "bearer tokens with the admin role, comma-separated (prefer the environment variable); none: ModelService is disabled", func(v string) error {
+		c.AdminTokens = splitList(v)
+		return nil
+	})
+	fs.Func("scoring-tokens", "bearer tokens for ScoringService, comma-separated (prefer the environment variable); none: scoring is open", func(v string) error {
+		c.ScoringTokens = splitList(v)
+		return nil
+	})
+	fs.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, `file of "<role> <token>" lines (role admin or scoring), added to --admin-tokens and --scoring-tokens`)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
 		fs.PrintDefaults()
@@ -163,7 +184,36 @@ func (c Config) Validate() error {
 	if c.CacheMaxEntries < 1 {
 		return fmt.Errorf("--cache-max-entries: %d is below 1", c.CacheMaxEntries)
 	}
+	switch c.ModelStore {
+	case "disk":
+		if c.StoreDir == "" {
+			return errors.New("--store-dir: empty; the disk model store needs a directory")
+		}
+	case "redis":
+		if len(c.RedisAddrs) == 0 {
+			return errors.New("--model-store: redis needs --redis-addr")
+		}
+	default:
+		return fmt.Errorf("--model-store: %q is neither disk nor redis", c.ModelStore)
+	}
+	if c.ModelSyncInterval < 100*time.Millisecond {
+		return fmt.Errorf("--model-sync-interval: %s is under 100ms", c.ModelSyncInterval)
+	}
+	if c.MaxUploadBytes < 1024 || c.MaxUploadBytes > 64<<20 {
+		return fmt.Errorf("--max-upload-bytes: %d outside 1 KiB..64 MiB", c.MaxUploadBytes)
+	}
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func validAddr(addr string) error {

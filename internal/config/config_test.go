@@ -47,6 +47,15 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "model store and tokens",
+			args: []string{"--model-store", "redis", "--redis-addr", "127.0.0.1:6379", "--model-sync-interval", "2s", "--max-upload-bytes", "1048576", "--tokens-file", "t.txt"},
+			env:  map[string]string{"CHURN_ADMIN_TOKENS": "admin-token-0123456789, admin-token-abcdefghij", "CHURN_SCORING_TOKENS": "scoring-token-0123456"},
+			want: func(c *Config) {
+				c.ModelStore, c.RedisAddrs, c.ModelSyncInterval, c.MaxUploadBytes, c.TokensFile = "redis", []string{"127.0.0.1:6379"}, 2*time.Second, 1<<20, "t.txt"
+				c.AdminTokens, c.ScoringTokens = []string{"admin-token-0123456789", "admin-token-abcdefghij"}, []string{"scoring-token-0123456"}
+			},
+		},
+		{
 			name: "flag beats environment",
 			args: []string{"--max-batch=3"},
 			env:  map[string]string{"CHURN_MAX_BATCH": "7"},
@@ -115,6 +124,11 @@ func TestValidate(t *testing.T) {
 		{"tiny ttl", func(c *Config) { c.CacheTTL = time.Millisecond }, "--cache-ttl"},
 		{"no cache timeout", func(c *Config) { c.CacheTimeout = 0 }, "--cache-timeout"},
 		{"empty cache", func(c *Config) { c.CacheMaxEntries = 0 }, "--cache-max-entries"},
+		{"unknown model store", func(c *Config) { c.ModelStore = "s3" }, "--model-store"},
+		{"redis model store without redis", func(c *Config) { c.ModelStore = "redis" }, "--model-store"},
+		{"disk model store without a directory", func(c *Config) { c.StoreDir = "" }, "--store-dir"},
+		{"sync too often", func(c *Config) { c.ModelSyncInterval = time.Millisecond }, "--model-sync-interval"},
+		{"upload limit too large", func(c *Config) { c.MaxUploadBytes = 1 << 40 }, "--max-upload-bytes"},
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)

@@ -34,6 +34,8 @@ var (
 	ErrFailed = errors.New("model version failed to load")
 	// ErrChecksum means the uploaded bytes do not have the announced sha256.
 	ErrChecksum = errors.New("sha256 mismatch")
+	// ErrMetadata means the upload's announced name or version differ from the manifest's.
+	ErrMetadata = errors.New("upload metadata differs from the manifest")
 )
 
 // Options configure a Registry.
@@ -237,6 +239,8 @@ func (r *Registry) applied(version string) {
 
 // Upload is an upload to validate and store.
 type Upload struct {
+	// Name and Version, when set, must equal the manifest's.
+	Name, Version string
 	// SHA256 is the announced lower-case hex digest of Data.
 	SHA256      string
 	Description string
@@ -251,7 +255,7 @@ func (r *Registry) Upload(ctx context.Context, u Upload) (*modelstore.Model, err
 	switch {
 	case err == nil:
 		r.metrics.uploads.WithLabelValues("stored").Inc()
-	case errors.Is(err, bundle.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, modelstore.ErrExists):
+	case errors.Is(err, bundle.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, ErrMetadata), errors.Is(err, modelstore.ErrExists):
 		r.metrics.uploads.WithLabelValues("refused").Inc()
 	default:
 		r.metrics.uploads.WithLabelValues("error").Inc()
@@ -267,6 +271,12 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 	m, err := modelstore.Load(u.Data)
 	if err != nil {
 		return nil, err
+	}
+	if u.Name != "" && u.Name != m.Name() {
+		return nil, fmt.Errorf("%w: name %q, the manifest says %q", ErrMetadata, u.Name, m.Name())
+	}
+	if u.Version != "" && u.Version != m.Version() {
+		return nil, fmt.Errorf("%w: version %q, the manifest says %q", ErrMetadata, u.Version, m.Version())
 	}
 	if err := m.Probe(); err != nil {
 		return nil, err

@@ -69,8 +69,17 @@ func (s *Server) GetScore(ctx context.Context, req *churnv1.GetScoreRequest) (*c
 	if prev.Found {
 		s.addRiskRising(resp, prev.Probability)
 	}
-	resp.FromCache = true
+	s.markCached(resp)
 	return resp, nil
+}
+
+// markCached sets from_cache, and model_superseded when the model version that scored the
+// customer is no longer the active one.
+func (s *Server) markCached(r *churnv1.ScoreResponse) {
+	r.FromCache = true
+	if active, err := s.models.Active(); err == nil {
+		r.ModelSuperseded = r.GetModel().GetVersion() != active.Version()
+	}
 }
 
 // ListAtRisk pages through the watchlist.
@@ -94,7 +103,7 @@ func (s *Server) ListAtRisk(ctx context.Context, req *churnv1.ListAtRiskRequest)
 		return nil, s.cacheStatus(ctx, err, "")
 	}
 	for _, r := range page.Responses {
-		r.FromCache = true
+		s.markCached(r)
 	}
 	return &churnv1.ListAtRiskResponse{Customers: page.Responses, NextPageToken: page.NextPageToken}, nil
 }
