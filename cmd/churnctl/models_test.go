@@ -3,19 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/models"
 )
 
 func TestParseInterleaved(t *testing.T) {
@@ -230,3 +240,284 @@ func TestModelsAndUploadAreCommands(t *testing.T) {
 }
 
 func noEnv(string) string { return "" }
+
+// adminToken is the admin bearer token of the in-process churnd (at least 16 bytes, as churnd
+// requires).
+const adminToken = "cli-test-admin-token-0123456789"
+
+// startChurnd runs a real churnd (internal/app) in-process on free ports with a fresh disk model
+// store and adminToken, stops it when the test ends, and returns its gRPC address.
+func startChurnd(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+	cfg.StoreDir = t.TempDir()
+	cfg.AdminTokens = []string{adminToken}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("churnd Run: %v", err)
+		}
+	})
+	return a.GRPCAddr().String()
+}
+
+// bundleWithVersion returns the embedded default bundle with its manifest version changed: a
+// valid, distinct bundle, since its check vectors do not depend on the version. edit, when not
+// nil, changes the decoded manifest further.
+func bundleWithVersion(t *testing.T, version string, edit func(manifest map[string]any)) []byte {
+	t.Helper()
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	manifest := raw["manifest"].(map[string]any)
+	manifest["version"] = version
+	if edit != nil {
+		edit(manifest)
+	}
+	out, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// cli runs one churnctl command line (as main does, through run and the commands map) with the
+// token given only by flag or by env.
+type cli struct {
+	t    *testing.T
+	addr string
+	env  map[string]string
+	tty  bool // stderr is taken for a terminal: upload draws its progress bar
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (c cli) run(args ...string) result {
+	c.t.Helper()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string { return c.env[k] }
+	ctx := context.Background()
+	full := append([]string{"--addr", c.addr}, args[1:]...)
+	var code int
+	switch args[0] {
+	case "upload":
+		code = uploadMain(ctx, full, &stdout, &stderr, getenv, c.tty)
+	case "models":
+		// The subcommand comes first, then the flags.
+		code = modelsMain(ctx, append([]string{args[1], "--addr", c.addr}, args[2:]...), &stdout, &stderr, getenv)
+	default:
+		c.t.Fatalf("unknown command %q", args[0])
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func (r result) want(t *testing.T, code int, stdout, stderr []string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, s := range stdout {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, adminToken) {
+		t.Errorf("output shows the token:\n%s\n%s", r.stdout, r.stderr)
+	}
+}
+
+func (r result) modelInfo(t *testing.T) *churnv1.ModelInfo {
+	t.Helper()
+	info := &churnv1.ModelInfo{}
+	if err := protojson.Unmarshal([]byte(r.stdout), info); err != nil {
+		t.Fatalf("stdout is not a ModelInfo: %v\n%s", err, r.stdout)
+	}
+	return info
+}
+
+// TestModelLifecycleAgainstChurnd uploads, lists, inspects, activates and rolls back model
+// versions on a real in-process churnd, through the same code paths as the command line.
+func TestModelLifecycleAgainstChurnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	v2 := write("v2.json", bundleWithVersion(t, "cli-test-2", nil))
+	v3 := write("v3.json", bundleWithVersion(t, "cli-test-3", nil))
+	c := cli{t: t, addr: startChurnd(t), env: map[string]string{"CHURN_TOKEN": adminToken}}
+	const defaultVersion = "iranian-lr-2026.11.23"
+
+	// Before any upload: the embedded default is the only version and is active.
+	r := c.run("models", "list", "--json")
+	r.want(t, 0, nil, nil)
+	list := &churnv1.ListModelsResponse{}
+	if err := protojson.Unmarshal([]byte(r.stdout), list); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, r.stdout)
+	}
+	if list.GetActiveVersion() != defaultVersion || len(list.GetModels()) != 1 {
+		t.Fatalf("list before uploads: active %q, %d models; want %q and 1", list.GetActiveVersion(), len(list.GetModels()), defaultVersion)
+	}
+
+	c.run("upload", v2).want(t, 0, []string{"stored churn-default cli-test-2\n", "status", "READY", "inputs (13):"}, nil)
+	// The same bytes again return the stored version; on a terminal with a progress bar, unless
+	// --quiet.
+	tty := c
+	tty.tty = true
+	tty.run("upload", v2).want(t, 0, []string{"stored churn-default cli-test-2\n"}, []string{"uploading", "100%"})
+	if r := tty.run("upload", "--quiet", v2); r.code != 0 || r.stderr != "" {
+		t.Errorf("upload --quiet: exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+	}
+	// A bundle of several chunks (trailing white space is valid JSON) arrives whole.
+	big := append(bundleWithVersion(t, "cli-test-big", nil), bytes.Repeat([]byte(" "), 5*uploadChunkBytes/2)...)
+	r = tty.run("upload", write("big.json", big))
+	r.want(t, 0, []string{"stored churn-default cli-test-big\n", "2.5 MiB"}, []string{"100%"})
+
+	r = c.run("upload", v3, "--activate", "--json") // flags after the file work too
+	r.want(t, 0, nil, nil)
+	if info := r.modelInfo(t); info.GetVersion() != "cli-test-3" || info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_ACTIVE || info.GetOrigin() != "store" {
+		t.Errorf("upload --activate --json = %v %v %q, want cli-test-3 ACTIVE store", info.GetVersion(), info.GetStatus(), info.GetOrigin())
+	}
+
+	r = c.run("models", "list")
+	r.want(t, 0, []string{"VERSION", "ROC-AUC", "ORIGIN"}, nil)
+	rows := map[string]string{}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(strings.TrimPrefix(line, "*")); len(f) > 0 {
+			rows[f[0]] = line
+		}
+	}
+	for version, want := range map[string][]string{
+		defaultVersion: {"  " + defaultVersion, "READY", "logistic_regression", "0.9208", "0.0687", "embedded"},
+		"cli-test-2":   {"  cli-test-2", "READY", "store"},
+		"cli-test-3":   {"* cli-test-3", "ACTIVE", "store"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(rows[version], w) {
+				t.Errorf("list row of %s = %q, want it to contain %q", version, rows[version], w)
+			}
+		}
+	}
+
+	c.run("models", "activate", "cli-test-2").want(t, 0, []string{"activated churn-default cli-test-2\n", "ACTIVE"}, nil)
+
+	r = c.run("models", "get", "--json", "cli-test-2")
+	r.want(t, 0, nil, nil)
+	info := r.modelInfo(t)
+	if info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_ACTIVE || len(info.GetInputs()) != 13 ||
+		info.GetEvaluation().GetRows() != 630 || info.GetTiers().GetHigh() <= 0 {
+		t.Errorf("get --json cli-test-2: status %v, %d inputs, %d evaluated rows, tiers %v",
+			info.GetStatus(), len(info.GetInputs()), info.GetEvaluation().GetRows(), info.GetTiers())
+	}
+	c.run("models", "get", defaultVersion).want(t, 0, []string{
+		"origin        embedded", "roc-auc       0.920771", "evaluated on  test: 630 rows, 99 positive",
+		"categorical  impute   contract, pay_as_you_go\n",
+	}, nil)
+
+	// Activations, most recent first: cli-test-2, cli-test-3, ...: rolling back returns to
+	// cli-test-3, and rolling back again to cli-test-2.
+	c.run("models", "rollback").want(t, 0, []string{"rolled back from cli-test-2 to cli-test-3\n"}, nil)
+	r = c.run("models", "rollback", "--json")
+	r.want(t, 0, nil, nil)
+	if v := r.modelInfo(t).GetVersion(); v != "cli-test-2" {
+		t.Errorf("second rollback activated %q, want cli-test-2", v)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"get unknown", []string{"models", "get", "nope-1"}, "churnctl models get: not found (NotFound): version: "},
+		{"activate unknown", []string{"models", "activate", "nope-1"}, "churnctl models activate: not found (NotFound): version: "},
+		{"corrupt check vector", []string{"upload", write("bad.json", bundleWithVersion(t, "cli-test-bad", func(m map[string]any) {
+			m["check_vectors"].([]any)[2].(map[string]any)["probability"] = 0.5
+		}))}, "churnctl upload: refused (InvalidArgument): "},
+		{"other bytes under a stored version", []string{"upload", write("dup.json", bundleWithVersion(t, "cli-test-2", func(m map[string]any) {
+			m["description"] = "same version, other bytes"
+		}))}, "churnctl upload: conflict (AlreadyExists): "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.run(tc.args...).want(t, 1, nil, []string{tc.stderr})
+		})
+	}
+	// A refused upload changed nothing.
+	r = c.run("models", "list", "--json")
+	r.want(t, 0, nil, nil)
+	if err := protojson.Unmarshal([]byte(r.stdout), list); err != nil {
+		t.Fatal(err)
+	}
+	if list.GetActiveVersion() != "cli-test-2" || len(list.GetModels()) != 4 {
+		t.Errorf("after refusals: active %q, %d models; want cli-test-2 and 4", list.GetActiveVersion(), len(list.GetModels()))
+	}
+}
+
+// TestAdminCallsNeedTheToken checks the refusals without a known token, and that no output shows
+// a token.
+func TestAdminCallsNeedTheToken(t *testing.T) {
+	t.Parallel()
+	bundle := writeTemp(t, "v.json", bundleWithVersion(t, "cli-test-auth", nil))
+	addr := startChurnd(t)
+	noToken := cli{t: t, addr: addr}
+	wrong := "wrong-token-but-long-enough-0123"
+	for _, tc := range []struct {
+		name   string
+		c      cli
+		args   []string
+		stderr []string
+	}{
+		{"list without token", noToken, []string{"models", "list"}, []string{"not authenticated (Unauthenticated)", "no token given"}},
+		{"upload without token", noToken, []string{"upload", bundle}, []string{"churnctl upload: not authenticated (Unauthenticated)"}},
+		{"rollback without token", noToken, []string{"models", "rollback"}, []string{"Unauthenticated"}},
+		{"wrong token by flag", noToken, []string{"models", "activate", "--token", wrong, "x"}, []string{"Unauthenticated"}},
+		{"wrong token by env", cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": wrong}}, []string{"models", "list"}, []string{"Unauthenticated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.c.run(tc.args...)
+			r.want(t, 1, nil, tc.stderr)
+			if strings.Contains(r.stderr, wrong) {
+				t.Errorf("stderr shows the token: %s", r.stderr)
+			}
+		})
+	}
+	// The flag beats the environment.
+	withFlag := cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": wrong}}
+	withFlag.run("models", "list", "--token", adminToken).want(t, 0, []string{"* iranian-lr-2026.11.23"}, nil)
+}
+
+func TestRollbackWithNothingToRollBackTo(t *testing.T) {
+	t.Parallel()
+	c := cli{t: t, addr: startChurnd(t), env: map[string]string{"CHURN_TOKEN": adminToken}}
+	c.run("models", "rollback").want(t, 1, nil, []string{"churnctl models rollback: nothing to roll back to: "})
+}
+
+func TestUnreachableChurnd(t *testing.T) {
+	t.Parallel()
+	c := cli{t: t, addr: "127.0.0.1:1", env: map[string]string{"CHURN_TOKEN": adminToken}}
+	c.run("models", "list").want(t, 1, nil, []string{"churnctl models list: churnd unreachable (Unavailable): "})
+}
