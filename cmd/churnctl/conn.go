@@ -90,7 +90,7 @@ var rpcVerb = map[codes.Code]string{
 	codes.PermissionDenied:   "not allowed",
 	codes.NotFound:           "not found",
 	codes.AlreadyExists:      "conflict",
-	codes.ResourceExhausted:  "too large or too many",
+	codes.ResourceExhausted:  "too large",
 	codes.FailedPrecondition: "cannot be done",
 	codes.Unavailable:        "churnd unreachable",
 	codes.DeadlineExceeded:   "timed out",

@@ -246,13 +246,17 @@ func noEnv(string) string { return "" }
 const adminToken = "cli-test-admin-token-0123456789"
 
 // startChurnd runs a real churnd (internal/app) in-process on free ports with a fresh disk model
-// store and adminToken, stops it when the test ends, and returns its gRPC address.
-func startChurnd(t *testing.T) string {
+// store and adminToken, stops it when the test ends, and returns its gRPC address. edits change
+// the configuration further.
+func startChurnd(t *testing.T, edits ...func(*config.Config)) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
 	cfg.StoreDir = t.TempDir()
 	cfg.AdminTokens = []string{adminToken}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
 	a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
@@ -505,6 +509,14 @@ func TestAdminCallsNeedTheToken(t *testing.T) {
 			}
 		})
 	}
+	// A token without the admin role is known but not allowed.
+	scoringToken := "cli-test-scoring-token-0123456789"
+	addr = startChurnd(t, func(c *config.Config) { c.ScoringTokens = []string{scoringToken} })
+	r := cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": scoringToken}}.run("models", "list")
+	r.want(t, 1, nil, []string{"churnctl models list: not allowed (PermissionDenied): "})
+	if strings.Contains(r.stderr, scoringToken) {
+		t.Errorf("stderr shows the token: %s", r.stderr)
+	}
 	// The flag beats the environment.
 	withFlag := cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": wrong}}
 	withFlag.run("models", "list", "--token", adminToken).want(t, 0, []string{"* iranian-lr-2026.11.23"}, nil)
@@ -520,4 +532,13 @@ func TestUnreachableChurnd(t *testing.T) {
 	t.Parallel()
 	c := cli{t: t, addr: "127.0.0.1:1", env: map[string]string{"CHURN_TOKEN": adminToken}}
 	c.run("models", "list").want(t, 1, nil, []string{"churnctl models list: churnd unreachable (Unavailable): "})
+}
+
+// TestUploadOverTheServersLimit checks the server's own size limit, which can be below the 64 MiB
+// that churnctl refuses to send.
+func TestUploadOverTheServersLimit(t *testing.T) {
+	t.Parallel()
+	c := cli{t: t, addr: startChurnd(t, func(c *config.Config) { c.MaxUploadBytes = 4096 }), env: map[string]string{"CHURN_TOKEN": adminToken}}
+	bundle := writeTemp(t, "v.json", bundleWithVersion(t, "cli-test-size", nil))
+	c.run("upload", bundle).want(t, 1, nil, []string{"churnctl upload: too large (ResourceExhausted): metadata.size_bytes: "})
 }
