@@ -28,9 +28,9 @@ import (
 type xgbFile struct {
 	Version []int `json:"version"`
 	Learner *struct {
-		FeatureNames []string `json:"feature_names"`
-		FeatureTypes []string `json:"feature_types"`
-		Attributes   map[string]string
+		FeatureNames []string          `json:"feature_names"`
+		FeatureTypes []string          `json:"feature_types"`
+		Attributes   map[string]string `json:"attributes"`
 		Param        struct {
 			BaseScore  string `json:"base_score"`
 			NumClass   string `json:"num_class"`
@@ -46,8 +46,8 @@ type xgbFile struct {
 
 type xgbBooster struct {
 	Name       string          `json:"name"`
-	Model      *xgbModel       `json:"model"`      // gbtree
-	GBTree     json.RawMessage `json:"gbtree"`     // dart
+	Model      *xgbModel       `json:"model"`       // gbtree
+	GBTree     json.RawMessage `json:"gbtree"`      // dart
 	WeightDrop []float64       `json:"weight_drop"` // dart
 }
 
@@ -65,13 +65,12 @@ type xgbTree struct {
 		NumNodes       string `json:"num_nodes"`
 		SizeLeafVector string `json:"size_leaf_vector"`
 	} `json:"tree_param"`
-	SplitIndices    []int64   `json:"split_indices"`
+	SplitIndices    []int64       `json:"split_indices"`
 	SplitConditions []json.Number `json:"split_conditions"`
-	LeftChildren    []int64   `json:"left_children"`
-	RightChildren   []int64   `json:"right_children"`
-	DefaultLeft     xgbBools  `json:"default_left"`
-	SplitType       []int     `json:"split_type"`
-	Categories      []int64   `json:"categories"`
+	LeftChildren    []int64       `json:"left_children"`
+	RightChildren   []int64       `json:"right_children"`
+	DefaultLeft     xgbBools      `json:"default_left"`
+	SplitType       []int         `json:"split_type"`
 }
 
 // xgbBools decodes default_left, written as 0/1 numbers by XGBoost 1.x and as booleans by some
