@@ -90,8 +90,8 @@ func (d *drafts) add(msgs []byte, code churnv1.WarningCode, value, threshold flo
 
 func (d *drafts) has(code churnv1.WarningCode) bool { return d.raised&(1<<code) != 0 }
 
-// oneWarning and twoWarnings are the messages of a customer with one or two warnings, the usual
-// counts, as one allocation: the action, the warnings and the slice of pointers to them. Each is
+// oneWarning, twoWarnings and threeWarnings are the messages of a customer with one to three
+// warnings, the usual counts, as one allocation: the action, the warnings and the slice of pointers to them. Each is
 // exactly as large as its parts, because the cost of an allocation here grows with its bytes
 // (fresh spans to zero, more frequent collections) about as much as with its count.
 type oneWarning struct {
@@ -106,8 +106,14 @@ type twoWarnings struct {
 	ptrs     [2]*churnv1.Warning
 }
 
+type threeWarnings struct {
+	action   churnv1.RetentionAction
+	warnings [3]churnv1.Warning
+	ptrs     [3]*churnv1.Warning
+}
+
 // messages makes the action and the warnings, whose texts are slices of msgs (the buffer as a
-// string): one allocation for up to two warnings, three beyond.
+// string): one allocation for up to three warnings, three beyond.
 func (d *drafts) messages(msgs string) (*churnv1.RetentionAction, []*churnv1.Warning) {
 	var action *churnv1.RetentionAction
 	var slab []churnv1.Warning
@@ -120,6 +126,9 @@ func (d *drafts) messages(msgs string) (*churnv1.RetentionAction, []*churnv1.War
 		action, slab, ws = &m.action, m.warnings[:], m.ptrs[:]
 	case 2:
 		m := new(twoWarnings)
+		action, slab, ws = &m.action, m.warnings[:], m.ptrs[:]
+	case 3:
+		m := new(threeWarnings)
 		action, slab, ws = &m.action, m.warnings[:], m.ptrs[:]
 	default:
 		action, slab, ws = new(churnv1.RetentionAction), make([]churnv1.Warning, d.n), make([]*churnv1.Warning, d.n)
@@ -135,7 +144,7 @@ func (d *drafts) messages(msgs string) (*churnv1.RetentionAction, []*churnv1.War
 
 // Evaluate applies the rules (those of the customer's contract segment when there is one) to in.
 // It allocates only the result messages: one string for all the texts, and one object for the
-// action and up to two warnings.
+// action and up to three warnings.
 func (r *Rules) Evaluate(in Input) Result {
 	f := in.Features
 	acc := f.GetAccount()

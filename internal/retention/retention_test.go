@@ -214,7 +214,7 @@ func TestEvaluateAllocs(t *testing.T) {
 		{"low risk", Input{Features: &churnv1.CustomerFeatures{}, Probability: 0.05, Tier: churnv1.RiskTier_RISK_TIER_LOW}, 0, 1},
 		// One string for both messages and the reason; one object for the action and the warnings.
 		{"typical", typical(), 2, 2},
-		// Beyond two warnings the action, the warnings and their slice are one allocation each.
+		// Beyond three warnings the action, the warnings and their slice are one allocation each.
 		{"four warnings", many, 4, 4},
 	} {
 		if n := len(r.Evaluate(tc.in).Warnings); n != tc.warnings {
