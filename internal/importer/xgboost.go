@@ -65,12 +65,12 @@ type xgbTree struct {
 		NumNodes       string `json:"num_nodes"`
 		SizeLeafVector string `json:"size_leaf_vector"`
 	} `json:"tree_param"`
-	SplitIndices    []int64       `json:"split_indices"`
-	SplitConditions []json.Number `json:"split_conditions"`
-	LeftChildren    []int64       `json:"left_children"`
-	RightChildren   []int64       `json:"right_children"`
-	DefaultLeft     xgbBools      `json:"default_left"`
-	SplitType       []int         `json:"split_type"`
+	SplitIndices    []int64     `json:"split_indices"`
+	SplitConditions []xgbNumber `json:"split_conditions"`
+	LeftChildren    []int64     `json:"left_children"`
+	RightChildren   []int64     `json:"right_children"`
+	DefaultLeft     xgbBools    `json:"default_left"`
+	SplitType       []int       `json:"split_type"`
 }
 
 // xgbBools decodes default_left, written as 0/1 numbers by XGBoost 1.x and as booleans by some
@@ -101,7 +101,7 @@ func (b *xgbBools) UnmarshalJSON(data []byte) error {
 // gblinear, and categorical splits.
 func ParseXGBoost(data []byte) (*Model, error) {
 	var f xgbFile
-	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&f); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(quoteNonFinite(data))).Decode(&f); err != nil {
 		return nil, fmt.Errorf("xgboost: not an XGBoost JSON model: %v", err)
 	}
 	l := f.Learner
@@ -295,9 +295,62 @@ func (t *xgbTree) convert(nf int, weight float64) (bundle.Tree, error) {
 	return out, nil
 }
 
+// xgbNumber is the text of a number: a JSON number, or "NaN", "Infinity" or "-Infinity" (see
+// quoteNonFinite).
+type xgbNumber string
+
+func (n *xgbNumber) UnmarshalJSON(data []byte) error {
+	*n = xgbNumber(strings.Trim(string(data), `"`))
+	return nil
+}
+
+// quoteNonFinite quotes the bare NaN, Infinity and -Infinity tokens XGBoost writes for
+// non-finite floats (categorical splits have NaN split conditions), which are not JSON, so the
+// model decodes and the importer can say what it does not support. Strings are left alone.
+func quoteNonFinite(data []byte) []byte {
+	if !bytes.Contains(data, []byte("NaN")) && !bytes.Contains(data, []byte("Infinity")) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+64)
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = true
+		case bytes.HasPrefix(data[i:], []byte("NaN")):
+			out = append(out, `"NaN"`...)
+			i += len("NaN") - 1
+			continue
+		case bytes.HasPrefix(data[i:], []byte("-Infinity")):
+			out = append(out, `"-Infinity"`...)
+			i += len("-Infinity") - 1
+			continue
+		case bytes.HasPrefix(data[i:], []byte("Infinity")):
+			out = append(out, `"Infinity"`...)
+			i += len("Infinity") - 1
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // parseFloat32 parses a number XGBoost wrote from a float32, rounding the text to float32 directly
 // (rounding it to float64 first could round twice).
-func parseFloat32(n json.Number) (float64, error) {
+func parseFloat32(n xgbNumber) (float64, error) {
 	x, err := strconv.ParseFloat(string(n), 32)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a float32", string(n))

@@ -1,0 +1,104 @@
+package importer
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/scoring"
+)
+
+// checkParsed is what every fuzz target asserts: a model that parses makes a valid bundle that
+// compiles and evaluates to a finite margin on zeros and on missing values.
+func checkParsed(t *testing.T, m *Model) {
+	t.Helper()
+	if len(m.Features) == 0 || (m.Trees == nil) == (m.Logistic == nil) {
+		t.Fatalf("parsed model without features or with not exactly one kind of parameters: %+v", m)
+	}
+	features := map[string]SchemaFeature{}
+	for i, f := range m.Features {
+		features[f] = SchemaFeature{Source: fmt.Sprintf("numeric.f%d", i)}
+	}
+	typ := bundle.ModelTrees
+	if m.Logistic != nil {
+		typ = bundle.ModelLogistic
+	}
+	inputs, err := (&Schema{Features: features}).inputs(m.Features, typ)
+	if err != nil {
+		t.Fatalf("features of a parsed model do not map: %v", err)
+	}
+	b := &bundle.Bundle{
+		Manifest: bundle.Manifest{FormatVersion: 1, Name: "fuzz", Version: "v1", CreatedAt: time.Unix(1, 0), Inputs: inputs,
+			Calibration: bundle.Calibration{Method: bundle.CalibrationNone}, Tiers: bundle.Tiers{Medium: 0.5, High: 0.5, Critical: 0.5},
+			CheckVectors: []bundle.CheckVector{{Features: []byte("{}")}}},
+	}
+	if m.Trees != nil {
+		b.Model = bundle.Model{Type: bundle.ModelTrees, Trees: m.Trees}
+	} else {
+		b.Model = bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Intercept: m.Logistic.Intercept, Weights: m.Logistic.Weights}}
+		if m.Logistic.Scale != nil {
+			for i := range b.Manifest.Inputs {
+				b.Manifest.Inputs[i].Standardize = &bundle.Standardize{Mean: m.Logistic.Mean[i], Scale: m.Logistic.Scale[i]}
+			}
+		}
+	}
+	if err := b.Validate(); err != nil {
+		t.Fatalf("a parsed model makes an invalid bundle: %v", err)
+	}
+	e, err := scoring.New(b)
+	if err != nil {
+		t.Fatalf("a parsed model does not compile: %v", err)
+	}
+	x := make([]float64, e.Width())
+	if mg := e.Margin(x); math.IsNaN(mg) {
+		t.Fatalf("margin on zeros is NaN")
+	}
+	if m.Trees != nil {
+		for i := range x {
+			x[i] = math.NaN()
+		}
+		if mg := e.Margin(x); math.IsNaN(mg) {
+			t.Fatalf("margin on missing values is NaN")
+		}
+	}
+}
+
+func FuzzXGBoost(f *testing.F) {
+	for _, name := range []string{"xgb_wa_dart.json", "xgb_gblinear.json", "xgb_categorical.json", "xgb_logitraw.json"} {
+		f.Add(readFile(f, name))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseXGBoost(data)
+		if err != nil {
+			return
+		}
+		checkParsed(t, m)
+	})
+}
+
+func FuzzLightGBM(f *testing.F) {
+	f.Add(readFile(f, "lgb_breast_cancer_dart.txt"))
+	f.Add([]byte(lgbModelText("num_leaves=3\nnum_cat=0\nsplit_feature=0 0\nthreshold=-1 0.5\ndecision_type=6 4\nleft_child=1 -1\nright_child=-3 -2\nleaf_value=10 20 30")))
+	f.Add([]byte(lgbModelText("num_leaves=1\nnum_cat=0\nleaf_value=0.5")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseLightGBM(data)
+		if err != nil {
+			return
+		}
+		checkParsed(t, m)
+	})
+}
+
+func FuzzSklearn(f *testing.F) {
+	f.Add(readFile(f, "sk_wa.json"))
+	f.Add(readFile(f, "sk_wa_multinomial.json"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseSklearn(data)
+		if err != nil {
+			return
+		}
+		checkParsed(t, m)
+	})
+}
