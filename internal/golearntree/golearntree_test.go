@@ -260,6 +260,22 @@ func golearnID3Reference(t *testing.T, m *id3Model, ds *dataset) (proba [][]floa
 	return proba, class
 }
 
+// trainSubset keeps every training row, or under the race detector every third (see
+// raceEnabled); the test rows are all kept.
+func trainSubset(ds *dataset) *dataset {
+	if !raceEnabled {
+		return ds
+	}
+	sub := *ds
+	sub.trainX, sub.trainY = nil, nil
+	for i := 0; i < ds.nTrain; i += 3 {
+		sub.trainX = append(sub.trainX, ds.trainX[i*ds.d:(i+1)*ds.d]...)
+		sub.trainY = append(sub.trainY, ds.trainY[i])
+	}
+	sub.nTrain = len(sub.trainY)
+	return &sub
+}
+
 func sigmoid(m float64) float64 { return 1 / (1 + math.Exp(-m)) }
 
 func TestCARTFeatureOrder(t *testing.T) {
@@ -285,10 +301,13 @@ func TestFaithful(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run(KindCART, func(t *testing.T) {
-		opt, err := Options{Columns: ds.columns}.withDefaults(KindCART, ds.d)
+		// Depth 5 rather than the default 8 keeps the test short under -race (golearn's CART
+		// costs O(rows x distinct values) per column and level); BenchmarkFit fits the default.
+		opt, err := Options{Columns: ds.columns, MaxDepth: 5}.withDefaults(KindCART, ds.d)
 		if err != nil {
 			t.Fatal(err)
 		}
+		ds := trainSubset(ds)
 		ens, m, err := fitCARTModel(ctx, ds.trainX, ds.nTrain, ds.d, ds.trainY, opt)
 		if err != nil {
 			t.Fatal(err)
@@ -303,7 +322,7 @@ func TestFaithful(t *testing.T) {
 				t.Errorf("test row %d: class %d, golearn predicts %d", i, cls, label[i])
 			}
 		}
-		t.Logf("cart: test ROC-AUC %.4f, %d nodes", rocAUC(got, ds.testY), len(ens.Trees[0].Left))
+		t.Logf("cart (depth 5, %d training rows): test ROC-AUC %.4f, %d nodes", ds.nTrain, rocAUC(got, ds.testY), len(ens.Trees[0].Left))
 	})
 
 	t.Run(KindID3, func(t *testing.T) {
@@ -330,6 +349,7 @@ func TestFaithful(t *testing.T) {
 	})
 
 	t.Run(KindRandomForest, func(t *testing.T) {
+		ds := trainSubset(ds)
 		opt, err := Options{Columns: ds.columns, Trees: 10, Seed: 7}.withDefaults(KindRandomForest, ds.d)
 		if err != nil {
 			t.Fatal(err)
@@ -353,7 +373,7 @@ func TestFaithful(t *testing.T) {
 				t.Errorf("test row %d: class %v, golearn's trees' mean probability %v", i, got[i] > 0.5, mean)
 			}
 		}
-		t.Logf("random_forest (10 trees): test ROC-AUC %.4f", rocAUC(got, ds.testY))
+		t.Logf("random_forest (10 trees, %d training rows): test ROC-AUC %.4f", ds.nTrain, rocAUC(got, ds.testY))
 	})
 }
 
@@ -362,4 +382,30 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// BenchmarkFit fits each kind with default options on the Iranian training rows (2,520 rows, 13
+// columns) and reports the test ROC-AUC on the standard split and the exported nodes.
+func BenchmarkFit(b *testing.B) {
+	ds := iranian(b)
+	for _, kind := range Kinds {
+		b.Run(kind, func(b *testing.B) {
+			b.ReportAllocs()
+			var ens *bundle.TreeEnsemble
+			for b.Loop() {
+				var err error
+				ens, err = Fit(context.Background(), kind, ds.trainX, ds.nTrain, ds.d, ds.trainY, Options{Columns: ds.columns})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			p := probabilities(evaluator(b, ens, ds.d), ds.testX, ds.nTest, ds.d)
+			nodes := 0
+			for _, t := range ens.Trees {
+				nodes += len(t.Left)
+			}
+			b.ReportMetric(rocAUC(p, ds.testY), "roc-auc")
+			b.ReportMetric(float64(nodes), "nodes")
+		})
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/sjwhitworth/golearn/base"
 	"github.com/sjwhitworth/golearn/trees"
+	"golang.org/x/sync/errgroup"
 )
 
 // binned is the training set with every column cut into quantile bins, as golearn instances
@@ -181,44 +185,62 @@ func fitForestModel(ctx context.Context, X []float64, n, d int, y []bool, opt Op
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &id3Model{bn: bn}
-	ens := &bundle.TreeEnsemble{Comparison: bundle.CompareLess}
+	m := &id3Model{bn: bn, trees: make([]*trees.ID3DecisionTree, opt.Trees)}
+	ens := &bundle.TreeEnsemble{Comparison: bundle.CompareLess, Trees: make([]bundle.Tree, opt.Trees)}
 	scale := forestScale / float64(opt.Trees)
 	value := func(p float64) float64 { return scale * (p - 0.5) }
+	// Trees are independent (each has its own random source), so they are fitted in parallel;
+	// the result does not depend on the order they finish in.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for t := range opt.Trees {
-		rng := rand.New(rand.NewPCG(opt.Seed, uint64(t)))
-		rows := make([]int, n)
-		for i := range rows {
-			rows[i] = rng.IntN(n)
-		}
-		// As meta.BaggedModel.generateTrainingAttrs: draw columns until enough are distinct.
-		var cols []int
-		for len(cols) < opt.FeaturesPerTree {
-			if j := rng.IntN(d); !slices.Contains(cols, j) {
-				cols = append(cols, j)
+		g.Go(func() error {
+			tree, bt, err := fitForestTree(gctx, bn, n, d, t, value, opt)
+			if err != nil {
+				return fmt.Errorf("tree %d: %w", t, err)
 			}
-		}
-		var view base.FixedDataGrid
-		err := guard("sampling", func() error {
-			attrs := make([]base.Attribute, 0, len(cols)+1)
-			for _, j := range cols {
-				attrs = append(attrs, bn.attrs[j])
-			}
-			attrs = append(attrs, bn.class)
-			view = base.NewInstancesViewFromVisible(bn.inst, rows, attrs)
+			m.trees[t], ens.Trees[t] = tree, bt
 			return nil
 		})
-		if err != nil {
-			return nil, nil, err
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
 		}
-		tree, bt, err := fitOneID3(ctx, bn, view, opt.MaxDepth, value)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tree %d: %w", t, err)
-		}
-		m.trees = append(m.trees, tree)
-		ens.Trees = append(ens.Trees, bt)
+		return nil, nil, err
 	}
 	return ens, m, nil
+}
+
+// fitForestTree fits tree t of a forest: its bootstrap rows, then its columns, are drawn from
+// PCG(seed, t).
+func fitForestTree(ctx context.Context, bn *binned, n, d, t int, value func(float64) float64, opt Options) (*trees.ID3DecisionTree, bundle.Tree, error) {
+	rng := rand.New(rand.NewPCG(uint64(opt.Seed), uint64(t)))
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = rng.IntN(n)
+	}
+	// As meta.BaggedModel.generateTrainingAttrs: draw columns until enough are distinct.
+	var cols []int
+	for len(cols) < opt.FeaturesPerTree {
+		if j := rng.IntN(d); !slices.Contains(cols, j) {
+			cols = append(cols, j)
+		}
+	}
+	var view base.FixedDataGrid
+	err := guard("sampling", func() error {
+		attrs := make([]base.Attribute, 0, len(cols)+1)
+		for _, j := range cols {
+			attrs = append(attrs, bn.attrs[j])
+		}
+		attrs = append(attrs, bn.class)
+		view = base.NewInstancesViewFromVisible(bn.inst, rows, attrs)
+		return nil
+	})
+	if err != nil {
+		return nil, bundle.Tree{}, err
+	}
+	return fitOneID3(ctx, bn, view, opt.MaxDepth, value)
 }
 
 // fitOneID3 fits golearn's ID3 on data, settles the tree (see settle) and exports it with leaf
@@ -227,7 +249,7 @@ func fitOneID3(ctx context.Context, bn *binned, data base.FixedDataGrid, maxDept
 	if err := ctx.Err(); err != nil {
 		return nil, bundle.Tree{}, err
 	}
-	tree := trees.NewID3DecisionTree(0)
+	tree := trees.NewID3DecisionTreeFromRule(0, orderedGain{bn.colOf})
 	if err := guard("ID3 Fit", func() error { return tree.Fit(data) }); err != nil {
 		return nil, bundle.Tree{}, err
 	}
@@ -373,4 +395,68 @@ func (bn *binned) export(root *trees.DecisionTreeNode, value func(p float64) flo
 		return bundle.Tree{}, err
 	}
 	return b.t, nil
+}
+
+// orderedGain is golearn's InformationGainRuleGenerator for categorical attributes, made
+// repeatable. golearn's own is not: it lists the candidate attributes by iterating over a Go map
+// (base.AttributeDifferenceReferences) and keeps the first with the largest gain, so where two
+// attributes tie (common in small nodes) a different one wins from run to run; and it sums the
+// entropy terms over maps too, so the rounding of a sum changes from run to run. Here the
+// candidates are taken in column order (so a tie goes to the lower column) and the same terms are
+// added in sorted order of the attribute's values and of the classes. The tree is still grown by
+// golearn's trees.InferID3Tree.
+type orderedGain struct{ colOf map[string]int }
+
+// GenerateSplitRule implements trees.RuleGenerator.
+func (g orderedGain) GenerateSplitRule(f base.FixedDataGrid) *trees.DecisionTreeRule {
+	candidates := base.AttributeDifferenceReferences(f.AllAttributes(), f.AllClassAttributes())
+	slices.SortFunc(candidates, func(a, b base.Attribute) int { return g.colOf[a.GetName()] - g.colOf[b.GetName()] })
+	if len(candidates) == 0 {
+		return nil
+	}
+	h := baseEntropy(base.GetClassDistribution(f))
+	var best base.Attribute
+	bestGain := math.Inf(-1)
+	for _, a := range candidates {
+		if gain := h - splitEntropy(base.GetClassDistributionAfterSplit(f, a)); gain > bestGain {
+			best, bestGain = a, gain
+		}
+	}
+	return &trees.DecisionTreeRule{SplitAttr: best}
+}
+
+// baseEntropy is golearn's getBaseEntropy, summed in sorted class order.
+func baseEntropy(dist map[string]int) float64 {
+	count := 0
+	for _, c := range dist {
+		count += c
+	}
+	h := 0.0
+	for _, k := range slices.Sorted(maps.Keys(dist)) {
+		p := float64(dist[k]) / float64(count)
+		h -= p * math.Log(p) / math.Log(2)
+	}
+	return h
+}
+
+// splitEntropy is golearn's getSplitEntropy, summed in sorted value and class order.
+func splitEntropy(s map[string]map[string]int) float64 {
+	count := 0
+	for _, dist := range s {
+		for _, c := range dist {
+			count += c
+		}
+	}
+	h := 0.0
+	for _, a := range slices.Sorted(maps.Keys(s)) {
+		total := 0.0
+		for _, c := range s[a] {
+			total += float64(c) // integers: exact in any order
+		}
+		for _, c := range slices.Sorted(maps.Keys(s[a])) {
+			h -= float64(s[a][c]) / float64(count) * math.Log(float64(s[a][c])/float64(count)) / math.Log(2)
+		}
+		h += total / float64(count) * math.Log(total/float64(count)) / math.Log(2)
+	}
+	return h
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package golearntree
+
+const raceEnabled = false
