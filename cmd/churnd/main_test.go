@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,16 +33,56 @@ type daemon struct {
 	exited   chan error
 }
 
-// startDaemon builds the real churnd binary and starts it on free loopback ports; it reads the
-// bound addresses from the JSON log.
+// binDir holds the binaries the tests build, once per test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "churnd-test-")
+	if err != nil {
+		panic(err) // a test binary that cannot make a temporary directory cannot run
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var builds sync.Map // package path → *buildResult
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildBinary builds a command of this module (e.g. "./cmd/churnd") once per test run, with cgo
+// as given, and returns the binary's path.
+func buildBinary(t *testing.T, pkg string, cgo bool) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(pkg, &buildResult{})
+	b := v.(*buildResult)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, filepath.Base(pkg))
+		build := exec.Command("go", "build", "-o", b.path, pkg)
+		build.Dir = "../.."
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if cgo {
+			build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		b.out, b.err = build.CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
+	}
+	return b.path
+}
+
+// startDaemon starts the real churnd binary on free loopback ports; it reads the bound addresses
+// from the JSON log.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "churnd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, "./cmd/churnd", false)
 	cmd := exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shutdown-grace", "20s", "--store-dir", filepath.Join(t.TempDir(), "store")}, args...)...)
 	cmd.Env = []string{} // no CHURN_ variables leak in from the test's environment
 	stderr, err := cmd.StderrPipe()

@@ -321,7 +321,17 @@ func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Mo
 	if err != nil {
 		return nil, err
 	}
-	a := Activation{Version: version, At: r.now().UTC()}
+	now := r.now().UTC()
+	if cur, err := r.store.Active(); err == nil && len(r.history) == 0 && cur.Version() != version {
+		// The first activation through the store: record the version serving until now (the
+		// embedded default or --model-version), so that a roll back has somewhere to go.
+		first := Activation{Version: cur.Version(), At: now}
+		if err := r.backend.Activate(ctx, first); err != nil {
+			return nil, err
+		}
+		r.history = []Activation{first}
+	}
+	a := Activation{Version: version, At: now}
 	if err := r.backend.Activate(ctx, a); err != nil {
 		return nil, err
 	}

@@ -179,6 +179,7 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	r, store := newRegistry(t, d, reg)
+	initial, _ := store.Active()
 	data := bundleVersion(t, "v2")
 	m, err := r.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data, Description: "retrained"})
 	if err != nil {
@@ -220,7 +221,8 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	if len(versions) != 2 || versions[1].Record == nil || versions[1].Record.Description != "retrained" || !versions[1].Active {
 		t.Fatalf("List after restart = %+v", versions)
 	}
-	if len(history) != 1 || history[0].Version != "v2" {
+	// The first activation also recorded the version that served before it, for a roll back.
+	if len(history) != 2 || history[0].Version != "v2" || history[1].Version != initial.Version() {
 		t.Fatalf("history = %+v", history)
 	}
 }

@@ -182,8 +182,11 @@ func TestUploadActivateRollBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.GetActiveVersion() != before.Version() || len(list.GetModels()) != 2 || len(list.GetActivations()) != 2 ||
-		list.GetActivations()[0].GetVersion() != before.Version() || list.GetActivations()[1].GetVersion() != "retrained-2" {
+	// The history: the roll back, the activation, and the version serving before the first
+	// activation (recorded then, so that the first roll back has somewhere to go).
+	if list.GetActiveVersion() != before.Version() || len(list.GetModels()) != 2 || len(list.GetActivations()) != 3 ||
+		list.GetActivations()[0].GetVersion() != before.Version() || list.GetActivations()[1].GetVersion() != "retrained-2" ||
+		list.GetActivations()[2].GetVersion() != before.Version() {
 		t.Fatalf("ListModels = %v", list)
 	}
 	got, err := env.models.GetModel(ctx, &churnv1.GetModelRequest{Version: "retrained-2"})
