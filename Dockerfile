@@ -11,12 +11,18 @@ COPY cmd ./cmd
 COPY internal ./internal
 COPY models ./models
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/churnd ./cmd/churnd
+# The disk model store (uploaded versions and the active one); distroless has no mkdir.
+RUN mkdir -p /out/store
 
 FROM ghcr.io/grpc-ecosystem/grpc-health-probe:v0.4.49 AS probe
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=probe /ko-app/grpc-health-probe /bin/grpc_health_probe
 COPY --from=build /out/churnd /bin/churnd
+COPY --from=build --chown=65532:65532 /out/store /var/lib/churn/models
+# Uploaded models survive a restart when this is a volume; with --model-store redis it stays empty.
+ENV CHURN_STORE_DIR=/var/lib/churn/models
+VOLUME /var/lib/churn/models
 USER nonroot:nonroot
 EXPOSE 50051 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
