@@ -177,8 +177,8 @@ func (r *Registry) sync(ctx context.Context) error {
 			continue
 		}
 		if err := r.load(ctx, rec); err != nil {
-			if ctx.Err() != nil {
-				return err
+			if !errors.Is(err, bundle.ErrInvalid) {
+				return err // the store could not be read: try again at the next sync
 			}
 			r.failed[rec.Version] = Failure{Record: rec, Err: err}
 			r.logger.Error("stored model version refused by this replica", "version", rec.Version, "err", err)
@@ -217,7 +217,7 @@ func (r *Registry) load(ctx context.Context, rec Record) error {
 		return err
 	}
 	if m.Version() != rec.Version {
-		return fmt.Errorf("stored as %q, the manifest says %q", rec.Version, m.Version())
+		return fmt.Errorf("%w: stored as %q, the manifest says %q", bundle.ErrInvalid, rec.Version, m.Version())
 	}
 	m.Origin = modelstore.OriginStore
 	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {

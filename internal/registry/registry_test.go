@@ -346,3 +346,32 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return 0
 }
+
+// A stored version this replica cannot load (written by a newer replica, or damaged on disk) is
+// listed as failed with its reason and cannot be activated; the other versions serve on.
+func TestStoredVersionThatFailsToLoad(t *testing.T) {
+	ctx := context.Background()
+	d, err := registry.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte(`{"manifest": {"format_version": 99}}`)
+	if err := d.Put(ctx, registry.Record{Version: "from-the-future", SHA256: digest(bad), Size: int64(len(bad))}, bad); err != nil {
+		t.Fatal(err)
+	}
+	r, store := newRegistry(t, d, prometheus.NewRegistry())
+	v, err := r.Get("from-the-future")
+	if err != nil || v.Err == nil || !errors.Is(v.Err, bundle.ErrInvalid) || v.Model != nil {
+		t.Fatalf("Get = %+v, %v; want a failed version with its reason", v, err)
+	}
+	if _, err := r.Activate(ctx, "from-the-future"); !errors.Is(err, registry.ErrFailed) {
+		t.Fatalf("Activate = %v, want ErrFailed", err)
+	}
+	versions, _ := r.List()
+	if len(versions) != 2 || versions[1].Err == nil || versions[0].Model == nil || !versions[0].Active {
+		t.Fatalf("List = %+v", versions)
+	}
+	if active, _ := store.Active(); active.Origin != modelstore.OriginEmbedded {
+		t.Fatalf("active = %s (%s), want the embedded model", active.Version(), active.Origin)
+	}
+}
