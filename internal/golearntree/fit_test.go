@@ -102,7 +102,7 @@ func TestFitCancelledIsContextError(t *testing.T) {
 	X, n, d, y := tiny()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, kind := range Kinds {
+	for _, kind := range Kinds() {
 		if _, err := Fit(ctx, kind, X, n, d, y, Options{}); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: error %v, want context.Canceled", kind, err)
 		}
@@ -122,7 +122,7 @@ func TestGuardRecoversPanics(t *testing.T) {
 func TestSmall(t *testing.T) {
 	t.Parallel()
 	X, n, d, y := tiny()
-	for _, kind := range Kinds {
+	for _, kind := range Kinds() {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			opt := Options{Trees: 7, Seed: 3}
@@ -242,7 +242,7 @@ func FuzzFit(f *testing.F) {
 			}
 			y[i] = rec[d]&1 == 1
 		}
-		k := Kinds[int(kind)%len(Kinds)]
+		k := Kinds()[int(kind)%3]
 		ens, err := Fit(context.Background(), k, X, rows, d, y, Options{Trees: 3, Seed: int64(binary.LittleEndian.Uint16(append(data, 0, 0)))})
 		if err != nil {
 			// The data are valid but for their classes, so anything else is a failure.

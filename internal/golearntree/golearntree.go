@@ -76,6 +76,16 @@
 // sigmoid(±30) is within 1e-13 of 0 or 1, below bundle.CheckTolerance. One tree, BaseScore 0:
 // sigmoid(margin) is golearn's leaf probability.
 //
+// # Cost
+//
+// golearn's CART recounts both sides' classes for every candidate threshold, so a fit costs
+// about rows x distinct values per column and level: quadratic in the rows of a continuous
+// column. Measured with BenchmarkFit and a synthetic set on this project's shared 2-core machine
+// under load: Iranian churn (2,520 rows, 13 columns, defaults) CART 0.6 s, ID3 0.07 s, forest of
+// 100 trees 3 to 9 s (ROC-AUC on its standard test rows 0.943, 0.963, 0.985); 20 continuous
+// columns at 2,500 / 5,000 rows: CART 3.3 s / 13.7 s, ID3 0.3 s / 0.4 s, forest 16 s / 27 s.
+// golearn's trees walk its instance views row by row through maps, which bounds the forest.
+//
 // golearn panics on some inputs; every call into it is guarded and a panic comes back as an
 // error. Fit checks its context before and after each golearn call (for a forest, between
 // trees); a single golearn tree fit cannot be interrupted.
@@ -99,8 +109,8 @@ const (
 	KindRandomForest = "random_forest"
 )
 
-// Kinds lists the kinds Fit accepts.
-var Kinds = []string{KindCART, KindID3, KindRandomForest}
+// Kinds returns the kinds Fit accepts.
+func Kinds() []string { return []string{KindCART, KindID3, KindRandomForest} }
 
 // LogitClamp bounds the magnitude of a CART or ID3 leaf value.
 const LogitClamp = 30.0
@@ -232,7 +242,7 @@ func (o Options) withDefaults(kind string, d int) (Options, error) {
 	switch kind {
 	case KindCART, KindID3, KindRandomForest:
 	default:
-		return o, fmt.Errorf("unknown kind %q (want %s)", kind, strings.Join(Kinds, ", "))
+		return o, fmt.Errorf("unknown kind %q (want %s)", kind, strings.Join(Kinds(), ", "))
 	}
 	if o.MaxDepth < 0 || o.MaxDepth > maxDepthLimit {
 		return o, fmt.Errorf("options.max_depth %d: want 0 (default) to %d", o.MaxDepth, maxDepthLimit)

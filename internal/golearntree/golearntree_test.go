@@ -388,7 +388,7 @@ func b2i(b bool) int {
 // columns) and reports the test ROC-AUC on the standard split and the exported nodes.
 func BenchmarkFit(b *testing.B) {
 	ds := iranian(b)
-	for _, kind := range Kinds {
+	for _, kind := range Kinds() {
 		b.Run(kind, func(b *testing.B) {
 			b.ReportAllocs()
 			var ens *bundle.TreeEnsemble
