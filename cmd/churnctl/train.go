@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/train"
 )
@@ -25,8 +27,13 @@ type trainFlags struct {
 	name, version, created, out string
 	goldenOut, tierQuantiles    string
 	description                 string
+	trainer                     string
 	c                           float64
 	seed                        int64
+	folds                       int
+	gbdt                        train.GBDTOptions
+	leafwiseDepth               int
+	quiet                       bool
 }
 
 // usageError is a bad flag value: exit code 2.
@@ -51,11 +58,27 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.StringVar(&f.goldenOut, "golden-out", "", "also write every held-out row as {features, probability} to this JSON file")
 	fs.StringVar(&f.tierQuantiles, "tier-quantiles", "0.35,0.15,0.05", "shares of the training rows at or above MEDIUM,HIGH,CRITICAL")
 	fs.StringVar(&f.description, "description", "", "manifest description (default: says what was trained on what)")
-	fs.Float64Var(&f.c, "c", 1, "inverse L2 regularisation strength, as scikit-learn's LogisticRegression C")
-	fs.Int64Var(&f.seed, "seed", 42, "seed of the stratified split when --test-idx is not given")
+	fs.StringVar(&f.trainer, "trainer", "auto", "model family: "+strings.Join(trainerNames, ", ")+" (auto fits the other three and keeps the best by cross-fitted Brier score)")
+	fs.Float64Var(&f.c, "c", 1, "logistic: inverse L2 regularisation strength, as scikit-learn's LogisticRegression C")
+	fs.Int64Var(&f.seed, "seed", 42, "seed of the stratified split (when --test-idx is not given), of the folds and of gbdt's sampling")
+	fs.IntVar(&f.folds, "folds", 5, "stratified folds of the training rows for early stopping, calibration, tiers and --trainer auto")
+	d := train.DefaultGBDTOptions
+	fs.Float64Var(&f.gbdt.LearningRate, "gbdt-learning-rate", d.LearningRate, "gbdt: shrinkage of every tree")
+	fs.IntVar(&f.gbdt.MaxDepth, "gbdt-max-depth", d.MaxDepth, "gbdt: depth of a tree (1: stumps)")
+	fs.IntVar(&f.gbdt.MaxLeaves, "gbdt-max-leaves", train.LeafwiseGBDTOptions.MaxLeaves, "gbdt-leafwise: most leaves of a tree, grown best first")
+	fs.IntVar(&f.leafwiseDepth, "gbdt-leafwise-max-depth", train.LeafwiseGBDTOptions.MaxDepth, "gbdt-leafwise: depth of a tree")
+	fs.IntVar(&f.gbdt.MaxRounds, "gbdt-max-rounds", d.MaxRounds, "gbdt: most trees")
+	fs.IntVar(&f.gbdt.EarlyStopping, "gbdt-early-stopping", d.EarlyStopping, "gbdt: stop after this many rounds without a better validation log loss")
+	fs.Float64Var(&f.gbdt.Lambda, "gbdt-lambda", d.Lambda, "gbdt: L2 regularisation of leaf values")
+	fs.Float64Var(&f.gbdt.MinChildWeight, "gbdt-min-child-weight", d.MinChildWeight, "gbdt: least hessian sum of a child")
+	fs.IntVar(&f.gbdt.MinLeafRows, "gbdt-min-leaf-rows", d.MinLeafRows, "gbdt: least training rows in a leaf")
+	fs.IntVar(&f.gbdt.MaxBins, "gbdt-max-bins", d.MaxBins, "gbdt: quantile bins per column (2..255)")
+	fs.Float64Var(&f.gbdt.Subsample, "gbdt-subsample", d.Subsample, "gbdt: share of rows each tree sees (drawn by --seed)")
+	fs.Float64Var(&f.gbdt.ColSample, "gbdt-colsample", d.ColSample, "gbdt: share of columns each tree may split on (drawn by --seed)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar (there is none when stderr is not a terminal)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: churnctl train --data file.csv --spec spec.json --version V --out bundle.json [flags]")
-		fmt.Fprintln(stderr, "\nFits a logistic regression, evaluates it on the held-out rows and writes a model bundle.")
+		fmt.Fprintln(stderr, "\nFits a model (logistic regression or gradient-boosted trees), calibrates it, evaluates it on the held-out rows and writes a model bundle.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -69,7 +92,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 		fs.Usage()
 		return 2
 	}
-	err := trainCommand(ctx, &f, args, now, stdout)
+	err := trainCommand(ctx, &f, args, now, stdout, progressBar(stderr, f.quiet))
 	var ue usageError
 	switch {
 	case err == nil:
@@ -85,8 +108,12 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 }
 
 // trainCommand checks the flags, trains, writes the outputs and prints the summary.
-func trainCommand(ctx context.Context, f *trainFlags, args []string, now func() time.Time, stdout io.Writer) error {
+func trainCommand(ctx context.Context, f *trainFlags, args []string, now func() time.Time, stdout io.Writer, bar func(done, total int)) error {
 	created, tiers, err := f.check(now)
+	if err != nil {
+		return err
+	}
+	trainers, err := f.trainers()
 	if err != nil {
 		return err
 	}
@@ -99,15 +126,12 @@ func trainCommand(ctx context.Context, f *trainFlags, args []string, now func() 
 		return err
 	}
 	cfg := train.Config{
-		Data: ds, TrainRows: trainRows, TestRows: testRows, C: f.c, Tiers: tiers,
-		Name: f.name, Version: f.version, CreatedAt: created, Description: f.description,
-		Command: commandLine(args), DatasetFile: filepath.Base(f.data), Seed: f.seed,
+		Data: ds, TrainRows: trainRows, TestRows: testRows, Trainers: trainers, Tiers: tiers, Folds: f.folds,
+		Name: f.name, Version: f.version, CreatedAt: created, Description: f.description, SpecName: spec.Name,
+		Command: commandLine(args), DatasetFile: filepath.Base(f.data), Seed: f.seed, Progress: bar,
 	}
 	if cfg.Name == "" {
 		cfg.Name = spec.Name
-	}
-	if cfg.Description == "" {
-		cfg.Description = fmt.Sprintf("Logistic regression (C=%g) on %s (dataset spec %s).", f.c, cfg.DatasetFile, spec.Name)
 	}
 	res, err := train.Run(ctx, cfg)
 	if err != nil {
@@ -137,6 +161,15 @@ func (f *trainFlags) check(now func() time.Time) (time.Time, train.TierQuantiles
 	if !(f.c > 0) || math.IsInf(f.c, 1) {
 		return time.Time{}, q, usageError{fmt.Errorf("--c %g: want a positive number", f.c)}
 	}
+	if f.folds < 2 || f.folds > 20 {
+		return time.Time{}, q, usageError{fmt.Errorf("--folds %d: want 2..20", f.folds)}
+	}
+	if err := f.gbdt.Validate(); err != nil {
+		return time.Time{}, q, usageError{fmt.Errorf("--%v", err)}
+	}
+	if f.leafwiseDepth < 1 || f.leafwiseDepth > 16 {
+		return time.Time{}, q, usageError{fmt.Errorf("--gbdt-leafwise-max-depth %d: want 1..16", f.leafwiseDepth)}
+	}
 	created := now().UTC().Truncate(time.Second)
 	if f.created != "" {
 		t, err := time.Parse(time.RFC3339, f.created)
@@ -150,6 +183,51 @@ func (f *trainFlags) check(now func() time.Time) (time.Time, train.TierQuantiles
 		return time.Time{}, q, usageError{err}
 	}
 	return created, q, nil
+}
+
+// trainerNames are the values of --trainer.
+var trainerNames = []string{"auto", "logistic", "gbdt", "gbdt-leafwise"}
+
+// trainers returns the candidate trainers of --trainer. A new model family is one more case
+// here (and a name in trainerNames): a train.Trainer, for tree learners train.TreeTrainer.
+func (f *trainFlags) trainers() ([]train.Trainer, error) {
+	gbdt := f.gbdt
+	gbdt.Seed = uint64(f.seed)
+	leafwise := gbdt
+	gbdt.MaxLeaves = 0
+	leafwise.MaxDepth = f.leafwiseDepth
+	switch f.trainer {
+	case "auto":
+		return []train.Trainer{train.LogisticTrainer(f.c), train.GBDTTrainer(gbdt), train.GBDTTrainer(leafwise)}, nil
+	case "logistic":
+		return []train.Trainer{train.LogisticTrainer(f.c)}, nil
+	case "gbdt":
+		return []train.Trainer{train.GBDTTrainer(gbdt)}, nil
+	case "gbdt-leafwise":
+		return []train.Trainer{train.GBDTTrainer(leafwise)}, nil
+	}
+	return nil, usageError{fmt.Errorf("--trainer %q: want one of %s", f.trainer, strings.Join(trainerNames, ", "))}
+}
+
+// progressBar returns a progress callback drawing a bar on stderr, or nil when quiet or when
+// stderr is not a terminal.
+func progressBar(stderr io.Writer, quiet bool) func(done, total int) {
+	fh, ok := stderr.(*os.File)
+	if quiet || !ok {
+		return nil
+	}
+	if st, err := fh.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription("fitting"), progressbar.OptionShowCount(),
+				progressbar.OptionClearOnFinish())
+		}
+		_ = bar.Set(done) // drawing errors are not worth stopping a training run for
+	}
 }
 
 // parseTierQuantiles parses "medium,high,critical".
@@ -271,16 +349,22 @@ func writeFileAtomic(path string, data []byte) error {
 func printSummary(w io.Writer, f *trainFlags, res *train.Result) {
 	m := res.Bundle.Manifest
 	tr, te := res.Train, res.Test
-	fmt.Fprintf(w, "trained %s %s: logistic regression, C=%g, %d columns, %d L-BFGS iterations\n",
-		m.Name, m.Version, f.c, len(res.Fit.Weights), res.Fit.Iterations)
+	fmt.Fprintf(w, "trained %s %s: %s, %d columns, calibration %s\n",
+		m.Name, m.Version, res.Trainer, len(m.Columns()), m.Calibration.Method)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "trainer\tout-of-fold ROC-AUC\tBrier\tcalibration\trounds\tseconds\t")
+	for _, c := range res.Candidates {
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%s\t%d\t%.1f\t\n", c.Name, c.ROCAUC, c.Brier, c.Calibration, c.Rounds, c.Seconds)
+	}
+	tw.Flush()
 	fmt.Fprintf(w, "rows: %d train (%d positive, %.4f), %d test (%d positive, %.4f)\n",
 		tr.Rows, tr.Positives, rate(tr), te.Rows, te.Positives, rate(te))
 	if res.Unseen > 0 {
 		fmt.Fprintf(w, "note: %d test rows have a category unseen in training; the bundle refuses them, so they are not in the golden file\n", res.Unseen)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tROC-AUC\tPR-AUC\tlog loss\tBrier\t")
-	for _, x := range []*bundle.Metrics{tr, te} {
+	for _, x := range []*bundle.Metrics{tr, res.Validation, te} {
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t\n", x.Split, x.ROCAUC, x.PRAUC, x.LogLoss, x.Brier)
 	}
 	tw.Flush()
@@ -295,7 +379,7 @@ func printSummary(w io.Writer, f *trainFlags, res *train.Result) {
 		fmt.Fprintf(tw, "[%.1f, %.1f%s\t%d\t%.4f\t%.4f\t\n", b.Lower, b.Upper, closer, b.Count, b.MeanPredicted, b.ObservedRate)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ntiers (from the training rows' probabilities, --tier-quantiles %s): MEDIUM >= %.4f, HIGH >= %.4f, CRITICAL >= %.4f\n",
+	fmt.Fprintf(w, "\ntiers (from the training rows' out-of-fold probabilities, --tier-quantiles %s): MEDIUM >= %.4f, HIGH >= %.4f, CRITICAL >= %.4f\n",
 		f.tierQuantiles, m.Tiers.Medium, m.Tiers.High, m.Tiers.Critical)
 	fmt.Fprintf(w, "check vectors: %d\n", len(m.CheckVectors))
 	fmt.Fprintf(w, "bundle written to %s\n", f.out)

@@ -64,7 +64,7 @@ func TestTrainWritesAValidBundle(t *testing.T) {
 	dir, data, spec, idx := writeTrainFiles(t)
 	out, golden := filepath.Join(dir, "model.json"), filepath.Join(dir, "golden.json")
 	var stdout, stderr bytes.Buffer
-	args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", "small-1", "--out", out, "--golden-out", golden, "--c", "0.5"}
+	args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", "small-1", "--out", out, "--golden-out", golden, "--c", "0.5", "--trainer", "logistic"}
 	if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
 		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
 	}
@@ -162,6 +162,12 @@ func TestTrainExitCodes(t *testing.T) {
 		{"bad created", with("--created", "yesterday"), 2, "--created"},
 		{"bad tiers", with("--tier-quantiles", "0.1,0.2,0.3"), 2, "--tier-quantiles"},
 		{"tiers not numbers", with("--tier-quantiles", "a,b,c"), 2, "--tier-quantiles"},
+		{"unknown trainer", with("--trainer", "forest"), 2, `--trainer "forest": want one of auto, logistic, gbdt, gbdt-leafwise`},
+		{"bad folds", with("--folds", "1"), 2, "--folds 1"},
+		{"bad gbdt depth", with("--gbdt-max-depth", "99"), 2, "--gbdt-max-depth 99"},
+		{"zero gbdt subsample is the default", with("--gbdt-subsample", "0"), 0, ""},
+		{"bad gbdt colsample", with("--gbdt-colsample", "2"), 2, "--gbdt-colsample 2"},
+		{"bad leafwise depth", with("--gbdt-leafwise-max-depth", "0"), 2, "--gbdt-leafwise-max-depth 0"},
 		{"missing data file", with("--data", filepath.Join(dir, "nope.csv")), 1, "nope.csv"},
 		{"bad spec", with("--spec", badSpec), 1, `unknown field "lable"`},
 		{"bad index file", with("--test-idx", data), 1, "is not a row index"},
@@ -172,7 +178,7 @@ func TestTrainExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			args := tc.args
-			if tc.name == "ok" { // a distinct output per successful run
+			if tc.code == 0 && tc.name != "help" { // a distinct output per successful run
 				args = append(args, "--out", filepath.Join(t.TempDir(), "m.json"))
 			}
 			var stdout, stderr bytes.Buffer
@@ -183,6 +189,32 @@ func TestTrainExitCodes(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
 			}
 		})
+	}
+}
+
+// The auto trainer cross-fits every family, reports each and keeps the best by out-of-fold Brier
+// score; the training record names the winner.
+func TestTrainAutoComparesTrainers(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, idx := writeTrainFiles(t)
+	out := filepath.Join(dir, "auto.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", "auto-1", "--out", out, "--folds", "3", "--quiet"}
+	if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("--quiet wrote to stderr:\n%s", stderr.String())
+	}
+	for _, want := range []string{"logistic", "gbdt", "gbdt-leafwise", "out-of-fold ROC-AUC", "validation"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b := readBundle(t, out)
+	tr := b.Manifest.Training
+	if tr.Params["folds"] != 3 || !strings.Contains(stdout.String(), "trained small auto-1: "+tr.Trainer+",") {
+		t.Errorf("training record %+v does not name the reported winner:\n%s", tr, stdout.String())
 	}
 }
 

@@ -43,6 +43,10 @@ type GBDTOptions struct {
 	LearningRate float64
 	// MaxDepth bounds a tree's depth (a stump has depth 1). Default 4.
 	MaxDepth int
+	// MaxLeaves, when set, bounds a tree's leaves and trees grow best first (LightGBM's
+	// num_leaves); 0: no bound, trees of MaxDepth grow while splits gain (XGBoost's
+	// max_depth). Default 0.
+	MaxLeaves int
 	// MaxRounds bounds the number of trees. Default 500.
 	MaxRounds int
 	// EarlyStopping stops after this many rounds without a better validation log loss.
@@ -50,7 +54,7 @@ type GBDTOptions struct {
 	EarlyStopping int
 	// Lambda is the L2 regularisation of leaf values. Default 1.
 	Lambda float64
-	// MinChildWeight is the least hessian sum of a child. Default 1.
+	// MinChildWeight is the least hessian sum of a child. Default 1e-3.
 	MinChildWeight float64
 	// MinLeafRows is the least number of training rows in a leaf. Default 20.
 	MinLeafRows int
@@ -67,12 +71,19 @@ type GBDTOptions struct {
 	Seed uint64
 }
 
-// DefaultGBDTOptions are the hyperparameters used unless told otherwise. They were chosen on the
-// training rows of the four datasets in shared/data (docs/MODELS.md): shallow trees with early
-// stopping keep the ensembles small enough to score in well under a microsecond or two.
+// DefaultGBDTOptions are the hyperparameters used unless told otherwise: depth-wise trees of
+// depth 4, as XGBoost's baseline in shared/bench, with early stopping. LeafwiseGBDTOptions are
+// the second configuration churnctl's auto trainer tries (docs/MODELS.md compares them).
+var LeafwiseGBDTOptions = func() GBDTOptions {
+	o := DefaultGBDTOptions
+	o.MaxDepth, o.MaxLeaves = 8, 31
+	return o
+}()
+
+// DefaultGBDTOptions: see LeafwiseGBDTOptions.
 var DefaultGBDTOptions = GBDTOptions{
 	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
-	MinChildWeight: 1, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
+	MinChildWeight: 1e-3, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
 }
 
 // withDefaults fills in the zero fields and checks the ranges; errors name the option.
@@ -107,6 +118,8 @@ func (o GBDTOptions) withDefaults() (GBDTOptions, error) {
 		return o, fmt.Errorf("gbdt-learning-rate %g: want 0 < rate <= 1", o.LearningRate)
 	case o.MaxDepth < 1 || o.MaxDepth > 16:
 		return o, fmt.Errorf("gbdt-max-depth %d: want 1..16", o.MaxDepth)
+	case o.MaxLeaves < 0 || o.MaxLeaves == 1:
+		return o, fmt.Errorf("gbdt-max-leaves %d: want 0 (no bound) or >= 2", o.MaxLeaves)
 	case o.MaxRounds < 1 || o.MaxRounds > 100000:
 		return o, fmt.Errorf("gbdt-max-rounds %d: want 1..100000", o.MaxRounds)
 	case o.EarlyStopping < 1:
@@ -427,19 +440,99 @@ func (t *gtree) addTo(margin []float64, bins []uint8, n int) {
 	}
 }
 
-// tree grows one tree on the current gradients.
+// tree grows one tree on the current gradients, best first: of the leaves that can split, the
+// one whose best split gains most splits next, until the tree has MaxLeaves leaves or no leaf
+// can split (LightGBM's leaf-wise growth, scikit-learn's HistGradientBoosting). MaxDepth bounds
+// every path.
 func (b *booster) tree() *gtree {
 	rows := b.sampleRows()
 	b.sampleCols()
-	hist := b.histogram(rows)
-	var g, h float64
+	root := &leafState{rows: rows, hist: b.histogram(rows)}
 	for _, i := range rows {
-		g += b.grad[i]
-		h += b.hess[i]
+		root.g += b.grad[i]
+		root.h += b.hess[i]
 	}
 	t := &gtree{}
-	b.grow(t, rows, hist, g, h, 1)
+	root.node = t.addNode()
+	b.evaluate(root)
+	open := []*leafState{root}
+	for leaves := 1; b.opt.MaxLeaves == 0 || leaves < b.opt.MaxLeaves; leaves++ {
+		best := -1
+		for k, l := range open {
+			if l.ok && (best < 0 || l.split.gain > open[best].split.gain) {
+				best = k
+			}
+		}
+		if best < 0 {
+			break
+		}
+		l := open[best]
+		left, right := b.splitLeaf(t, l)
+		open = append(open[:best], open[best+1:]...)
+		open = append(open, left, right)
+	}
+	for _, l := range open {
+		t.value[l.node] = -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
+		b.free = append(b.free, l.hist)
+	}
 	return t
+}
+
+// leafState is a leaf of the tree being grown: its rows, histogram, sums and best split.
+type leafState struct {
+	node  int32
+	rows  []int32
+	hist  []histBin
+	g, h  float64
+	depth int // the root's is 0
+	split split
+	ok    bool // split is valid
+}
+
+// evaluate finds l's best split, if l may split.
+func (b *booster) evaluate(l *leafState) {
+	if l.depth >= b.opt.MaxDepth || len(l.rows) < 2*b.opt.MinLeafRows {
+		return
+	}
+	l.split, l.ok = b.bestSplit(l.hist, l.g, l.h, len(l.rows))
+}
+
+// splitLeaf turns l's node into its split and returns the two new leaves.
+func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
+	s := l.split
+	k := l.node
+	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
+	// Stable partition of rows into left then right.
+	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
+	rows := l.rows
+	b.scratch = b.scratch[:0]
+	nl := 0
+	for _, i := range rows {
+		bin := col[i]
+		if bin == missingBin && s.defLeft || bin != missingBin && bin <= s.bin {
+			rows[nl] = i
+			nl++
+		} else {
+			b.scratch = append(b.scratch, i)
+		}
+	}
+	copy(rows[nl:], b.scratch)
+	left := &leafState{rows: rows[:nl], g: s.gl, h: s.hl, depth: l.depth + 1}
+	right := &leafState{rows: rows[nl:], g: l.g - s.gl, h: l.h - s.hl, depth: l.depth + 1}
+	// The smaller child's histogram is built; the larger's is the parent's minus it.
+	if len(left.rows) <= len(right.rows) {
+		left.hist = b.histogram(left.rows)
+		right.hist = subtract(l.hist, left.hist, b.cols)
+	} else {
+		right.hist = b.histogram(right.rows)
+		left.hist = subtract(l.hist, right.hist, b.cols)
+	}
+	left.node = t.addNode()
+	right.node = t.addNode()
+	t.left[k], t.right[k] = left.node, right.node
+	b.evaluate(left)
+	b.evaluate(right)
+	return left, right
 }
 
 // sampleRows returns the rows of this tree, sorted: all, or a Subsample share drawn by the seed.
@@ -507,55 +600,6 @@ type split struct {
 	defLeft bool
 	gl, hl  float64 // sums of the left child
 	nl      int
-}
-
-// grow makes node k of t from rows (with histogram hist and sums g, h) at the given depth, and
-// its subtree. hist is released or handed to a child.
-func (b *booster) grow(t *gtree, rows []int32, hist []histBin, g, h float64, depth int) {
-	k := t.addNode()
-	lambda := b.opt.Lambda
-	leaf := func() {
-		t.value[k] = -b.opt.LearningRate * g / (h + lambda)
-		b.free = append(b.free, hist)
-	}
-	if depth > b.opt.MaxDepth || len(rows) < 2*b.opt.MinLeafRows {
-		leaf()
-		return
-	}
-	s, ok := b.bestSplit(hist, g, h, len(rows))
-	if !ok {
-		leaf()
-		return
-	}
-	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
-	// Stable partition of rows into left then right.
-	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
-	b.scratch = b.scratch[:0]
-	nl := 0
-	for _, i := range rows {
-		bin := col[i]
-		if bin == missingBin && s.defLeft || bin != missingBin && bin <= s.bin {
-			rows[nl] = i
-			nl++
-		} else {
-			b.scratch = append(b.scratch, i)
-		}
-	}
-	copy(rows[nl:], b.scratch)
-	left, right := rows[:nl], rows[nl:]
-	// The smaller child's histogram is built; the larger's is the parent's minus it.
-	var hl, hr []histBin
-	if len(left) <= len(right) {
-		hl = b.histogram(left)
-		hr = subtract(hist, hl, b.cols)
-	} else {
-		hr = b.histogram(right)
-		hl = subtract(hist, hr, b.cols)
-	}
-	t.left[k] = int32(len(t.left))
-	b.grow(t, left, hl, s.gl, s.hl, depth+1)
-	t.right[k] = int32(len(t.left))
-	b.grow(t, right, hr, g-s.gl, h-s.hl, depth+1)
 }
 
 // subtract turns parent into parent − child over cols and returns it.

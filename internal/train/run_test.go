@@ -117,10 +117,42 @@ func reference(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64
 	for i := range lr.Weights {
 		m += lr.Weights[i] * x[i]
 	}
-	if m >= 0 {
-		return 1 / (1 + math.Exp(-m))
+	return referenceCalibration(t, &b.Manifest.Calibration, m)
+}
+
+// referenceCalibration applies a bundle's calibration to a margin, written out independently:
+// the logistic function, Platt's sigmoid(A*m+B), or numpy.interp of the isotonic points at the
+// logistic function of the margin.
+func referenceCalibration(t *testing.T, c *bundle.Calibration, m float64) float64 {
+	t.Helper()
+	sig := func(z float64) float64 {
+		if z >= 0 {
+			return 1 / (1 + math.Exp(-z))
+		}
+		return math.Exp(z) / (1 + math.Exp(z))
 	}
-	return math.Exp(m) / (1 + math.Exp(m))
+	switch c.Method {
+	case bundle.CalibrationNone:
+		return sig(m)
+	case bundle.CalibrationPlatt:
+		return sig(c.A*m + c.B)
+	case bundle.CalibrationIsotonic:
+		s := sig(m)
+		n := len(c.X)
+		if s < c.X[0] {
+			return c.Y[0]
+		}
+		if s >= c.X[n-1] {
+			return c.Y[n-1]
+		}
+		for i := n - 2; i >= 0; i-- {
+			if c.X[i] <= s {
+				return c.Y[i] + (c.Y[i+1]-c.Y[i])*(s-c.X[i])/(c.X[i+1]-c.X[i])
+			}
+		}
+	}
+	t.Fatalf("calibration %q", c.Method)
+	return 0
 }
 
 // read gets a source's value from a request (the sources runSpec uses).
@@ -191,7 +223,7 @@ func TestRunProbabilitiesReproduceFromTheBundle(t *testing.T) {
 		t.Errorf("recorded metrics %+v, recomputed %+v", got, m)
 	}
 	tr := b.Manifest.Training
-	if tr.Trainer != "logistic_regression" || tr.Params["c"] != 1 || tr.Rows["train"] != len(cfg.TrainRows) || tr.Rows["test"] != len(cfg.TestRows) || tr.Dataset != "toy.csv" {
+	if tr.Trainer != "logistic" || tr.Params["c"] != 1 || tr.Rows["train"] != len(cfg.TrainRows) || tr.Rows["test"] != len(cfg.TestRows) || tr.Dataset != "toy.csv" {
 		t.Errorf("training record = %+v", tr)
 	}
 	if m.ROCAUC < 0.7 {
@@ -220,8 +252,12 @@ func TestRunTiersFollowTheQuantiles(t *testing.T) {
 	t.Parallel()
 	res, ds, cfg := toyRun(t)
 	tiers := res.Bundle.Manifest.Tiers
-	sc := &scorer{prep: mustPrep(t, ds, cfg.TrainRows), fit: res.Fit, x: make([]float64, len(res.Fit.Weights))}
-	p, _ := sc.rows(ds, cfg.TrainRows)
+	// The thresholds are quantiles of the training rows' out-of-fold probabilities.
+	p := res.Candidates[0].oofP
+	if len(p) != len(cfg.TrainRows) {
+		t.Fatalf("%d out-of-fold probabilities for %d training rows", len(p), len(cfg.TrainRows))
+	}
+	_ = ds
 	share := func(th float64) float64 {
 		n := 0
 		for _, v := range p {
@@ -236,18 +272,9 @@ func TestRunTiersFollowTheQuantiles(t *testing.T) {
 		th, share float64
 	}{{"medium", tiers.Medium, 0.35}, {"high", tiers.High, 0.15}, {"critical", tiers.Critical, 0.05}} {
 		if got := share(c.th); got < c.share || got > c.share+0.02 {
-			t.Errorf("%s threshold %v: %.3f of the training rows at or above it, want about %v", c.name, c.th, got, c.share)
+			t.Errorf("%s threshold %v: %.3f of the out-of-fold rows at or above it, want about %v", c.name, c.th, got, c.share)
 		}
 	}
-}
-
-func mustPrep(t *testing.T, ds *Dataset, rows []int) *Prep {
-	t.Helper()
-	pp, err := LearnPrep(ds, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pp
 }
 
 func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {

@@ -77,16 +77,21 @@ func LogisticTrainer(c float64) Trainer {
 	}
 }
 
-// GBDTTrainer is gradient-boosted trees (FitGBDT) on raw inputs with native missing values.
+// GBDTTrainer is gradient-boosted trees (FitGBDT) on raw inputs with native missing values. Its
+// name is "gbdt" for depth-wise trees and "gbdt-leafwise" with MaxLeaves set.
 func GBDTTrainer(opt GBDTOptions) Trainer {
 	o, err := opt.withDefaults()
+	name := "gbdt"
+	if o.MaxLeaves > 0 {
+		name = "gbdt-leafwise"
+	}
 	return Trainer{
-		Name: "gbdt",
-		Describe: fmt.Sprintf("Gradient-boosted trees (learning rate %g, depth %d, lambda %g, early stopping %d)",
-			o.LearningRate, o.MaxDepth, o.Lambda, o.EarlyStopping),
+		Name: name,
+		Describe: fmt.Sprintf("Gradient-boosted trees (learning rate %g, depth %d, %d leaves, lambda %g, early stopping %d)",
+			o.LearningRate, o.MaxDepth, o.MaxLeaves, o.Lambda, o.EarlyStopping),
 		Encoding: EncodeRaw,
 		Params: map[string]float64{
-			"learning_rate": o.LearningRate, "max_depth": float64(o.MaxDepth), "max_rounds": float64(o.MaxRounds),
+			"learning_rate": o.LearningRate, "max_depth": float64(o.MaxDepth), "max_leaves": float64(o.MaxLeaves), "max_rounds": float64(o.MaxRounds),
 			"early_stopping": float64(o.EarlyStopping), "lambda": o.Lambda, "min_child_weight": o.MinChildWeight,
 			"min_leaf_rows": float64(o.MinLeafRows), "max_bins": float64(o.MaxBins), "subsample": o.Subsample,
 			"colsample": o.ColSample,

@@ -1,0 +1,105 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/churnhq/churn/internal/bundle"
+)
+
+// miscalibrated draws n margins m and labels from P(y) = sigmoid(a*m + b).
+func miscalibrated(n int, a, b float64, seed uint64) ([]float64, []bool) {
+	rng := rand.New(rand.NewPCG(seed, 4))
+	m := make([]float64, n)
+	y := make([]bool, n)
+	for i := range m {
+		m[i] = 3 * rng.NormFloat64()
+		y[i] = rng.Float64() < Sigmoid(a*m[i]+b)
+	}
+	return m, y
+}
+
+func TestFitPlattRecoversTheMap(t *testing.T) {
+	t.Parallel()
+	m, y := miscalibrated(20000, 0.5, -1, 1)
+	c := FitPlatt(m, y)
+	if c.Method != bundle.CalibrationPlatt || math.Abs(c.A-0.5) > 0.05 || math.Abs(c.B+1) > 0.08 {
+		t.Errorf("Platt fit %+v, want A 0.5, B -1", c)
+	}
+}
+
+func TestFitIsotonic(t *testing.T) {
+	t.Parallel()
+	m, y := miscalibrated(5000, 0.5, -1, 2)
+	c := FitIsotonic(m, y)
+	if c.Method != bundle.CalibrationIsotonic {
+		t.Fatalf("method %q", c.Method)
+	}
+	for i := range c.X {
+		if c.Y[i] <= 0 || c.Y[i] >= 1 {
+			t.Errorf("point %d: y %v, want strictly inside (0, 1)", i, c.Y[i])
+		}
+		if i > 0 && (c.X[i] < c.X[i-1] || c.Y[i] < c.Y[i-1]) {
+			t.Fatalf("points not non-decreasing at %d: (%v,%v) after (%v,%v)", i, c.X[i], c.Y[i], c.X[i-1], c.Y[i-1])
+		}
+	}
+	// Recalibrated, the probabilities are close to the truth at a few margins.
+	for _, mm := range []float64{-4, 0, 4} {
+		got, want := Calibrate(&c, mm), Sigmoid(0.5*mm-1)
+		if math.Abs(got-want) > 0.06 {
+			t.Errorf("margin %v: isotonic %v, true %v", mm, got, want)
+		}
+	}
+	// Equal scores are pooled: one distinct margin gives one level.
+	c = FitIsotonic([]float64{1, 1, 1, 1}, []bool{true, false, false, false})
+	if len(c.X) != 2 || c.Y[0] != c.Y[1] || math.Abs(c.Y[0]-1.5/5) > 1e-15 {
+		t.Errorf("one distinct score: %+v, want two equal points at (1+0.5)/(4+1)", c)
+	}
+}
+
+func TestInterpolateIsNumpyInterp(t *testing.T) {
+	t.Parallel()
+	xs := []float64{0.1, 0.2, 0.2, 0.5}
+	ys := []float64{0.0, 0.1, 0.3, 0.6}
+	for _, c := range []struct{ s, want float64 }{
+		{0.05, 0}, {0.1, 0}, {0.15, 0.05}, {0.2, 0.3}, {0.35, 0.45}, {0.5, 0.6}, {0.9, 0.6},
+	} {
+		if got := interpolate(xs, ys, c.s); math.Abs(got-c.want) > 1e-15 {
+			t.Errorf("interpolate(%v) = %v, want %v (numpy.interp)", c.s, got, c.want)
+		}
+	}
+}
+
+func TestChooseCalibration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		a, b   float64
+		accept []string
+	}{
+		{"already calibrated", 1, 0, []string{bundle.CalibrationNone}},
+		{"overconfident", 0.4, -0.5, []string{bundle.CalibrationPlatt, bundle.CalibrationIsotonic}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, y := miscalibrated(4000, tc.a, tc.b, 3)
+			fold, err := StratifiedFolds(y, 5, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := chooseCalibration(m, y, fold, 5)
+			ok := false
+			for _, a := range tc.accept {
+				ok = ok || ch.Calibration.Method == a
+			}
+			if !ok {
+				t.Errorf("chose %q (Brier %v), want one of %v", ch.Calibration.Method, ch.Brier, tc.accept)
+			}
+			if len(ch.Probabilities) != len(m) || ch.Brier[ch.Calibration.Method] != Brier(y, ch.Probabilities) {
+				t.Errorf("out-of-fold probabilities do not match the chosen method's Brier score")
+			}
+		})
+	}
+}
