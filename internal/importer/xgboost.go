@@ -186,8 +186,10 @@ func ParseXGBoost(data []byte) (*Model, error) {
 	}
 	summary := fmt.Sprintf("XGBoost %s model (%s, %d trees, binary:logistic, base_score %s, %d features)",
 		xgbVersion(f.Version), booster.Name, len(te.Trees), l.Param.BaseScore, nf)
-	if bi, ok := l.Attributes["best_iteration"]; ok {
-		summary += ", best_iteration " + bi + " recorded, all trees imported"
+	if bi, err := strconv.Atoi(l.Attributes["best_iteration"]); err == nil && bi+1 < len(te.Trees) {
+		// XGBoost's scikit-learn API predicts with trees 0..best_iteration; Booster.predict and
+		// this import use them all (the rows verification shows which the rows came from).
+		summary += fmt.Sprintf(", early stopping recorded best_iteration %d, all trees imported", bi)
 	}
 	return &Model{Format: FormatXGBoostJSON, Features: names, Trees: te, Summary: summary}, nil
 }
