@@ -25,8 +25,9 @@ type cartNode struct {
 
 // cartModel is a fitted golearn CART tree with the instances it was fitted on.
 type cartModel struct {
-	tree *trees.CARTDecisionTreeClassifier
-	inst *base.DenseInstances
+	tree  *trees.CARTDecisionTreeClassifier
+	inst  *base.DenseInstances
+	edges [][]float64 // bin edges of the columns when Options.CARTBins is set, else nil
 }
 
 // floatInstances makes golearn instances of X with one FloatAttribute per column (named
@@ -68,6 +69,11 @@ func fitCART(ctx context.Context, X []float64, n, d int, y []bool, opt Options) 
 }
 
 func fitCARTModel(ctx context.Context, X []float64, n, d int, y []bool, opt Options) (*bundle.TreeEnsemble, *cartModel, error) {
+	var edges [][]float64
+	if opt.CARTBins > 0 {
+		edges = columnEdges(X, n, d, opt.CARTBins)
+		X = binColumns(X, n, d, edges)
+	}
 	inst, err := floatInstances(X, n, d, y, opt.Columns)
 	if err != nil {
 		return nil, nil, err
@@ -107,7 +113,54 @@ func fitCARTModel(ctx context.Context, X []float64, n, d int, y []bool, opt Opti
 	if err != nil {
 		return nil, nil, err
 	}
-	return &bundle.TreeEnsemble{Comparison: bundle.CompareLess, Trees: []bundle.Tree{t}}, &cartModel{tree, inst}, nil
+	if edges != nil {
+		if err := thresholdsToEdges(&t, edges); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &bundle.TreeEnsemble{Comparison: bundle.CompareLess, Trees: []bundle.Tree{t}}, &cartModel{tree, inst, edges}, nil
+}
+
+// columnEdges returns the quantile bin edges of each column of X.
+func columnEdges(X []float64, n, d, bins int) [][]float64 {
+	edges := make([][]float64, d)
+	col := make([]float64, n)
+	for j := range d {
+		for i := range n {
+			col[i] = X[i*d+j]
+		}
+		edges[j] = quantileEdges(col, bins)
+	}
+	return edges
+}
+
+// binColumns returns X with every value replaced by its bin number.
+func binColumns(X []float64, n, d int, edges [][]float64) []float64 {
+	out := make([]float64, n*d)
+	for i := range n {
+		for j := range d {
+			out[i*d+j] = float64(binOf(edges[j], X[i*d+j]))
+		}
+	}
+	return out
+}
+
+// thresholdsToEdges turns the thresholds of a CART tree fitted on bin numbers into thresholds on
+// the values. golearn's threshold t lies between two bin numbers a < b, and bin(x) < t exactly
+// when bin(x) <= ceil(t)-1, that is x < edges[ceil(t)-1] (binOf).
+func thresholdsToEdges(t *bundle.Tree, edges [][]float64) error {
+	for i := range t.Left {
+		if t.Left[i] == -1 {
+			continue
+		}
+		e := edges[t.Feature[i]]
+		k := int(math.Ceil(t.Threshold[i])) - 1
+		if k < 0 || k >= len(e) {
+			return fmt.Errorf("golearn's CART split column %d at bin %v, outside its %d bins", t.Feature[i], t.Threshold[i], len(e)+1)
+		}
+		t.Threshold[i] = e[k]
+	}
+	return nil
 }
 
 func columnIndex(columns []string) map[string]int {

@@ -62,6 +62,7 @@ func TestFitErrors(t *testing.T) {
 		{name: "negative trees", kind: KindRandomForest, opt: Options{Trees: -1}, want: "options.trees -1"},
 		{name: "bins", kind: KindID3, opt: Options{Bins: 1}, want: "options.bins 1"},
 		{name: "features per tree", kind: KindRandomForest, opt: Options{FeaturesPerTree: 4}, want: "options.features_per_tree 4: want 0 (default) to d=3"},
+		{name: "cart bins", kind: KindCART, opt: Options{CARTBins: 1}, want: "options.cart_bins 1"},
 		{name: "criterion", kind: KindCART, opt: Options{Criterion: "mse"}, want: `options.criterion "mse"`},
 		{name: "column count", kind: KindCART, opt: Options{Columns: []string{"a", "b"}}, want: "options.columns has 2 names for d=3"},
 		{name: "empty column", kind: KindCART, opt: Options{Columns: []string{"a", "", "c"}}, want: "options.columns[1] is empty"},
@@ -243,7 +244,7 @@ func FuzzFit(f *testing.F) {
 			y[i] = rec[d]&1 == 1
 		}
 		k := Kinds()[int(kind)%3]
-		ens, err := Fit(context.Background(), k, X, rows, d, y, Options{Trees: 3, Seed: int64(binary.LittleEndian.Uint16(append(data, 0, 0)))})
+		ens, err := Fit(context.Background(), k, X, rows, d, y, Options{Trees: 3, CARTBins: []int{0, 2, 4, 0}[int(width>>2)%4], Seed: int64(binary.LittleEndian.Uint16(append(data, 0, 0)))})
 		if err != nil {
 			// The data are valid but for their classes, so anything else is a failure.
 			if !strings.Contains(err.Error(), "one class only") {

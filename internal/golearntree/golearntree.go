@@ -20,7 +20,9 @@
 // so every row reaches the leaf it reaches in golearn; a NaN goes right, as golearn's
 // "NaN < t" is false. When no split lowers the impurity golearn keeps a placeholder root,
 // "x[0] < 0", whose empty side has a made-up label 0; the export is then one leaf with the
-// training rows' positive share.
+// training rows' positive share. With Options.CARTBins golearn's CART is fitted on the columns'
+// quantile bin numbers (the bins of KindID3) and each threshold t becomes the bin edge
+// edge[ceil(t)-1], which sends every value where golearn sends its bin.
 //
 // KindID3 is golearn's ID3 (trees.NewID3DecisionTreeFromRule with pruning off: golearn's pruning
 // split draws rows from math/rand's unseedable global source) on discretised columns: golearn's
@@ -80,11 +82,18 @@
 //
 // golearn's CART recounts both sides' classes for every candidate threshold, so a fit costs
 // about rows x distinct values per column and level: quadratic in the rows of a continuous
-// column. Measured with BenchmarkFit and a synthetic set on this project's shared 2-core machine
-// under load: Iranian churn (2,520 rows, 13 columns, defaults) CART 0.6 s, ID3 0.07 s, forest of
-// 100 trees 3 to 9 s (ROC-AUC on its standard test rows 0.943, 0.963, 0.985); 20 continuous
-// columns at 2,500 / 5,000 rows: CART 3.3 s / 13.7 s, ID3 0.3 s / 0.4 s, forest 16 s / 27 s.
-// golearn's trees walk its instance views row by row through maps, which bounds the forest.
+// column. Options.CARTBins makes it rows x bins. Measured with BenchmarkFit and a synthetic set
+// (20 normal columns) on this project's shared 2-core machine under load:
+//
+//	                        CART       CART, 32 bins  ID3     forest, 100 trees
+//	Iranian, 2,520 x 13     0.6-0.8 s  0.16 s         0.07 s  3-9 s
+//	  its test ROC-AUC      0.943      0.967          0.963   0.985
+//	synthetic, 2,500 x 20   3.3 s      0.5 s          0.2 s   16 s
+//	synthetic, 5,000 x 20   13.7 s     -              0.4 s   27 s
+//	synthetic, 10,000 x 20  -          1.5 s          2.1 s   -
+//
+// (ROC-AUC on the Iranian standard test rows; default options otherwise.) golearn's trees
+// walk its instance views row by row through maps, which bounds the forest.
 //
 // golearn panics on some inputs; every call into it is guarded and a panic comes back as an
 // error. Fit checks its context before and after each golearn call (for a forest, between
@@ -152,6 +161,12 @@ type Options struct {
 	// Bins is the largest number of quantile bins per column for ID3 and forests (default
 	// DefaultBins, 2..MaxBins). Ignored by CART.
 	Bins int
+	// CARTBins, when set (2..MaxBins), makes CART cut each column into at most that many
+	// quantile bins (as ID3 does) and fit golearn's CART on the bin numbers; the export's
+	// thresholds are the bin edges. A fit then costs about rows x bins instead of rows x
+	// distinct values (see Cost). 0, the default, fits golearn's CART on the values themselves.
+	// Ignored by the other kinds.
+	CARTBins int
 	// Criterion is CART's impurity, "gini" (default) or "entropy". Ignored by the other kinds.
 	Criterion string
 	// Seed makes forests repeatable: the same data, options and seed give the same ensemble.
@@ -264,6 +279,9 @@ func (o Options) withDefaults(kind string, d int) (Options, error) {
 	}
 	if o.Bins < 2 || o.Bins > MaxBins {
 		return o, fmt.Errorf("options.bins %d: want 0 (default) or 2 to %d", o.Bins, MaxBins)
+	}
+	if o.CARTBins != 0 && (o.CARTBins < 2 || o.CARTBins > MaxBins) {
+		return o, fmt.Errorf("options.cart_bins %d: want 0 (off) or 2 to %d", o.CARTBins, MaxBins)
 	}
 	if o.FeaturesPerTree < 0 || o.FeaturesPerTree > d {
 		return o, fmt.Errorf("options.features_per_tree %d: want 0 (default) to d=%d", o.FeaturesPerTree, d)

@@ -325,6 +325,32 @@ func TestFaithful(t *testing.T) {
 		t.Logf("cart (depth 5, %d training rows): test ROC-AUC %.4f, %d nodes", ds.nTrain, rocAUC(got, ds.testY), len(ens.Trees[0].Left))
 	})
 
+	t.Run("cart_binned", func(t *testing.T) {
+		opt, err := Options{Columns: ds.columns, CARTBins: 32}.withDefaults(KindCART, ds.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ens, m, err := fitCARTModel(ctx, ds.trainX, ds.nTrain, ds.d, ds.trainY, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := probabilities(evaluator(t, ens, ds.d), ds.testX, ds.nTest, ds.d)
+		// golearn saw bin numbers: its reference is computed on the binned rows.
+		binnedDS := *ds
+		binnedDS.trainX = binColumns(ds.trainX, ds.nTrain, ds.d, m.edges)
+		binnedDS.testX = binColumns(ds.testX, ds.nTest, ds.d, m.edges)
+		share, label := golearnCARTReference(t, m, &binnedDS)
+		for i := range ds.nTest {
+			if math.Abs(got[i]-share[i]) > 1e-9 {
+				t.Errorf("test row %d: probability %v, golearn's leaf share %v", i, got[i], share[i])
+			}
+			if cls := int64(b2i(got[i] > 0.5)); cls != label[i] {
+				t.Errorf("test row %d: class %d, golearn predicts %d", i, cls, label[i])
+			}
+		}
+		t.Logf("cart (32 bins): test ROC-AUC %.4f, %d nodes", rocAUC(got, ds.testY), len(ens.Trees[0].Left))
+	})
+
 	t.Run(KindID3, func(t *testing.T) {
 		opt, err := Options{Columns: ds.columns}.withDefaults(KindID3, ds.d)
 		if err != nil {
@@ -388,13 +414,24 @@ func b2i(b bool) int {
 // columns) and reports the test ROC-AUC on the standard split and the exported nodes.
 func BenchmarkFit(b *testing.B) {
 	ds := iranian(b)
-	for _, kind := range Kinds() {
-		b.Run(kind, func(b *testing.B) {
+	cases := []struct {
+		name, kind string
+		opt        Options
+	}{
+		{KindCART, KindCART, Options{}},
+		{"cart_bins32", KindCART, Options{CARTBins: 32}},
+		{KindID3, KindID3, Options{}},
+		{KindRandomForest, KindRandomForest, Options{}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			opt := tc.opt
+			opt.Columns = ds.columns
 			var ens *bundle.TreeEnsemble
 			for b.Loop() {
 				var err error
-				ens, err = Fit(context.Background(), kind, ds.trainX, ds.nTrain, ds.d, ds.trainY, Options{Columns: ds.columns})
+				ens, err = Fit(context.Background(), tc.kind, ds.trainX, ds.nTrain, ds.d, ds.trainY, opt)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -72,14 +72,7 @@ func binOf(edges []float64, x float64) int {
 
 // newBinned computes the bin edges of X's columns and builds golearn instances of the bins.
 func newBinned(X []float64, n, d int, y []bool, bins int, columns []string) (*binned, error) {
-	bn := &binned{edges: make([][]float64, d), colOf: columnIndex(columns)}
-	col := make([]float64, n)
-	for j := range d {
-		for i := range n {
-			col[i] = X[i*d+j]
-		}
-		bn.edges[j] = quantileEdges(col, bins)
-	}
+	bn := &binned{edges: columnEdges(X, n, d, bins), colOf: columnIndex(columns)}
 	err := guard("building instances", func() error {
 		bn.inst = base.NewDenseInstances()
 		specs := make([]base.AttributeSpec, d)
