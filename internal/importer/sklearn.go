@@ -27,8 +27,9 @@ const SklearnFormat = "churn.sklearn-logistic.v1"
 //	 "intercept": [-2.1],                              // intercept_, shape (1,)
 //	 "multi_class": "ovr",                             // how predict_proba treats the one decision:
 //	                                                   // "ovr": p = sigmoid(d); "multinomial": p = softmax(-d, d)[1] = sigmoid(2d)
-//	 "scaler": {"mean": [0.07, 7.6], "scale": [0.26, 7.2]}}  // optional: StandardScaler mean_ and scale_
+//	 "scaler": {"mean": [0.07, 7.6], "scale": [0.26, 7.2]},  // optional: StandardScaler mean_ and scale_
 //	                                                   // (null mean: with_mean=False; null scale: with_std=False)
+//	 "metadata": {...}}                                // optional, free-form, ignored (e.g. the training data's name)
 //
 // with d = intercept + Σ coef[i]·z[i] and z[i] = (x[i] - mean[i]) / scale[i] (x[i] without a
 // scaler). "multi_class" is the effective mode: scikit-learn 1.2 uses "ovr" for a binary problem
