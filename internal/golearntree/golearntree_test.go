@@ -18,8 +18,8 @@ import (
 	"github.com/sjwhitworth/golearn/base"
 )
 
-// shared is the project's shared data directory, beside the repository.
-var sharedDir = filepath.Join("..", "..", "..", "shared")
+// sharedDir is the project's shared data directory, beside the repository.
+const sharedDir = "../../../shared"
 
 // dataset is a CSV read into a row-major matrix, split into the standard train and test rows.
 type dataset struct {
