@@ -3,7 +3,7 @@ GO        ?= go
 TOOL      := $(GO) tool -modfile=internal/tools/go.mod
 TEST_CMD  := $(GO) test -race -count=1 ./...
 
-.PHONY: help run build test test-short bench fuzz generate generate-check lint golearn-check docker model
+.PHONY: help run build test test-short bench fuzz generate generate-check lint golearn-check docker model quality
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,3 +54,6 @@ model: ## retrain the embedded default model (needs ../shared/data); see models/
 	  --test-idx ../shared/bench/splits/iranian_churn_test_idx.csv \
 	  --name churn-default --version iranian-lr-2026.11.23 --created 2026-11-23T00:00:00Z \
 	  --out models/default.json --golden-out testdata/golden/default_model.json
+
+quality: ## the quality bar on all four datasets in ../shared/data (docs/MODELS.md); the normal suite checks two
+	CHURN_QUALITY=all $(GO) test -count=1 -run '^TestQualityBar$$' -v ./internal/train/

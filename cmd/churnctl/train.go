@@ -198,7 +198,7 @@ func (f *trainFlags) trainers() ([]train.Trainer, error) {
 	leafwise.MaxDepth = f.leafwiseDepth
 	switch f.trainer {
 	case "auto":
-		return []train.Trainer{train.LogisticTrainer(f.c), train.GBDTTrainer(gbdt), train.GBDTTrainer(leafwise)}, nil
+		return train.AutoTrainers(f.c, gbdt, leafwise), nil
 	case "logistic":
 		return []train.Trainer{train.LogisticTrainer(f.c)}, nil
 	case "gbdt":

@@ -114,6 +114,15 @@ func GBDTTrainer(opt GBDTOptions) Trainer {
 	}
 }
 
+// AutoTrainers are the candidates of churnctl train's default trainer, auto: logistic regression
+// with inverse regularisation c, depth-wise gradient-boosted trees with gbdt and leaf-wise ones
+// with leafwise (gbdt's options with MaxLeaves set). Run keeps the best by cross-fitted Brier
+// score. The quality bar (docs/MODELS.md) is measured with them.
+func AutoTrainers(c float64, gbdt, leafwise GBDTOptions) []Trainer {
+	gbdt.MaxLeaves = 0
+	return []Trainer{LogisticTrainer(c), GBDTTrainer(gbdt), GBDTTrainer(leafwise)}
+}
+
 // TreeFunc fits a tree ensemble on X (row-major n×d over the encoded columns) and labels y.
 type TreeFunc func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error)
 
