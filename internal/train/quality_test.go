@@ -121,7 +121,7 @@ func TestQualityBar(t *testing.T) {
 			res, err := Run(context.Background(), Config{
 				Data: ds, TrainRows: trainRows, TestRows: testRows, Tiers: DefaultTierQuantiles, Seed: 42,
 				Trainers: AutoTrainers(1, DefaultGBDTOptions, LeafwiseGBDTOptions),
-				Name: name, Version: "quality", CreatedAt: time.Unix(1, 0).UTC(), SpecName: name,
+				Name:     name, Version: "quality", CreatedAt: time.Unix(1, 0).UTC(), SpecName: name,
 				Workers: 1, // the subtests run in parallel
 			})
 			if err != nil {
