@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"testing"
@@ -100,5 +101,53 @@ func FuzzSklearn(f *testing.F) {
 			return
 		}
 		checkParsed(t, m)
+	})
+}
+
+func FuzzSchema(f *testing.F) {
+	f.Add(readFile(f, "wa_trees.schema.json"))
+	f.Add(readFile(f, "wa_logistic.schema.json"))
+	f.Add([]byte(`{"features": {"a": {"source": "numeric.a", "missing": "impute", "value": 1e308, "transform": "log1p"}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSchema(data)
+		if err != nil {
+			return
+		}
+		names := make([]string, 0, len(s.Features))
+		for k := range s.Features {
+			names = append(names, k)
+		}
+		for _, typ := range []string{bundle.ModelTrees, bundle.ModelLogistic} {
+			inputs, err := s.inputs(names, typ)
+			if err != nil {
+				continue
+			}
+			for i, in := range inputs {
+				if _, err := bundle.SourceType(in.Source); err != nil || in.Name == "" {
+					t.Fatalf("input %d of a parsed schema: %+v", i, in)
+				}
+			}
+		}
+	})
+}
+
+func FuzzRows(f *testing.F) {
+	f.Add([]byte("a,probability,b\n,0.25,NA\n1e3,1,-2\n"))
+	f.Add(readFile(f, "sk_wa_multinomial_rows.csv"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRows(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, row := range r.Rows {
+			if len(row.Values) != len(r.Features) || !(row.Probability >= 0 && row.Probability <= 1) {
+				t.Fatalf("line %d: %d values for %d features, probability %v", row.Line, len(row.Values), len(r.Features), row.Probability)
+			}
+			for _, v := range row.Values {
+				if math.IsInf(v, 0) {
+					t.Fatalf("line %d: infinite value", row.Line)
+				}
+			}
+		}
 	})
 }

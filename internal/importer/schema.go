@@ -37,7 +37,46 @@ import (
 //   - transform: "log1p" or "indicator", when the model was trained on log1p(x) or x > 0 of the
 //     source rather than on the source itself.
 type Schema struct {
-	Features map[string]SchemaFeature `json:"features"`
+	Features schemaFeatures `json:"features"`
+}
+
+// schemaFeatures is the features object; decoding refuses a feature named twice (a plain map
+// would keep the last entry silently) and unknown fields in an entry.
+type schemaFeatures map[string]SchemaFeature
+
+func (sf *schemaFeatures) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("features: want an object of model feature → mapping")
+	}
+	out := schemaFeatures{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string) // object keys are strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("features[%q]: %v", key, err)
+		}
+		if _, dup := out[key]; dup {
+			return fmt.Errorf("features[%q]: the feature appears twice", key)
+		}
+		fd := json.NewDecoder(bytes.NewReader(raw))
+		fd.DisallowUnknownFields()
+		var f SchemaFeature
+		if err := fd.Decode(&f); err != nil {
+			return fmt.Errorf("features[%q]: %v", key, err)
+		}
+		out[key] = f
+	}
+	*sf = out
+	return nil
 }
 
 // SchemaFeature is the mapping of one model feature.
