@@ -51,8 +51,8 @@ docker: ## build the container image
 model: ## retrain the embedded default model (needs ../shared/data); see models/README.md
 	$(GO) run ./cmd/churnctl train \
 	  --data ../shared/data/iranian_churn.csv --spec models/specs/iranian_churn.json \
-	  --test-idx ../shared/bench/splits/iranian_churn_test_idx.csv \
-	  --name churn-default --version iranian-lr-2026.11.23 --created 2026-11-23T00:00:00Z \
+	  --test-idx ../shared/bench/splits/iranian_churn_test_idx.csv --trainer gbdt-leafwise \
+	  --name churn-default --version iranian-gbdt-2026.11.23 --created 2026-11-23T00:00:00Z \
 	  --out models/default.json --golden-out testdata/golden/default_model.json
 
 quality: ## the quality bar on all four datasets in ../shared/data (docs/MODELS.md); the normal suite checks two
