@@ -99,8 +99,9 @@ func TestScoreAllocations(t *testing.T) {
 // drivers (with the margin they add up to), the early-warning rules, the action, the stage and
 // the expected loss, as Server.score calls them. path=bare is the model's Score alone (mapping,
 // evaluation, tier); path=enriched is the same plus the enrichment, so the difference of the
-// two, in the same run, is the added cost (`benchstat -col /path`). req=basic raises no warning
-// and gets the "risk is low" action; req=complaints raises two warnings and gets a full action.
+// two, in the same run, is the added cost (`benchstat -col /path`). With the logistic default
+// model req=basic raises one warning and gets a let-go action; req=complaints raises three and
+// gets a make-amends action.
 //
 // cpu-ns/op is the CPU time of the whole process (every thread, so the collector's background
 // work too) per call: on a shared, loaded machine it moves far less than the wall time, which

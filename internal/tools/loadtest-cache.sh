@@ -2,6 +2,8 @@
 # Load runs for the score cache, on loopback: Score with the Redis cache against Score with the
 # in-process cache (alternating, same request, concurrency 16), then GetScore with Redis against
 # the no-op floor. Starts its own throwaway redis-server. Needs ghz, grpcurl, redis-server.
+# churnd cannot run without a score cache: the in-process cache (no network round trip) is the
+# nearest it has to "caching off", so "Redis/in-process rps" is the issue's on/off ratio.
 # usage: internal/tools/loadtest-cache.sh [runs=3] [duration=8s]    (from the repository root)
 set -euo pipefail
 runs=${1:-3}; dur=${2:-8s}
@@ -32,9 +34,13 @@ run() { # port method data
     python3 -c 'import json,sys; r=json.load(sys.stdin); p=[x["latency"] for x in r["latencyDistribution"] if x["percentage"]==99][0]/1e6; e=sum(v for k,v in r["statusCodeDistribution"].items() if k not in ("OK","Canceled","Unavailable")); print("rps=%.0f p99_ms=%.3f errors=%d" % (r["rps"], p, e))'
 }
 echo "$(nproc) cores; $(go version); $(redis-server --version | cut -d' ' -f3)"
+model=$(grpcurl -plaintext -d @ "127.0.0.1:$mem" churn.v1.ScoringService/Score <"$req" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin).get("model"))')
+echo "model: $model"
 for i in $(seq "$runs"); do
   m=$(run "$mem" Score "$req"); r=$(run "$red" Score "$req")
-  echo "run $i Score in-process cache: $m | Redis cache: $r"
+  ratio=$(python3 -c "import sys; print('%.3f' % (float(sys.argv[2].split()[0][4:]) / float(sys.argv[1].split()[0][4:])))" "$m" "$r")
+  echo "run $i Score in-process cache: $m | Redis cache: $r | Redis/in-process rps: $ratio"
 done
 echo '{"customerId": "cust-0042"}' > "$tmp/get.json"
 for i in $(seq "$runs"); do
