@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,23 @@ func BenchmarkImportedXGBoost(b *testing.B) {
 		{"synthetic/300x4", syntheticXGBoost(300, 4, 20, 1), 20},
 		{"synthetic/300x6", syntheticXGBoost(300, 6, 20, 2), 20},
 	}
+	// CHURN_BENCH_XGB_JSON adds a model file of any size, e.g. the anchor's own model (see
+	// testdata/README.md), scored on standard normal inputs.
+	if path := os.Getenv("CHURN_BENCH_XGB_JSON"); path != "" {
+		m, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		parsed, err := ParseXGBoost(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cases = append(cases, struct {
+			name  string
+			model []byte
+			nf    int
+		}{"file/" + filepath.Base(path), m, len(parsed.Features)})
+	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			m, err := ParseXGBoost(tc.model)
@@ -117,9 +135,9 @@ func BenchmarkImportedXGBoost(b *testing.B) {
 				b.Fatal(err)
 			}
 			e := compile(b, m)
-			// Inputs: the committed rows, or random rows with 10% missing values.
+			// Inputs: the committed rows, or random rows (10% missing in the synthetic models).
 			var xs [][]float64
-			if tc.nf == len(rows.Features) {
+			if tc.name == "xgb_wa/60x4" {
 				for _, r := range rows.Rows {
 					xs = append(xs, r.Values)
 				}
@@ -129,7 +147,7 @@ func BenchmarkImportedXGBoost(b *testing.B) {
 					x := make([]float64, tc.nf)
 					for i := range x {
 						x[i] = r.NormFloat64()
-						if r.IntN(10) == 0 {
+						if r.IntN(10) == 0 && !strings.HasPrefix(tc.name, "file/") {
 							x[i] = math.NaN()
 						}
 					}
