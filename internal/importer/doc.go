@@ -36,8 +36,11 @@
 // bundle.CheckTolerance, and XGBoost computes in float32); their agreement with the library's own
 // probability is what Build verified, and Report records the largest difference.
 //
-// Everything here is hand-written on the standard library and encoding/json: no Go library reads
-// XGBoost ≥ 1.0 JSON models (github.com/dmitryikh/leaves reads LightGBM text and old XGBoost
-// binaries and evaluates them itself, but does not expose the parsed trees), and each format is
-// a few hundred lines.
+// Everything here is hand-written on the standard library and encoding/json, because no Go
+// library hands back the trees in a form the bundle can hold with the libraries' exact semantics:
+// github.com/dmitryikh/leaves reads LightGBM text and pre-1.0 XGBoost binaries but evaluates them
+// itself and does not expose the parsed trees; github.com/Elvenson/xgboost-go (v0.1.4, 2023) reads
+// dump_model JSON, not save_model JSON, and documents that its results differ from XGBoost's by
+// float precision (it compares in float64); github.com/maxmind/xgb2code generates Go source. Each
+// format here is a few hundred lines.
 package importer
