@@ -157,3 +157,66 @@ func BenchmarkEnrichment(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEnrichmentRetained is BenchmarkEnrichment for complaints.json with a live heap like
+// churnd's when its in-process cache is full: the results of the last 100,000 customers stay
+// reachable, and each enriched call replaces the oldest (as the cache's eviction does). Both paths
+// start from the same filled ring, so the difference is again the enrichment's cost, now with a
+// collector that runs less often but marks more.
+func BenchmarkEnrichmentRetained(b *testing.B) {
+	if testing.Short() {
+		b.Skip("fills 100,000 results")
+	}
+	store, err := modelstore.New(defaultModels(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, _ := store.Active()
+	rules := retention.DefaultRules()
+	data, err := readRepoFile("testdata/requests/complaints.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &churnv1.ScoreRequest{}
+	if err := protojson.Unmarshal(data, req); err != nil {
+		b.Fatal(err)
+	}
+	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
+	imputed := make([]int, 0, m.Mapper.NumInputs())
+	type kept struct {
+		drivers []*churnv1.Driver
+		res     retention.Result
+	}
+	enrich := func(p float64, tier churnv1.RiskTier) kept {
+		_, drivers := m.Drivers(x, contrib)
+		return kept{drivers, rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: tier})}
+	}
+	ring := make([]kept, 100_000)
+	for _, path := range []string{"bare", "enriched"} {
+		b.Run("path="+path, func(b *testing.B) {
+			for i := range ring {
+				p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				ring[i] = enrich(p, churnv1.RiskTier(tier))
+			}
+			b.ReportAllocs()
+			cpu0, cpuOK := processCPU()
+			i := 0
+			for b.Loop() {
+				p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if path == "enriched" {
+					ring[i] = enrich(p, churnv1.RiskTier(tier))
+					i = (i + 1) % len(ring)
+				}
+			}
+			if cpu1, ok := processCPU(); ok && cpuOK {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
+}
