@@ -28,6 +28,11 @@ fuzz: ## run every fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime 20s ./internal/features/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./internal/modelstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzSpec$$' -fuzztime 20s ./internal/train/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 20s ./internal/retention/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTokens$$' -fuzztime 20s ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime 20s ./internal/golearntree/
+	for f in FuzzXGBoost FuzzLightGBM FuzzSklearn FuzzSchema FuzzRows; do \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s ./internal/importer/ || exit 1; done
 
 generate: ## regenerate api/ from proto/ with the pinned tools
 	$(TOOL) buf generate
