@@ -8,16 +8,23 @@
 //   - ParseSpec reads a dataset spec (spec.go);
 //   - ReadCSV reads the CSV under that spec (data.go);
 //   - ReadIndices or StratifiedSplit choose the held-out rows (split.go);
-//   - Run learns the preprocessing (prep.go), fits a logistic regression (logistic.go) and
-//     assembles the bundle, with tiers, check vectors and a training record (run.go); check
-//     vectors and golden rows are real requests, CustomerFeatures in protobuf JSON (features.go);
+//   - Run (run.go) cross-fits every candidate Trainer (trainer.go) on stratified folds of the
+//     training rows: logistic regression (logistic.go), gradient-boosted trees (gbdt.go, the
+//     project's own trainer; its file says why), or any tree learner wrapped by TreeTrainer. It
+//     learns each trainer's preprocessing (prep.go), chooses the calibration (calibrate.go) on the
+//     out-of-fold margins, keeps the trainer with the best out-of-fold Brier score, sets the tiers
+//     from the out-of-fold probabilities and assembles the bundle with check vectors and a
+//     training record; check vectors and golden rows are real requests, CustomerFeatures in
+//     protobuf JSON (features.go);
 //   - Evaluate computes ROC-AUC, PR-AUC, log loss, Brier score and a calibration table
 //     (evaluate.go).
 //
-// Preprocessing follows scikit-learn's defaults so that results are comparable with the
-// reference baselines in shared/bench: missing numeric values are imputed with the training
-// median, missing categorical values with the training mode; numeric inputs are standardised
-// with the training mean and population standard deviation (StandardScaler); categorical inputs
-// are one-hot encoded with the training rows' categories in sorted order. Everything is
-// deterministic: the same data, spec and flags give the same bundle byte for byte.
+// Preprocessing for the logistic regression follows scikit-learn's defaults so that results are
+// comparable with the reference baselines in shared/bench: missing numeric values are imputed with
+// the training median, missing categorical values with the training mode; numeric inputs are
+// standardised with the training mean and population standard deviation (StandardScaler);
+// categorical inputs are one-hot encoded with the training rows' categories in sorted order. Tree
+// trainers get the same one-hot columns and unstandardised numeric inputs, with the native
+// missing policy for numeric inputs that miss training values. Everything is deterministic: the
+// same data, spec and flags (with --seed) give the same bundle byte for byte.
 package train
