@@ -48,21 +48,22 @@ func TestDrivers(t *testing.T) {
 	if len(named) > 2*modelstore.MaxDriversPerSide {
 		t.Errorf("%d named drivers, want at most %d", len(named), 2*modelstore.MaxDriversPerSide)
 	}
-	// 13 inputs, all contributing: 8 named, the other 5 added up.
-	if other := byName[modelstore.OtherDrivers]; other == nil || other.GetValue() != float64(m.Mapper.NumInputs()-len(named)) {
-		t.Errorf("other drivers = %v, want the %d inputs not named", other, m.Mapper.NumInputs()-len(named))
+	// More inputs contribute than are named (all 13 for the logistic model, fewer for trees, which
+	// leave some inputs unused): the rest are counted and added up in one entry.
+	if other := byName[modelstore.OtherDrivers]; other == nil || other.GetValue() < 1 || other.GetValue() > float64(m.Mapper.NumInputs()-len(named)) || other.GetValue() != math.Trunc(other.GetValue()) {
+		t.Errorf("other drivers = %v, want a count of 1 to %d inputs not named", other, m.Mapper.NumInputs()-len(named))
 	}
 	if margin := m.Eval.Margin(x); math.Abs(sum-margin) > 1e-12 {
 		t.Errorf("base + contributions = %v, margin %v", sum, margin)
 	}
 	// Values are what the model saw before standardisation: the request's own numbers, the
-	// complaint count after its indicator transform, 1 for a category.
+	// complaint count after its indicator transform, 1 for a category. Which inputs are named
+	// depends on the model; those named must carry these values.
 	for name, want := range map[string]float64{
-		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "account.contract": 1, "customer_value": 120.5,
+		"account.tenure_months": 14, "calls": 28, "complaints.count_90d": 1, "account.contract": 1, "customer_value": 120.5, "status": 1,
 	} {
 		d, ok := byName[name]
 		if !ok {
-			t.Errorf("no driver %s in %v", name, drivers)
 			continue
 		}
 		if d.GetValue() != want {
