@@ -165,7 +165,7 @@ func TestTrainExitCodes(t *testing.T) {
 		{"unknown trainer", with("--trainer", "forest"), 2, `--trainer "forest": want one of auto, logistic, gbdt, gbdt-leafwise`},
 		{"bad folds", with("--folds", "1"), 2, "--folds 1"},
 		{"bad gbdt depth", with("--gbdt-max-depth", "99"), 2, "--gbdt-max-depth 99"},
-		{"zero gbdt subsample is the default", with("--gbdt-subsample", "0"), 0, ""},
+		{"zero gbdt subsample", with("--gbdt-subsample", "0"), 2, "--gbdt-subsample 0"},
 		{"bad gbdt colsample", with("--gbdt-colsample", "2"), 2, "--gbdt-colsample 2"},
 		{"bad leafwise depth", with("--gbdt-leafwise-max-depth", "0"), 2, "--gbdt-leafwise-max-depth 0"},
 		{"missing data file", with("--data", filepath.Join(dir, "nope.csv")), 1, "nope.csv"},

@@ -113,33 +113,38 @@ func (o GBDTOptions) withDefaults() (GBDTOptions, error) {
 	if o.ColSample == 0 {
 		o.ColSample = d.ColSample
 	}
+	return o, o.check()
+}
+
+// check checks the ranges; errors name the option as the command line does.
+func (o GBDTOptions) check() error {
 	switch {
 	case !(o.LearningRate > 0 && o.LearningRate <= 1):
-		return o, fmt.Errorf("gbdt-learning-rate %g: want 0 < rate <= 1", o.LearningRate)
+		return fmt.Errorf("gbdt-learning-rate %g: want 0 < rate <= 1", o.LearningRate)
 	case o.MaxDepth < 1 || o.MaxDepth > 16:
-		return o, fmt.Errorf("gbdt-max-depth %d: want 1..16", o.MaxDepth)
+		return fmt.Errorf("gbdt-max-depth %d: want 1..16", o.MaxDepth)
 	case o.MaxLeaves < 0 || o.MaxLeaves == 1:
-		return o, fmt.Errorf("gbdt-max-leaves %d: want 0 (no bound) or >= 2", o.MaxLeaves)
+		return fmt.Errorf("gbdt-max-leaves %d: want 0 (no bound) or >= 2", o.MaxLeaves)
 	case o.MaxRounds < 1 || o.MaxRounds > 100000:
-		return o, fmt.Errorf("gbdt-max-rounds %d: want 1..100000", o.MaxRounds)
+		return fmt.Errorf("gbdt-max-rounds %d: want 1..100000", o.MaxRounds)
 	case o.EarlyStopping < 1:
-		return o, fmt.Errorf("gbdt-early-stopping %d: want >= 1 rounds", o.EarlyStopping)
+		return fmt.Errorf("gbdt-early-stopping %d: want >= 1 rounds", o.EarlyStopping)
 	case !(o.Lambda >= 0) || math.IsInf(o.Lambda, 0):
-		return o, fmt.Errorf("gbdt-lambda %g: want a finite number >= 0", o.Lambda)
+		return fmt.Errorf("gbdt-lambda %g: want a finite number >= 0", o.Lambda)
 	case !(o.MinChildWeight >= 0) || math.IsInf(o.MinChildWeight, 0):
-		return o, fmt.Errorf("gbdt-min-child-weight %g: want a finite number >= 0", o.MinChildWeight)
+		return fmt.Errorf("gbdt-min-child-weight %g: want a finite number >= 0", o.MinChildWeight)
 	case o.MinLeafRows < 1:
-		return o, fmt.Errorf("gbdt-min-leaf-rows %d: want >= 1", o.MinLeafRows)
+		return fmt.Errorf("gbdt-min-leaf-rows %d: want >= 1", o.MinLeafRows)
 	case !(o.MinSplitGain >= 0) || math.IsInf(o.MinSplitGain, 0):
-		return o, fmt.Errorf("gbdt-min-split-gain %g: want a finite number >= 0", o.MinSplitGain)
+		return fmt.Errorf("gbdt-min-split-gain %g: want a finite number >= 0", o.MinSplitGain)
 	case o.MaxBins < 2 || o.MaxBins > maxValueBins:
-		return o, fmt.Errorf("gbdt-max-bins %d: want 2..%d", o.MaxBins, maxValueBins)
+		return fmt.Errorf("gbdt-max-bins %d: want 2..%d", o.MaxBins, maxValueBins)
 	case !(o.Subsample > 0 && o.Subsample <= 1):
-		return o, fmt.Errorf("gbdt-subsample %g: want 0 < share <= 1", o.Subsample)
+		return fmt.Errorf("gbdt-subsample %g: want 0 < share <= 1", o.Subsample)
 	case !(o.ColSample > 0 && o.ColSample <= 1):
-		return o, fmt.Errorf("gbdt-colsample %g: want 0 < share <= 1", o.ColSample)
+		return fmt.Errorf("gbdt-colsample %g: want 0 < share <= 1", o.ColSample)
 	}
-	return o, nil
+	return nil
 }
 
 // Matrix is encoded rows: X is N×D, row-major, NaN where a value is missing (native missing
@@ -166,12 +171,9 @@ type GBDTFit struct {
 	BestLoss float64
 }
 
-// maxValueBins is the most bins of non-missing values: the bin index is a byte and 255 is the
-// missing bin.
-const (
-	maxValueBins = 255
-	missingBin   = 255
-)
+// maxValueBins is the most bins of non-missing values: the bin index is a byte, and a column
+// with c thresholds has value bins 0..c and its missing bin c+1 <= 255.
+const maxValueBins = 255
 
 // FitGBDT fits gradient-boosted trees for the logistic loss on train. With valid, rounds stop
 // early on its log loss and the ensemble keeps its best round; without, MaxRounds trees are
@@ -202,7 +204,12 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) 
 		}
 	}
 	cuts := binCuts(train, opt.MaxBins)
+	off := make([]int, train.D+1)
+	for j, c := range cuts {
+		off[j+1] = off[j] + len(c) + 2
+	}
 	b := &booster{
+		off:  off,
 		opt:  opt,
 		n:    train.N,
 		d:    train.D,
@@ -244,11 +251,11 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) 
 		}
 		t := b.tree()
 		te.Trees = append(te.Trees, t.export(cuts))
-		t.addTo(margin, b.bins, train.N)
+		t.addTo(margin, b.bins, cuts, train.N)
 		if valid == nil {
 			continue
 		}
-		t.addTo(vmargin, vbins, valid.N)
+		t.addTo(vmargin, vbins, cuts, valid.N)
 		loss := marginLogLoss(valid.Y, vmargin)
 		if loss < fit.BestLoss {
 			fit.BestLoss, best = loss, round+1
@@ -331,7 +338,8 @@ func midpoint(a, b float64) float64 {
 }
 
 // binColumns bins m column-major: bins[j*N+i] is row i's bin of column j, the number of the
-// column's thresholds at or below the value (so x < t_b exactly when bin <= b), or missingBin.
+// column's thresholds at or below the value (so x < t_b exactly when bin <= b), or for a missing
+// value the column's missing bin, one past its last value bin (missingBin).
 func binColumns(m Matrix, cuts [][]float64) []uint8 {
 	bins := make([]uint8, m.N*m.D)
 	for j := range m.D {
@@ -340,7 +348,7 @@ func binColumns(m Matrix, cuts [][]float64) []uint8 {
 		for i := range m.N {
 			x := m.X[i*m.D+j]
 			if math.IsNaN(x) {
-				col[i] = missingBin
+				col[i] = missingBin(c)
 				continue
 			}
 			col[i] = uint8(sort.Search(len(c), func(k int) bool { return c[k] > x }))
@@ -349,12 +357,18 @@ func binColumns(m Matrix, cuts [][]float64) []uint8 {
 	return bins
 }
 
+// missingBin is the missing bin of a column with thresholds cuts.
+func missingBin(cuts []float64) uint8 { return uint8(len(cuts) + 1) }
+
 // booster holds one fit's binned data and scratch space.
 type booster struct {
-	opt        GBDTOptions
-	n, d       int
-	cuts       [][]float64
-	bins       []uint8 // column-major
+	opt  GBDTOptions
+	n, d int
+	cuts [][]float64
+	bins []uint8 // column-major
+	// off[j] is column j's first slot in a histogram; a column has a slot per value bin and
+	// one for missing values, so a 0/1 column takes 3 slots.
+	off        []int
 	y          []bool
 	grad, hess []float64
 	rng        *rand.Rand
@@ -370,8 +384,6 @@ type histBin struct {
 	g, h float64
 	n    int32
 }
-
-const histWidth = 256
 
 // gtree is a tree under construction, in the bundle's layout plus each split's bin boundary.
 type gtree struct {
@@ -413,12 +425,13 @@ func (t *gtree) export(cuts [][]float64) bundle.Tree {
 }
 
 // leafOf walks row i of column-major bins (n rows) to its leaf.
-func (t *gtree) leafOf(bins []uint8, n, i int) int32 {
+func (t *gtree) leafOf(bins []uint8, cuts [][]float64, n, i int) int32 {
 	k := int32(0)
 	for t.left[k] != -1 {
-		b := bins[int(t.feature[k])*n+i]
+		f := t.feature[k]
+		b := bins[int(f)*n+i]
 		switch {
-		case b == missingBin:
+		case b == missingBin(cuts[f]):
 			if t.defLeft[k] {
 				k = t.left[k]
 			} else {
@@ -434,9 +447,9 @@ func (t *gtree) leafOf(bins []uint8, n, i int) int32 {
 }
 
 // addTo adds the tree's leaf values to the margins of the n binned rows.
-func (t *gtree) addTo(margin []float64, bins []uint8, n int) {
+func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
 	for i := range n {
-		margin[i] += t.value[t.leafOf(bins, n, i)]
+		margin[i] += t.value[t.leafOf(bins, cuts, n, i)]
 	}
 }
 
@@ -505,11 +518,12 @@ func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
 	// Stable partition of rows into left then right.
 	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
 	rows := l.rows
+	miss := missingBin(b.cuts[s.feature])
 	b.scratch = b.scratch[:0]
 	nl := 0
 	for _, i := range rows {
 		bin := col[i]
-		if bin == missingBin && s.defLeft || bin != missingBin && bin <= s.bin {
+		if bin == miss && s.defLeft || bin != miss && bin <= s.bin {
 			rows[nl] = i
 			nl++
 		} else {
@@ -522,10 +536,10 @@ func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
 	// The smaller child's histogram is built; the larger's is the parent's minus it.
 	if len(left.rows) <= len(right.rows) {
 		left.hist = b.histogram(left.rows)
-		right.hist = subtract(l.hist, left.hist, b.cols)
+		right.hist = b.subtract(l.hist, left.hist)
 	} else {
 		right.hist = b.histogram(right.rows)
-		left.hist = subtract(l.hist, right.hist, b.cols)
+		left.hist = b.subtract(l.hist, right.hist)
 	}
 	left.node = t.addNode()
 	right.node = t.addNode()
@@ -573,7 +587,7 @@ func (b *booster) newHist() []histBin {
 		clear(h)
 		return h
 	}
-	return make([]histBin, b.d*histWidth)
+	return make([]histBin, b.off[b.d])
 }
 
 // histogram sums the gradients of rows per column and bin (sampled columns only).
@@ -581,7 +595,7 @@ func (b *booster) histogram(rows []int32) []histBin {
 	hist := b.newHist()
 	for _, j := range b.cols {
 		col := b.bins[j*b.n : (j+1)*b.n]
-		hj := hist[j*histWidth : (j+1)*histWidth]
+		hj := hist[b.off[j]:b.off[j+1]]
 		for _, i := range rows {
 			e := &hj[col[i]]
 			e.g += b.grad[i]
@@ -602,11 +616,11 @@ type split struct {
 	nl      int
 }
 
-// subtract turns parent into parent − child over cols and returns it.
-func subtract(parent, child []histBin, cols []int) []histBin {
-	for _, j := range cols {
-		p := parent[j*histWidth : (j+1)*histWidth]
-		c := child[j*histWidth : (j+1)*histWidth]
+// subtract turns parent into parent − child over the sampled columns and returns it.
+func (b *booster) subtract(parent, child []histBin) []histBin {
+	for _, j := range b.cols {
+		p := parent[b.off[j]:b.off[j+1]]
+		c := child[b.off[j]:b.off[j+1]]
 		for k := range p {
 			p[k].g -= c[k].g
 			p[k].h -= c[k].h
@@ -640,8 +654,8 @@ func (b *booster) bestSplit(hist []histBin, g, h float64, n int) (split, bool) {
 		if nb == 0 {
 			continue
 		}
-		hj := hist[j*histWidth : (j+1)*histWidth]
-		miss := hj[missingBin]
+		hj := hist[b.off[j]:b.off[j+1]]
+		miss := hj[nb+1]
 		var gl, hl float64
 		nl := 0
 		for bin := range nb {
@@ -689,9 +703,7 @@ func treesMargin(te *bundle.TreeEnsemble, x []float64) float64 {
 	return m
 }
 
-// Validate checks the options (a zero field stands for its default); errors name the option as
-// the command line does, e.g. "gbdt-max-depth 0: ...".
-func (o GBDTOptions) Validate() error {
-	_, err := o.withDefaults()
-	return err
-}
+// Validate checks every option as given (a zero learning rate, depth, round count, early
+// stopping, leaf rows, bin count or share is an error here, not the default); errors name the
+// option as the command line does, e.g. "gbdt-max-depth 0: want 1..16".
+func (o GBDTOptions) Validate() error { return o.check() }

@@ -111,7 +111,7 @@ func TestGBDTThresholdsAgreeWithTheBins(t *testing.T) {
 				bin := bins[int(f)*m.N+i]
 				b := int(sortSearch(cuts[f], tr.Threshold[k]))
 				switch {
-				case bin == missingBin:
+				case bin == missingBin(cuts[f]):
 					k = map[bool]int32{true: tr.Left[k], false: tr.Right[k]}[tr.DefaultLeft[k]]
 				case int(bin) <= b:
 					k = tr.Left[k]
