@@ -334,11 +334,16 @@ func TestRunGBDTBundleReproduces(t *testing.T) {
 	if len(res.Candidates) != 2 {
 		t.Fatalf("%d candidates, want 2", len(res.Candidates))
 	}
-	// Force the tree model, whichever won, by running gbdt alone.
+	// Force the tree model, whichever won, by running gbdt alone; count the progress reports.
 	cfg.Trainers = []Trainer{GBDTTrainer(opt)}
+	var calls, last, total int
+	cfg.Progress = func(done, n int) { calls, last, total = calls+1, done, n }
 	res, err = Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if calls != 6 || last != 6 || total != 6 {
+		t.Errorf("progress: %d calls, last %d of %d; want 6 of 6 (5 folds and the final fit)", calls, last, total)
 	}
 	data, err := res.Bundle.Encode()
 	if err != nil {
@@ -418,5 +423,66 @@ func BenchmarkTrainGBDT(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A tree learner plugs in through TreeTrainer: here a stump on the first column at the
+// training mean, which must see no NaN when it asks for EncodeRawImputed.
+func TestTreeTrainerPlugsIn(t *testing.T) {
+	t.Parallel()
+	ds, err := ReadCSV(strings.NewReader(toyCSV(400, 5)), mustSpec(t, runSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
+	sawNaN := false
+	stump := func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error) {
+		var mean, pos float64
+		for i := range n {
+			for _, v := range X[i*d : (i+1)*d] {
+				sawNaN = sawNaN || math.IsNaN(v)
+			}
+			mean += X[i*d] / float64(n)
+			if y[i] {
+				pos++
+			}
+		}
+		return &bundle.TreeEnsemble{
+			BaseScore: math.Log(pos / (float64(n) - pos)), Comparison: bundle.CompareLessEqual,
+			Trees: []bundle.Tree{{
+				Feature: []int32{0, 0, 0}, Threshold: []float64{mean, 0, 0}, Left: []int32{1, -1, -1},
+				Right: []int32{2, -1, -1}, DefaultLeft: []bool{true, false, false}, Value: []float64{0, -0.5, 0.5},
+			}},
+		}, nil
+	}
+	tr := TreeTrainer("stump", "A stump", EncodeRawImputed, map[string]float64{"depth": 1}, stump)
+	res, err := Run(context.Background(), Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, Tiers: DefaultTierQuantiles, Trainers: []Trainer{tr},
+		Name: "toy", Version: "stump-1", CreatedAt: time.Unix(0, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sawNaN {
+		t.Error("the learner asked for imputed inputs but got NaN")
+	}
+	b := res.Bundle
+	if b.Manifest.Training.Trainer != "stump" || b.Manifest.Training.Params["depth"] != 1 || b.Model.Trees.Comparison != bundle.CompareLessEqual {
+		t.Errorf("training record %+v, model %+v", b.Manifest.Training, b.Model.Trees)
+	}
+	for _, in := range b.Manifest.Inputs {
+		if in.Missing.Policy == bundle.MissingNative {
+			t.Errorf("input %s is native under EncodeRawImputed", in.Name)
+		}
+	}
+	failing := TreeTrainer("broken", "", EncodeRaw, nil, func(context.Context, []float64, int, int, []bool) (*bundle.TreeEnsemble, error) {
+		return nil, nil
+	})
+	_, err = Run(context.Background(), Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, Tiers: DefaultTierQuantiles, Trainers: []Trainer{failing},
+		Name: "toy", Version: "broken-1", CreatedAt: time.Unix(0, 0),
+	})
+	if err == nil || !strings.Contains(err.Error(), "broken returned no trees") {
+		t.Errorf("error %v, want the trainer named", err)
 	}
 }
