@@ -485,4 +485,17 @@ func TestTreeTrainerPlugsIn(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "broken returned no trees") {
 		t.Errorf("error %v, want the trainer named", err)
 	}
+	wide := TreeTrainer("wide", "", EncodeRaw, nil, func(context.Context, []float64, int, int, []bool) (*bundle.TreeEnsemble, error) {
+		return &bundle.TreeEnsemble{Comparison: bundle.CompareLess, Trees: []bundle.Tree{{
+			Feature: []int32{999, 0, 0}, Threshold: []float64{1, 0, 0}, Left: []int32{1, -1, -1},
+			Right: []int32{2, -1, -1}, DefaultLeft: []bool{true, false, false}, Value: []float64{0, -1, 1},
+		}}}, nil
+	})
+	_, err = Run(context.Background(), Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, Tiers: DefaultTierQuantiles, Trainers: []Trainer{wide},
+		Name: "toy", Version: "wide-1", CreatedAt: time.Unix(0, 0),
+	})
+	if err == nil || !strings.Contains(err.Error(), "trainer wide: tree 0: node 0: column 999 outside") {
+		t.Errorf("error %v, want the bad column named", err)
+	}
 }

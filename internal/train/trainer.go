@@ -174,8 +174,36 @@ func checkModel(name string, m *bundle.Model, width int) error {
 		if len(m.Trees.Trees) == 0 {
 			return fmt.Errorf("trainer %s: no trees", name)
 		}
+		for t, tr := range m.Trees.Trees {
+			if err := checkTree(&tr, width); err != nil {
+				return fmt.Errorf("trainer %s: tree %d: %v", name, t, err)
+			}
+		}
 	default:
 		return fmt.Errorf("trainer %s: model type %q without its parameters", name, m.Type)
+	}
+	return nil
+}
+
+// checkTree checks what walking a tree relies on (the bundle validates the rest): parallel
+// arrays of one length, children after their parent and inside the tree, split columns below
+// width.
+func checkTree(t *bundle.Tree, width int) error {
+	n := len(t.Left)
+	if n == 0 || len(t.Right) != n || len(t.Feature) != n || len(t.Threshold) != n || len(t.DefaultLeft) != n || len(t.Value) != n {
+		return errors.New("feature, threshold, left, right, default_left and value must have one entry per node, at least one")
+	}
+	for i := range n {
+		l, r := t.Left[i], t.Right[i]
+		if l == -1 && r == -1 {
+			continue
+		}
+		if l <= int32(i) || r <= int32(i) || int(l) >= n || int(r) >= n {
+			return fmt.Errorf("node %d: children %d, %d must come after it and be < %d", i, l, r, n)
+		}
+		if t.Feature[i] < 0 || int(t.Feature[i]) >= width {
+			return fmt.Errorf("node %d: column %d outside 0..%d", i, t.Feature[i], width-1)
+		}
 	}
 	return nil
 }
