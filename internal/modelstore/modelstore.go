@@ -67,17 +67,25 @@ func (m *Model) Version() string { return m.Bundle.Manifest.Version }
 // of imputed inputs to imputed and returns them with the probability and tier. It is the one
 // scoring path, used both by the server and by the check vectors.
 func (m *Model) Score(f *churnv1.CustomerFeatures, x []float64, imputed []int) (p float64, tier scoring.Tier, _ []int, err error) {
+	p, _, tier, imputed, err = m.ScoreMargin(f, x, imputed)
+	return p, tier, imputed, err
+}
+
+// ScoreMargin is Score that also returns the margin (log-odds before calibration), so that a
+// caller who reports it does not evaluate the model twice.
+func (m *Model) ScoreMargin(f *churnv1.CustomerFeatures, x []float64, imputed []int) (p, margin float64, tier scoring.Tier, _ []int, err error) {
 	imputed, err = m.Mapper.Map(f, x, imputed)
 	if err != nil {
-		return 0, scoring.TierUnspecified, imputed, err
+		return 0, 0, scoring.TierUnspecified, imputed, err
 	}
-	p = m.Eval.Probability(m.Eval.Margin(x))
+	margin = m.Eval.Margin(x)
+	p = m.Eval.Probability(margin)
 	if !(p >= 0 && p <= 1) { // NaN: finite inputs whose weighted sum overflows
-		return 0, scoring.TierUnspecified, imputed, &features.ValidationError{Violations: []features.Violation{{
+		return 0, 0, scoring.TierUnspecified, imputed, &features.ValidationError{Violations: []features.Violation{{
 			Field: "features", Description: "the values are too large for the model to score",
 		}}}
 	}
-	return p, m.Eval.Tier(p), imputed, nil
+	return p, margin, m.Eval.Tier(p), imputed, nil
 }
 
 // Origins of a model.

@@ -16,7 +16,6 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/features"
 	"github.com/churnhq/churn/internal/modelstore"
-	"github.com/churnhq/churn/internal/scoring"
 	"github.com/churnhq/churn/models"
 )
 
@@ -96,8 +95,14 @@ func TestLoadRejects(t *testing.T) {
 		{"check vector probability off", func(t testing.TB) []byte {
 			return mutate(t, func(b *bundle.Bundle) { b.Manifest.CheckVectors[0].Probability += 1e-6 })
 		}, "check_vectors[0]: serving computes"},
-		{"weights changed after training", func(t testing.TB) []byte {
-			return mutate(t, func(b *bundle.Bundle) { b.Model.Logistic.Intercept += 0.01 })
+		{"parameters changed after training", func(t testing.TB) []byte {
+			return mutate(t, func(b *bundle.Bundle) {
+				if b.Model.Logistic != nil {
+					b.Model.Logistic.Intercept += 0.01
+				} else {
+					b.Model.Trees.BaseScore += 0.01
+				}
+			})
 		}, "check_vectors"},
 		{"check vector that does not map", func(t testing.TB) []byte {
 			return mutate(t, func(b *bundle.Bundle) {
@@ -184,23 +189,12 @@ func TestStore(t *testing.T) {
 // INVALID_ARGUMENT material, never returned as a NaN probability.
 func TestScoreRefusesOverflow(t *testing.T) {
 	t.Parallel()
-	b, err := bundle.Parse(defaultBundle(t))
+	m, err := modelstore.Load(overflowBundle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := b.Model.Logistic.Weights
-	w[0], w[len(w)-1] = 1e300, -1e300 // call_failures up, customer_value down
-	mapper, err := features.New(&b.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eval, err := scoring.New(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &modelstore.Model{Bundle: b, Mapper: mapper, Eval: eval}
-	f := &churnv1.CustomerFeatures{Numeric: map[string]float64{"call_failures": 1e300, "customer_value": 1e300}}
-	_, _, _, err = m.Score(f, make([]float64, mapper.Width()), nil)
+	f := &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 10, "b": 10}}
+	_, _, _, err = m.Score(f, make([]float64, m.Mapper.Width()), nil)
 	var ve *features.ValidationError
 	if !errors.As(err, &ve) || ve.Violations[0].Field != "features" {
 		t.Fatalf("Score = %v, want a ValidationError on features", err)

@@ -21,9 +21,11 @@ func TestProbeAcceptsTheDefaultModel(t *testing.T) {
 	}
 }
 
-// A logistic regression with weights of ±1e308 is valid, reproduces its check vector (all inputs
-// zero) and overflows to NaN as soon as both inputs are doubled: Load accepts it, Probe must not.
-func TestProbeRefusesAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
+// overflowBundle is a valid logistic regression with weights of ±1e308 on numeric.a and
+// numeric.b: it reproduces its check vector (a = b = 1: the terms cancel) and overflows to NaN as
+// soon as both inputs are doubled.
+func overflowBundle(t *testing.T) []byte {
+	t.Helper()
 	b := bundle.Bundle{
 		Manifest: bundle.Manifest{
 			FormatVersion: 1, Name: "overflow", Version: "overflow-1", CreatedAt: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
@@ -43,6 +45,12 @@ func TestProbeRefusesAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return data
+}
+
+// Load accepts the overflowing model (its check vector reproduces); Probe must not.
+func TestProbeRefusesAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
+	data := overflowBundle(t)
 	m, err := modelstore.Load(data)
 	if err != nil {
 		t.Fatalf("Load: %v (the test needs a bundle that passes Load)", err)

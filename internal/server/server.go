@@ -206,7 +206,7 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 		sc.x, sc.contrib = make([]float64, w), make([]float64, w)
 	}
 	x := sc.x[:w]
-	p, tier, imputed, err := m.Score(req.GetFeatures(), x, sc.imputed[:0])
+	p, margin, tier, imputed, err := m.ScoreMargin(req.GetFeatures(), x, sc.imputed[:0])
 	sc.imputed = imputed
 	if err != nil {
 		return nil, err
@@ -222,7 +222,7 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 		Action:       insight.Action,
 		Stage:        insight.Stage,
 		ExpectedLoss: insight.ExpectedLoss,
-		Margin:       m.Eval.Margin(x),
+		Margin:       margin,
 		DriversBase:  base,
 		Model:        m.Ref,
 		ScoredAt:     timestamppb.New(s.now()),
