@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/models"
 )
@@ -375,7 +377,8 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	v2 := write("v2.json", bundleWithVersion(t, "cli-test-2", nil))
 	v3 := write("v3.json", bundleWithVersion(t, "cli-test-3", nil))
 	c := cli{t: t, addr: startChurnd(t), env: map[string]string{"CHURN_TOKEN": adminToken}}
-	const defaultVersion = "iranian-lr-2026.11.23"
+	def := embeddedBundle(t)
+	defaultVersion := def.Manifest.Version
 
 	// Before any upload: the embedded default is the only version and is active.
 	r := c.run("models", "list", "--json")
@@ -400,7 +403,7 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	// A bundle of several chunks (trailing white space is valid JSON) arrives whole.
 	big := append(bundleWithVersion(t, "cli-test-big", nil), bytes.Repeat([]byte(" "), 5*uploadChunkBytes/2)...)
 	r = tty.run("upload", write("big.json", big))
-	r.want(t, 0, []string{"stored churn-default cli-test-big\n", "2.5 MiB"}, []string{"100%"})
+	r.want(t, 0, []string{"stored churn-default cli-test-big\n", humanBytes(int64(len(big)))}, []string{"100%"})
 
 	r = c.run("upload", v3, "--activate", "--json") // flags after the file work too
 	r.want(t, 0, nil, nil)
@@ -417,9 +420,10 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 		}
 	}
 	for version, want := range map[string][]string{
-		defaultVersion: {"  " + defaultVersion, "READY", "logistic_regression", "0.9208", "0.0687", "embedded"},
-		"cli-test-2":   {"  cli-test-2", "READY", "store"},
-		"cli-test-3":   {"* cli-test-3", "ACTIVE", "store"},
+		defaultVersion: {"  " + defaultVersion, "READY", def.Model.Type, fmt.Sprintf("%.4f", def.Manifest.Training.Metrics.ROCAUC),
+			fmt.Sprintf("%.4f", def.Manifest.Training.Metrics.Brier), "embedded"},
+		"cli-test-2": {"  cli-test-2", "READY", "store"},
+		"cli-test-3": {"* cli-test-3", "ACTIVE", "store"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(rows[version], w) {
@@ -439,7 +443,7 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 			info.GetStatus(), len(info.GetInputs()), info.GetEvaluation().GetRows(), info.GetTiers())
 	}
 	c.run("models", "get", defaultVersion).want(t, 0, []string{
-		"origin        embedded", "roc-auc       0.920771", "evaluated on  test: 630 rows, 99 positive",
+		"origin        embedded", fmt.Sprintf("roc-auc       %.6f", def.Manifest.Training.Metrics.ROCAUC), "evaluated on  test: 630 rows, 99 positive",
 		"categorical  impute   contract, pay_as_you_go\n",
 	}, nil)
 
@@ -519,7 +523,7 @@ func TestAdminCallsNeedTheToken(t *testing.T) {
 	}
 	// The flag beats the environment.
 	withFlag := cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": wrong}}
-	withFlag.run("models", "list", "--token", adminToken).want(t, 0, []string{"* iranian-lr-2026.11.23"}, nil)
+	withFlag.run("models", "list", "--token", adminToken).want(t, 0, []string{"* " + embeddedBundle(t).Manifest.Version}, nil)
 }
 
 func TestRollbackWithNothingToRollBackTo(t *testing.T) {
@@ -541,4 +545,18 @@ func TestUploadOverTheServersLimit(t *testing.T) {
 	c := cli{t: t, addr: startChurnd(t, func(c *config.Config) { c.MaxUploadBytes = 4096 }), env: map[string]string{"CHURN_TOKEN": adminToken}}
 	bundle := writeTemp(t, "v.json", bundleWithVersion(t, "cli-test-size", nil))
 	c.run("upload", bundle).want(t, 1, nil, []string{"churnctl upload: too large (ResourceExhausted): metadata.size_bytes: "})
+}
+
+// embeddedBundle is the default bundle built into churnd.
+func embeddedBundle(t *testing.T) *bundle.Bundle {
+	t.Helper()
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
