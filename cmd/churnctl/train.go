@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/golearntree"
 	"github.com/churnhq/churn/internal/train"
 )
 
@@ -33,6 +34,7 @@ type trainFlags struct {
 	folds                       int
 	gbdt                        train.GBDTOptions
 	leafwiseDepth               int
+	golearn                     golearntree.Options
 	quiet                       bool
 }
 
@@ -58,7 +60,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.StringVar(&f.goldenOut, "golden-out", "", "also write every held-out row as {features, probability} to this JSON file")
 	fs.StringVar(&f.tierQuantiles, "tier-quantiles", "0.35,0.15,0.05", "shares of the training rows at or above MEDIUM,HIGH,CRITICAL")
 	fs.StringVar(&f.description, "description", "", "manifest description (default: says what was trained on what)")
-	fs.StringVar(&f.trainer, "trainer", "auto", "model family: "+strings.Join(trainerNames, ", ")+" (auto fits the other three and keeps the best by cross-fitted Brier score)")
+	fs.StringVar(&f.trainer, "trainer", "auto", "model family: "+strings.Join(trainerNames, ", ")+" (auto fits logistic, gbdt and gbdt-leafwise and keeps the best by cross-fitted Brier score; golearn-* fit golearn's trees)")
 	fs.Float64Var(&f.c, "c", 1, "logistic: inverse L2 regularisation strength, as scikit-learn's LogisticRegression C")
 	fs.Int64Var(&f.seed, "seed", 42, "seed of the stratified split (when --test-idx is not given), of the folds and of gbdt's sampling")
 	fs.IntVar(&f.folds, "folds", 5, "stratified folds of the training rows for early stopping, calibration, tiers and --trainer auto")
@@ -75,6 +77,9 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.IntVar(&f.gbdt.MaxBins, "gbdt-max-bins", d.MaxBins, "gbdt: quantile bins per column (2..255)")
 	fs.Float64Var(&f.gbdt.Subsample, "gbdt-subsample", d.Subsample, "gbdt: share of rows each tree sees (drawn by --seed)")
 	fs.Float64Var(&f.gbdt.ColSample, "gbdt-colsample", d.ColSample, "gbdt: share of columns each tree may split on (drawn by --seed)")
+	fs.IntVar(&f.golearn.MaxDepth, "golearn-max-depth", 0, "golearn-*: depth of a tree (0: golearntree's default per kind)")
+	fs.IntVar(&f.golearn.Trees, "golearn-trees", 0, "golearn-rf: trees of the forest (0: golearntree.DefaultTrees)")
+	fs.IntVar(&f.golearn.CARTBins, "golearn-cart-bins", 32, "golearn-cart: fit on at most this many quantile bins per column (golearn's CART costs rows × distinct values otherwise); 0: on the raw values")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar (there is none when stderr is not a terminal)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: churnctl train --data file.csv --spec spec.json --version V --out bundle.json [flags]")
@@ -186,7 +191,14 @@ func (f *trainFlags) check(now func() time.Time) (time.Time, train.TierQuantiles
 }
 
 // trainerNames are the values of --trainer.
-var trainerNames = []string{"auto", "logistic", "gbdt", "gbdt-leafwise"}
+var trainerNames = []string{"auto", "logistic", "gbdt", "gbdt-leafwise", "golearn-cart", "golearn-id3", "golearn-rf"}
+
+// golearnKinds maps the golearn trainers to golearntree's kinds.
+var golearnKinds = map[string]string{
+	"golearn-cart": golearntree.KindCART,
+	"golearn-id3":  golearntree.KindID3,
+	"golearn-rf":   golearntree.KindRandomForest,
+}
 
 // trainers returns the candidate trainers of --trainer. A new model family is one more case
 // here (and a name in trainerNames): a train.Trainer, for tree learners train.TreeTrainer.
@@ -205,6 +217,15 @@ func (f *trainFlags) trainers() ([]train.Trainer, error) {
 		return []train.Trainer{train.GBDTTrainer(gbdt)}, nil
 	case "gbdt-leafwise":
 		return []train.Trainer{train.GBDTTrainer(leafwise)}, nil
+	case "golearn-cart", "golearn-id3", "golearn-rf":
+		kind, opt := golearnKinds[f.trainer], f.golearn
+		opt.Seed = f.seed
+		params := map[string]float64{"max_depth": float64(opt.MaxDepth), "trees": float64(opt.Trees), "cart_bins": float64(opt.CARTBins)}
+		// golearn's trees take no missing values: inputs are imputed as for logistic regression.
+		return []train.Trainer{train.TreeTrainer(f.trainer, "golearn "+kind+" ("+golearntree.Module+")", train.EncodeRawImputed, params,
+			func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error) {
+				return golearntree.Fit(ctx, kind, X, n, d, y, opt)
+			})}, nil
 	}
 	return nil, usageError{fmt.Errorf("--trainer %q: want one of %s", f.trainer, strings.Join(trainerNames, ", "))}
 }

@@ -15,6 +15,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/modelstore"
 )
 
 const trainTestSpec = `{
@@ -310,4 +311,36 @@ func readBundle(t *testing.T, path string) *bundle.Bundle {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return b
+}
+
+// Each golearn trainer makes a bundle that the serving path loads (its check vectors reproduce)
+// and whose training record names golearn's trainer and release.
+func TestTrainGolearnTrainers(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, idx := writeTrainFiles(t)
+	for _, trainer := range []string{"golearn-cart", "golearn-id3", "golearn-rf"} {
+		t.Run(trainer, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(dir, trainer+".json")
+			var stdout, stderr bytes.Buffer
+			args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", trainer + "-1", "--out", out,
+				"--trainer", trainer, "--golearn-trees", "10", "--folds", "3", "--quiet"}
+			if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+				t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+			}
+			raw, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := modelstore.Load(raw)
+			if err != nil {
+				t.Fatalf("the bundle does not load: %v", err)
+			}
+			tr := m.Bundle.Manifest.Training
+			if m.Bundle.Model.Type != bundle.ModelTrees || tr.Trainer != trainer || tr.Metrics == nil || !(tr.Metrics.ROCAUC > 0.6) ||
+				!strings.Contains(m.Bundle.Manifest.Description, "golearn") {
+				t.Fatalf("%s: type %s, trainer %q, metrics %+v, description %q", trainer, m.Bundle.Model.Type, tr.Trainer, tr.Metrics, m.Bundle.Manifest.Description)
+			}
+		})
+	}
 }

@@ -111,6 +111,10 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 )
 
+// Module is the golearn release this package is built and tested against (go.mod pins it; a test
+// checks that the two agree), for training records.
+const Module = "github.com/sjwhitworth/golearn v0.0.0-20221228163002-74ae077eafb2"
+
 // Kinds of golearn tree model.
 const (
 	KindCART         = "cart"

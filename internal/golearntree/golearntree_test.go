@@ -446,3 +446,13 @@ func BenchmarkFit(b *testing.B) {
 		})
 	}
 }
+
+func TestModuleIsThePinnedOne(t *testing.T) {
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(gomod), Module) {
+		t.Fatalf("go.mod does not pin %q", Module)
+	}
+}
