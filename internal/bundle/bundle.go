@@ -80,13 +80,21 @@ const (
 	UnseenMissing = "missing"
 )
 
-// Derivation operations. Arguments name earlier inputs and use their values after imputation and
-// before standardisation; a NaN argument (native missing) makes the result missing.
+// Derivation operations. Arguments name earlier numeric inputs and use their values after
+// imputation, after their transform and before standardisation; a NaN argument (native missing)
+// makes the result missing, as does a result that is not finite.
 const (
 	OpRatio     = "ratio"     // args[0] / args[1]; missing when args[1] == 0
 	OpDiff      = "diff"      // args[0] - args[1]
 	OpLog1p     = "log1p"     // log(1 + args[0]); missing when args[0] <= -1
 	OpIndicator = "indicator" // 1 when args[0] > 0, else 0
+	OpSum       = "sum"       // args[0] + args[1] + … (MinSumArgs..MaxSumArgs arguments), left to right
+)
+
+// Bounds on the arguments of OpSum.
+const (
+	MinSumArgs = 2
+	MaxSumArgs = 16
 )
 
 // Input is one model input: where it is read from, its type and its preprocessing.
@@ -482,6 +490,25 @@ func (b *Bundle) Validate() error {
 	return nil
 }
 
+// CheckDerive checks a derivation's op and its number of arguments (not what the arguments
+// name), as Validate does.
+func CheckDerive(d *Derive) error {
+	if d.Op == OpSum {
+		if n := len(d.Args); n < MinSumArgs || n > MaxSumArgs {
+			return fmt.Errorf("derive op sum takes %d to %d arguments, got %d", MinSumArgs, MaxSumArgs, n)
+		}
+		return nil
+	}
+	want := map[string]int{OpRatio: 2, OpDiff: 2, OpLog1p: 1, OpIndicator: 1}[d.Op]
+	if want == 0 {
+		return fmt.Errorf("unknown derive op %q (want ratio, diff, log1p, indicator or sum)", d.Op)
+	}
+	if len(d.Args) != want {
+		return fmt.Errorf("derive op %s takes %d arguments, got %d", d.Op, want, len(d.Args))
+	}
+	return nil
+}
+
 func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 	if !nameRE.MatchString(in.Name) && !validKey(in.Name) {
 		return fmt.Errorf("bad name %q", in.Name)
@@ -507,12 +534,8 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		if in.Type != TypeNumeric {
 			return fmt.Errorf("a derived input must be numeric, not %q", in.Type)
 		}
-		want := map[string]int{OpRatio: 2, OpDiff: 2, OpLog1p: 1, OpIndicator: 1}[in.Derive.Op]
-		if want == 0 {
-			return fmt.Errorf("unknown derive op %q (want ratio, diff, log1p or indicator)", in.Derive.Op)
-		}
-		if len(in.Derive.Args) != want {
-			return fmt.Errorf("derive op %s takes %d arguments, got %d", in.Derive.Op, want, len(in.Derive.Args))
+		if err := CheckDerive(in.Derive); err != nil {
+			return err
 		}
 		for _, a := range in.Derive.Args {
 			arg, ok := seen[a]

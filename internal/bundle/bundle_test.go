@@ -3,6 +3,7 @@ package bundle
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,16 @@ func TestValidate(t *testing.T) {
 		{"derive of a later input", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Args = []string{"complaints", "later"} }, "not an earlier input"},
 		{"derive of a categorical", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Args = []string{"complaints", "contract"} }, "not numeric"},
 		{"unknown derive op", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Op = "max" }, "derive op"},
+		{"sum of one", func(b *Bundle) { b.Manifest.Inputs[3].Derive = &Derive{Op: OpSum, Args: []string{"tenure"}} }, "sum takes 2 to 16 arguments, got 1"},
+		{"sum of seventeen", func(b *Bundle) {
+			b.Manifest.Inputs[3].Derive = &Derive{Op: OpSum, Args: slices.Repeat([]string{"tenure"}, 17)}
+		}, "got 17"},
+		{"sum of a categorical", func(b *Bundle) {
+			b.Manifest.Inputs[3].Derive = &Derive{Op: OpSum, Args: []string{"complaints", "tenure", "contract"}}
+		}, `derive argument "contract" is not numeric`},
+		{"sum of a later input", func(b *Bundle) {
+			b.Manifest.Inputs[3].Derive = &Derive{Op: OpSum, Args: []string{"complaints", "ratio"}}
+		}, "not an earlier input"},
 		{"weights for the wrong width", func(b *Bundle) { b.Model.Logistic.Weights = b.Model.Logistic.Weights[:4] }, "4 weights for 5 columns"},
 		{"unknown model type", func(b *Bundle) { b.Model.Type = "svm" }, "unknown type"},
 		{"tiers out of order", func(b *Bundle) { b.Manifest.Tiers.High = 0.9 }, "tiers"},
@@ -115,6 +126,13 @@ func TestValidate(t *testing.T) {
 	}
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("valid bundle: %v", err)
+	}
+	for _, n := range []int{MinSumArgs, MaxSumArgs} {
+		b := valid()
+		b.Manifest.Inputs[3].Derive = &Derive{Op: OpSum, Args: slices.Repeat([]string{"complaints", "tenure"}, n/2)}
+		if err := b.Validate(); err != nil {
+			t.Errorf("a sum of %d arguments: %v", n, err)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

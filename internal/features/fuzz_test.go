@@ -30,6 +30,7 @@ func lenientInputs() []bundle.Input {
 		withTransform(numeric("c30", "complaints.count_30d", impute(0)), bundle.TransformIndicator),
 		numeric("c90", "complaints.count_90d", native()),
 		derived("c_ratio", bundle.OpRatio, native(), "c30", "c90"),
+		derived("c_sum", bundle.OpSum, native(), "c30", "c90", "active"),
 		withStd(numeric("open", "complaints.open", impute(0)), 0.1, 0.3),
 		withStd(withTransform(numeric("escalated", "complaints.escalated_90d", impute(0)), bundle.TransformIndicator), 0.05, 0.2),
 		numeric("tickets", "service.tickets_90d", impute(1)),
@@ -38,6 +39,7 @@ func lenientInputs() []bundle.Input {
 		withStd(numeric("resolution", "service.avg_resolution_hours", impute(24)), 30, 20),
 		numeric("sla", "service.sla_breaches_90d", impute(0)),
 		withStd(derived("sla_rate", bundle.OpRatio, impute(0), "sla", "tickets"), 0.1, 0.2),
+		withStd(derived("service_total", bundle.OpSum, impute(5), "tickets", "first", "resolution", "sla"), 30, 20),
 		withStd(numeric("tenure", "account.tenure_months", impute(12)), 30, 9),
 		withStd(withTransform(numeric("revenue", "account.monthly_revenue", impute(50)), bundle.TransformLog1p), 3.9, 0.7),
 		categorical("contract", "account.contract", imputeCat("month"), bundle.UnseenIgnore, "month", "one_year", "two_year"),
@@ -60,6 +62,7 @@ func strictInputs() []bundle.Input {
 		numeric("a", "numeric.a", required()),
 		numeric("b", "numeric.b", impute(1)),
 		withStd(derived("ratio", bundle.OpRatio, required(), "a", "b"), 0, 3),
+		derived("total", bundle.OpSum, required(), "tenure", "a", "b"),
 		withTransform(numeric("c90", "complaints.count_90d", required()), bundle.TransformLog1p),
 		categorical("p", "categorical.p", required(), bundle.UnseenError, "x", "y"),
 		categorical("contract", "account.contract", required(), bundle.UnseenMissing, "month", "one_year"),
@@ -75,6 +78,7 @@ func FuzzMap(f *testing.F) {
 		feats(f, "account.tenure_months=40", "numeric.a=2", "numeric.b=0", "complaints.count_90d=3", "categorical.p=y", "account.contract=month"),
 		feats(f, "numeric.a=-1", "numeric.b=-0", "numeric.c=1e308", "categorical.q=j", "categorical.p=z", "account.contract=weekly"),
 		feats(f, "complaints.count_30d=3", "complaints.count_90d=1", "account.satisfaction=0", "numeric.a=NaN"),
+		feats(f, "account.tenure_months=1e308", "numeric.a=1e308", "numeric.b=1", "service.tickets_90d=1e308", "service.avg_resolution_hours=1e308"),
 	} {
 		data, err := proto.Marshal(cf)
 		if err != nil {
@@ -232,6 +236,13 @@ func referenceMap(inputs []bundle.Input, f *churnv1.CustomerFeatures) (cols []fl
 
 // referenceDerive computes a derived value; false means undefined.
 func referenceDerive(d *bundle.Derive, raw map[string]float64) (float64, bool) {
+	if d.Op == bundle.OpSum {
+		var x float64
+		for _, a := range d.Args {
+			x += raw[a]
+		}
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	}
 	a := raw[d.Args[0]]
 	var x float64
 	switch d.Op {

@@ -64,6 +64,7 @@ const (
 	opDiff
 	opLog1p
 	opIndicator
+	opSum
 )
 
 // unseen is a categorical input's policy for an unknown category.
@@ -97,7 +98,8 @@ type step struct {
 	unseen      unseen
 	standardize standardize
 	col         int32    // first column
-	args        [2]int32 // columns of the derivation's arguments
+	args        [2]int32 // columns of the derivation's arguments (ratio, diff, log1p, indicator)
+	sumArgs     []int32  // columns of a sum's arguments, in order
 	imputeCat   int32    // category index imputed for a missing categorical value
 	// imputeCol is what an imputed numeric value writes to its column: Missing.Value after the
 	// transform, and after the standardisation unless that waits (standardizeLater).
@@ -259,21 +261,22 @@ func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName m
 	if in.Type != bundle.TypeNumeric {
 		return errors.New("a derived input must be numeric")
 	}
-	arity := 2
+	if err := bundle.CheckDerive(d); err != nil {
+		return err
+	}
+	arity := len(d.Args)
 	switch d.Op {
 	case bundle.OpRatio:
 		s.op = opRatio
 	case bundle.OpDiff:
 		s.op = opDiff
 	case bundle.OpLog1p:
-		s.op, arity = opLog1p, 1
+		s.op = opLog1p
 	case bundle.OpIndicator:
-		s.op, arity = opIndicator, 1
-	default:
-		return fmt.Errorf("unknown derive op %q", d.Op)
-	}
-	if len(d.Args) != arity {
-		return fmt.Errorf("derive op %s takes %d arguments, got %d", d.Op, arity, len(d.Args))
+		s.op = opIndicator
+	case bundle.OpSum:
+		s.op = opSum
+		s.sumArgs = make([]int32, 0, arity)
 	}
 	s.from = fromDerive
 	info.op = d.Op
@@ -287,7 +290,11 @@ func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName m
 		if arg.from == fromContract || arg.from == fromCategorical {
 			return fmt.Errorf("derive argument %q is not numeric", a)
 		}
-		s.args[k] = arg.col
+		if s.op == opSum {
+			s.sumArgs = append(s.sumArgs, arg.col)
+		} else {
+			s.args[k] = arg.col
+		}
 		info.argInputs = append(info.argInputs, j)
 		if arg.standardize == standardizeNow {
 			arg.standardize = standardizeLater
@@ -582,6 +589,14 @@ func (m *Mapper) readCategorical(c *collector, cat map[string]string, s *categor
 
 // derive computes a derived value from the raw columns of its arguments; false means undefined.
 func (s *step) derive(dst []float64) (float64, bool) {
+	if s.op == opSum {
+		// Left to right, as the trainer adds them; a NaN argument makes the sum NaN.
+		var x float64
+		for _, c := range s.sumArgs {
+			x += dst[c]
+		}
+		return x, finite(x)
+	}
 	a, b := dst[s.args[0]], dst[s.args[1]]
 	var x float64
 	switch s.op {
@@ -674,6 +689,17 @@ func (m *Mapper) missing(c *collector, i int, dst []float64) {
 		return
 	}
 	blame, why := 0, ""
+	if s.op == opSum {
+		why = "the result is out of range"
+		for k, col := range s.sumArgs {
+			if math.IsNaN(dst[col]) {
+				blame, why = k, info.args[k]+" is missing"
+				break
+			}
+		}
+		c.addOnce(m.inputs[info.argInputs[blame]].path, "required by the model: "+m.describe(i)+" is undefined: "+why)
+		return
+	}
 	a, b := dst[s.args[0]], dst[s.args[1]]
 	switch {
 	case math.IsNaN(a):

@@ -256,6 +256,55 @@ func TestMap(t *testing.T) {
 			},
 		},
 		{
+			name: "sum of values after imputation and transform, before standardisation",
+			inputs: []bundle.Input{
+				withStd(withTransform(numeric("u30", "activity.usage_30d", impute(3)), bundle.TransformLog1p), 100, 10),
+				withStd(numeric("uprev", "activity.usage_prev_30d", required()), 50, 5),
+				withTransform(numeric("c90", "complaints.count_90d", impute(0)), bundle.TransformIndicator),
+				withStd(derived("total", bundle.OpSum, required(), "u30", "uprev", "c90"), 1, 2),
+				derived("twice", bundle.OpSum, required(), "total", "total"),
+			},
+			f: feats(t, "activity.usage_prev_30d=2", "complaints.count_90d=4"),
+			want: mapped{
+				Columns: []float64{(math.Log1p(3) - 100) / 10, (2 - 50) / 5.0, 1, (math.Log1p(3) + 2 + 1 - 1) / 2, 2 * (math.Log1p(3) + 2 + 1)},
+				Imputed: []int{0},
+			},
+		},
+		{
+			name: "sum with a native missing argument, native",
+			inputs: []bundle.Input{
+				numeric("a", "numeric.a", required()), numeric("b", "numeric.b", native()), numeric("c", "numeric.c", required()),
+				derived("s", bundle.OpSum, native(), "a", "b", "c"),
+				derived("t", bundle.OpSum, impute(9), "a", "b"),
+				derived("u", bundle.OpSum, required(), "a", "c"),
+			},
+			f:    feats(t, "numeric.a=1", "numeric.c=2"),
+			want: mapped{Columns: []float64{1, nan, 2, nan, 9, 3}, Imputed: []int{4}},
+		},
+		{
+			name: "sum with a native missing argument, required",
+			inputs: []bundle.Input{
+				numeric("a", "numeric.a", required()), numeric("b", "numeric.b", native()), numeric("c", "complaints.count_90d", native()),
+				derived("s", bundle.OpSum, required(), "a", "b", "c"),
+			},
+			f: feats(t, "numeric.a=1", "numeric.b=2"),
+			want: mapped{Violations: []features.Violation{
+				{"features.complaints.count_90d", `required by the model: input "s" = sum(a, b, c) is undefined: c is missing`},
+			}},
+		},
+		{
+			name: "sum overflow is undefined",
+			inputs: []bundle.Input{
+				numeric("a", "numeric.a", required()), numeric("b", "numeric.b", required()),
+				derived("s", bundle.OpSum, impute(7), "a", "b", "a"),
+				derived("r", bundle.OpSum, required(), "a", "a"),
+			},
+			f: feats(t, "numeric.a=1e308", "numeric.b=-1e308"),
+			want: mapped{Violations: []features.Violation{
+				{"features.numeric.a", `required by the model: input "r" = sum(a, a) is undefined: the result is out of range`},
+			}},
+		},
+		{
 			name: "derive ratio with zero denominator imputed",
 			inputs: []bundle.Input{
 				numeric("a", "numeric.a", required()), numeric("b", "numeric.b", required()),
@@ -513,6 +562,8 @@ func TestNewRefuses(t *testing.T) {
 		{"unknown type", []bundle.Input{{Name: "a", Source: "numeric.a", Type: "text"}}, "numeric.a is numeric"},
 		{"unknown op", []bundle.Input{ok, derived("b", "sqrt", impute(0), "a")}, "unknown derive op"},
 		{"arity", []bundle.Input{ok, derived("b", bundle.OpRatio, impute(0), "a")}, "takes 2 arguments, got 1"},
+		{"sum of one", []bundle.Input{ok, derived("b", bundle.OpSum, impute(0), "a")}, "sum takes 2 to 16 arguments, got 1"},
+		{"sum of a categorical", []bundle.Input{ok, categorical("c", "categorical.c", imputeCat("x"), bundle.UnseenError, "x"), derived("b", bundle.OpSum, impute(0), "a", "c")}, "not numeric"},
 		{"later argument", []bundle.Input{derived("b", bundle.OpLog1p, impute(0), "a"), ok}, "not an earlier input"},
 		{"self argument", []bundle.Input{derived("b", bundle.OpLog1p, impute(0), "b")}, "not an earlier input"},
 		{"categorical argument", []bundle.Input{categorical("c", "categorical.c", imputeCat("x"), bundle.UnseenError, "x"), derived("b", bundle.OpLog1p, impute(0), "c")}, "not numeric"},
@@ -635,19 +686,23 @@ func TestMapShortDst(t *testing.T) {
 // TestMapAllocations gates the success path at zero allocations, with present and with imputed
 // values.
 func TestMapAllocations(t *testing.T) {
-	m := mustNew(t, benchInputs()...)
-	dst := make([]float64, m.Width())
-	imputed := make([]int, 0, m.NumInputs())
-	for name, f := range map[string]*churnv1.CustomerFeatures{
-		"full": benchFeatures(t), "extra entries": extraBenchFeatures(t), "sparse": sparseBenchFeatures(t),
-	} {
-		if allocs := testing.AllocsPerRun(100, func() {
-			var err error
-			if imputed, err = m.Map(f, dst, imputed[:0]); err != nil {
-				t.Fatal(err)
+	withSum := append(benchInputs(),
+		withStd(derived("usage_total", bundle.OpSum, impute(0), "usage", "usage_prev", "tickets", "sla_breaches", "call_failures"), 10, 3))
+	for schema, inputs := range map[string][]bundle.Input{"bench": benchInputs(), "bench with a sum": withSum} {
+		m := mustNew(t, inputs...)
+		dst := make([]float64, m.Width())
+		imputed := make([]int, 0, m.NumInputs())
+		for name, f := range map[string]*churnv1.CustomerFeatures{
+			"full": benchFeatures(t), "extra entries": extraBenchFeatures(t), "sparse": sparseBenchFeatures(t),
+		} {
+			if allocs := testing.AllocsPerRun(100, func() {
+				var err error
+				if imputed, err = m.Map(f, dst, imputed[:0]); err != nil {
+					t.Fatal(err)
+				}
+			}); allocs != 0 {
+				t.Errorf("%s, %s: Map: %v allocations, want 0", schema, name, allocs)
 			}
-		}); allocs != 0 {
-			t.Errorf("%s: Map: %v allocations, want 0", name, allocs)
 		}
 	}
 }
