@@ -23,9 +23,11 @@ type Value struct {
 }
 
 // Dataset is a CSV read under a spec: one row per CSV data row, in file order, with one Value
-// per spec column in spec order, and the labels.
+// per spec column in spec order, and the labels. Derived are the spec's derived inputs, which
+// the preprocessing (Prep) computes from the row's values.
 type Dataset struct {
 	Columns []Column
+	Derived []Derived
 	Rows    [][]Value
 	Labels  []bool
 }
@@ -73,7 +75,7 @@ func ReadCSV(r io.Reader, spec *Spec) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	ds := &Dataset{Columns: slices.Clone(spec.Columns)}
+	ds := &Dataset{Columns: slices.Clone(spec.Columns), Derived: slices.Clone(spec.Derived)}
 	for row := 0; ; row++ {
 		rec, err := cr.Read()
 		if err == io.EOF {

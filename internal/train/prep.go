@@ -14,9 +14,12 @@ import (
 // categories (sorted), the transform and the standardisation (mean and population standard
 // deviation of the imputed, transformed training values; scale 1 for a constant column), as
 // scikit-learn's SimpleImputer, OneHotEncoder and StandardScaler learn them. Categorical inputs
-// are not standardised.
+// are not standardised. Then one input per derived input of the spec, learned the same way from
+// its training values (derived from the other inputs as serving derives them).
 type Prep struct {
 	Inputs []bundle.Input
+	// args holds the indices in Inputs of each derived input's arguments (nil for a column's).
+	args [][]int
 	// index maps each categorical input's categories to their one-hot offset.
 	index []map[string]int
 	// offset is each input's first column.
@@ -80,13 +83,129 @@ func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %v", c.CSV, err)
 		}
-		pp.add(in)
+		pp.add(in, nil)
+	}
+	for k, d := range ds.Derived {
+		if err := pp.learnDerived(d, ds, rows, enc); err != nil {
+			return nil, fmt.Errorf("derived[%d] %q: %v", k, d.Name, err)
+		}
 	}
 	return pp, nil
 }
 
-// add appends an input and lays out its columns.
-func (pp *Prep) add(in bundle.Input) {
+// learnDerived appends the derived input d: its training values are derived from the earlier
+// inputs' values after imputation and transform (NaN when native missing), as serving derives
+// them. Its missing value (a NaN argument, a zero denominator, an overflow) is imputed with the
+// median of the defined training values, or has the native policy under EncodeRaw when a
+// training value is undefined. It is standardised for EncodeStandardized.
+func (pp *Prep) learnDerived(d Derived, ds *Dataset, rows []int, enc Encoding) error {
+	byName := make(map[string]int, len(pp.Inputs))
+	for j, in := range pp.Inputs {
+		byName[in.Name] = j
+	}
+	args := make([]int, len(d.Args))
+	for k, a := range d.Args {
+		j, ok := byName[a]
+		if !ok {
+			return fmt.Errorf("argument %q is not an earlier input", a)
+		}
+		if pp.Inputs[j].Type != bundle.TypeNumeric {
+			return fmt.Errorf("argument %q is not numeric", a)
+		}
+		args[k] = j
+	}
+	in := bundle.Input{
+		Name: d.Name, Derive: &bundle.Derive{Op: d.Op, Args: slices.Clone(d.Args)}, Type: bundle.TypeNumeric,
+		Missing: bundle.Missing{Policy: bundle.MissingImpute},
+	}
+	n := len(pp.Inputs)
+	pp.add(in, args) // its Missing and Standardize are set below; derive does not read them
+	x := make([]float64, pp.width)
+	vals := make([]float64, len(rows))
+	defined := make([]bool, len(rows))
+	var present []float64
+	for k, i := range rows {
+		pp.encodeRaw(ds.Rows[i], x, n)
+		vals[k], defined[k] = pp.derive(n, x)
+		if defined[k] {
+			present = append(present, vals[k])
+		}
+	}
+	if len(present) == 0 {
+		return fmt.Errorf("no training row has a defined value")
+	}
+	last := &pp.Inputs[n]
+	if enc == EncodeRaw && len(present) < len(rows) {
+		last.Missing.Policy = bundle.MissingNative
+	} else {
+		last.Missing.Value = median(present)
+	}
+	if enc != EncodeStandardized {
+		return nil
+	}
+	for k := range vals {
+		if !defined[k] {
+			vals[k] = last.Missing.Value
+		}
+	}
+	mean, std := meanStd(vals)
+	if slices.Min(vals) == slices.Max(vals) || !isFinite(std) {
+		std = 1
+	}
+	if !isFinite(mean) {
+		return fmt.Errorf("the training mean is not finite")
+	}
+	last.Standardize = &bundle.Standardize{Mean: mean, Scale: std}
+	return nil
+}
+
+// derive computes derived input j from the pre-standardisation columns x of its arguments, as
+// internal/features does; false means undefined (a NaN argument, a zero denominator, log1p at or
+// below -1, a result that is not finite).
+func (pp *Prep) derive(j int, x []float64) (float64, bool) {
+	args := pp.args[j]
+	var v float64
+	if pp.Inputs[j].Derive.Op == bundle.OpSum {
+		for _, a := range args { // left to right, as serving adds them
+			v += x[pp.offset[a]]
+		}
+		return v, isFinite(v)
+	}
+	a := x[pp.offset[args[0]]]
+	b := a
+	if len(args) > 1 {
+		b = x[pp.offset[args[1]]]
+	}
+	switch pp.Inputs[j].Derive.Op {
+	case bundle.OpRatio:
+		if b == 0 {
+			return 0, false
+		}
+		v = a / b
+	case bundle.OpDiff:
+		v = a - b
+	case bundle.OpLog1p:
+		if !(a > -1) {
+			return 0, false
+		}
+		v = math.Log1p(a)
+	case bundle.OpIndicator:
+		switch {
+		case a > 0:
+			v = 1
+		case a <= 0:
+			v = 0
+		default:
+			return 0, false // NaN
+		}
+	}
+	return v, isFinite(v)
+}
+
+// add appends an input (with the indices of its arguments when it is derived) and lays out its
+// columns.
+func (pp *Prep) add(in bundle.Input, args []int) {
+	pp.args = append(pp.args, args)
 	pp.offset = append(pp.offset, pp.width)
 	var idx map[string]int
 	if in.Type == bundle.TypeCategorical {
@@ -193,23 +312,48 @@ func numericValue(in *bundle.Input, v Value) float64 {
 // Encode writes row's model columns into x (len Width()), exactly as the serving code maps a
 // request: a numeric column is (transform(imputed raw) - mean) / scale (without the
 // standardisation when the input has none; NaN for a missing value under the native policy), a
-// categorical input sets
-// its category's one-hot column to 1. A missing categorical value takes the imputation category.
+// categorical input sets its category's one-hot column to 1, and a derived input is derived from
+// its arguments' values before standardisation (its missing policy applies when it is
+// undefined), then standardised. A missing categorical value takes the imputation category.
 // It reports false when a categorical value is not a known category: the bundle refuses such a
 // request (unseen policy error); x then has all-zero columns for it, as scikit-learn's
 // OneHotEncoder(handle_unknown="ignore") does, so that the row can still be measured.
 func (pp *Prep) Encode(row []Value, x []float64) bool {
-	ok := true
+	ok := pp.encodeRaw(row, x, len(pp.Inputs))
 	for j := range pp.Inputs {
 		in := &pp.Inputs[j]
+		if s := in.Standardize; s != nil && in.Type != bundle.TypeCategorical {
+			off := pp.offset[j]
+			if !math.IsNaN(x[off]) {
+				x[off] = (x[off] - s.Mean) / s.Scale
+			}
+		}
+	}
+	return ok
+}
+
+// encodeRaw is Encode of the first n inputs without the standardisation.
+func (pp *Prep) encodeRaw(row []Value, x []float64, n int) bool {
+	ok := true
+	for j := range pp.Inputs[:n] {
+		in := &pp.Inputs[j]
 		off := pp.offset[j]
-		if in.Type != bundle.TypeCategorical {
+		if in.Derive != nil {
+			v, defined := pp.derive(j, x)
 			switch {
-			case row[j].Missing && in.Missing.Policy == bundle.MissingNative:
+			case defined:
+				x[off] = v
+			case in.Missing.Policy == bundle.MissingNative:
 				x[off] = math.NaN()
-			case in.Standardize != nil:
-				x[off] = (numericValue(in, row[j]) - in.Standardize.Mean) / in.Standardize.Scale
 			default:
+				x[off] = in.Missing.Value
+			}
+			continue
+		}
+		if in.Type != bundle.TypeCategorical {
+			if row[j].Missing && in.Missing.Policy == bundle.MissingNative {
+				x[off] = math.NaN()
+			} else {
 				x[off] = numericValue(in, row[j])
 			}
 			continue

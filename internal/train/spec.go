@@ -19,7 +19,8 @@ import (
 //	 "label": {"column": "Churn", "positive": "1"},
 //	 "drop": ["id"],
 //	 "columns": {"Tariff Plan": {"source": "account.contract", "values": {"1": "pay_as_you_go", "2": "contract"}},
-//	             "Complains": {"source": "complaints.count_90d", "transform": "indicator"}}}
+//	             "Complains": {"source": "complaints.count_90d", "transform": "indicator"}},
+//	 "derived": [{"name": "usage_total", "op": "sum", "args": ["seconds_of_use", "sms"]}]}
 type Spec struct {
 	// Name names the dataset (1-64 characters of [A-Za-z0-9._-]).
 	Name string `json:"name"`
@@ -30,6 +31,21 @@ type Spec struct {
 	// Columns maps CSV columns to model inputs, in model input order (the order of the JSON
 	// object's keys).
 	Columns Columns `json:"columns"`
+	// Derived lists inputs the model computes from other inputs rather than reads from a
+	// request (bundle.Input.Derive), after every column's input, in this order.
+	Derived []Derived `json:"derived,omitempty"`
+}
+
+// Derived is a derived input: Op (a bundle derive op: sum, ratio, diff, log1p or indicator)
+// applied to Args, which name numeric inputs of the spec's columns or earlier derived inputs. The
+// trainer computes it exactly as serving does (internal/features): from the arguments' values
+// after imputation and transform, before standardisation. The input is imputed with the training
+// median of its defined values (the native missing policy instead, for trees, when a training
+// value is undefined) and standardised like a numeric column for a linear model.
+type Derived struct {
+	Name string   `json:"name"`
+	Op   string   `json:"op"`
+	Args []string `json:"args"`
 }
 
 // Label names the label column and the cell text that means "churned".
@@ -196,6 +212,37 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("spec: %s.name: input name %q is also the name of %s; set a distinct name", field, c.Name, prev)
 		}
 		names[c.Name] = field
+	}
+	if len(s.Derived) == 0 {
+		s.Derived = nil
+	}
+	numeric := map[string]bool{}
+	for _, c := range s.Columns {
+		numeric[c.Name] = c.Type() == bundle.TypeNumeric
+	}
+	for i := range s.Derived {
+		d := &s.Derived[i]
+		field := fmt.Sprintf("derived[%d]", i)
+		if !validInputName(d.Name) {
+			return fmt.Errorf("spec: %s.name: %q is not a valid input name (no whitespace or '=', at most %d characters)", field, d.Name, bundle.MaxKeyLen)
+		}
+		if prev, dup := names[d.Name]; dup {
+			return fmt.Errorf("spec: %s.name: input name %q is also the name of %s", field, d.Name, prev)
+		}
+		if err := bundle.CheckDerive(&bundle.Derive{Op: d.Op, Args: d.Args}); err != nil {
+			return fmt.Errorf("spec: %s.op: %v", field, err)
+		}
+		for k, a := range d.Args {
+			num, ok := numeric[a]
+			if !ok {
+				return fmt.Errorf("spec: %s.args[%d]: %q is not the name of a column's input or of an earlier derived input", field, k, a)
+			}
+			if !num {
+				return fmt.Errorf("spec: %s.args[%d]: input %q is categorical; derived inputs take numeric inputs", field, k, a)
+			}
+		}
+		names[d.Name] = field
+		numeric[d.Name] = true
 	}
 	return nil
 }

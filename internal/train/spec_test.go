@@ -18,7 +18,11 @@ const validSpec = `{
     "complaints": {"source": "complaints.count_90d", "transform": "indicator", "missing": "error"},
     "calls": {"source": "numeric.calls", "transform": "log1p"},
     "region": {"source": "categorical.region", "name": "home_region"}
-  }
+  },
+  "derived": [
+    {"name": "usage", "op": "sum", "args": ["account.tenure_months", "calls", "complaints.count_90d"]},
+    {"name": "per_month", "op": "ratio", "args": ["usage", "account.tenure_months"]}
+  ]
 }`
 
 func TestParseSpecKeepsColumnOrderAndFillsDefaults(t *testing.T) {
@@ -36,6 +40,13 @@ func TestParseSpecKeepsColumnOrderAndFillsDefaults(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, s.Columns); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
+	}
+	wantDerived := []Derived{
+		{Name: "usage", Op: "sum", Args: []string{"account.tenure_months", "calls", "complaints.count_90d"}},
+		{Name: "per_month", Op: "ratio", Args: []string{"usage", "account.tenure_months"}},
+	}
+	if diff := cmp.Diff(wantDerived, s.Derived); diff != "" {
+		t.Errorf("derived (-want +got):\n%s", diff)
 	}
 	if got := s.Columns[1].Type(); got != "categorical" {
 		t.Errorf("plan type = %q, want categorical", got)
@@ -76,6 +87,27 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{"no columns", func(s string) string { return s[:strings.Index(s, `"columns"`)] + `"columns": {}}` }, `columns is empty`},
 		{"columns not an object", func(s string) string { return s[:strings.Index(s, `"columns"`)] + `"columns": [1]}` }, `columns: want an object`},
 		{"trailing data", func(s string) string { return s + `{}` }, `trailing data`},
+		{"unknown derived field", func(s string) string { return strings.Replace(s, `"op": "sum"`, `"op": "sum", "scale": 2`, 1) }, `unknown field "scale"`},
+		{"derived op unknown", func(s string) string { return strings.Replace(s, `"op": "sum"`, `"op": "max"`, 1) }, `derived[0].op: unknown derive op "max"`},
+		{"sum of one", func(s string) string {
+			return strings.Replace(s, `["account.tenure_months", "calls", "complaints.count_90d"]`, `["calls"]`, 1)
+		}, `derived[0].op: derive op sum takes 2 to 16 arguments, got 1`},
+		{"ratio of three", func(s string) string {
+			return strings.Replace(s, `["usage", "account.tenure_months"]`, `["usage", "calls", "calls"]`, 1)
+		}, `derived[1].op: derive op ratio takes 2 arguments, got 3`},
+		{"derived argument unknown", func(s string) string {
+			return strings.Replace(s, `"args": ["account.tenure_months", "calls"`, `"args": ["tenure", "calls"`, 1)
+		}, `derived[0].args[0]: "tenure" is not the name of a column's input`},
+		{"derived argument later", func(s string) string {
+			return strings.Replace(s, `["usage", "account.tenure_months"]`, `["usage", "per_month"]`, 1)
+		}, `derived[1].args[1]: "per_month" is not the name`},
+		{"derived argument categorical", func(s string) string {
+			return strings.Replace(s, `"calls", "complaints.count_90d"]`, `"home_region"]`, 1)
+		}, `derived[0].args[1]: input "home_region" is categorical`},
+		{"derived name taken", func(s string) string { return strings.Replace(s, `"name": "usage"`, `"name": "calls"`, 1) }, `derived[0].name: input name "calls" is also the name of columns["calls"]`},
+		{"derived name twice", func(s string) string { return strings.Replace(s, `"name": "per_month"`, `"name": "usage"`, 1) }, `derived[1].name: input name "usage" is also the name of derived[0]`},
+		{"derived name empty", func(s string) string { return strings.Replace(s, `"name": "usage"`, `"name": ""`, 1) }, `derived[0].name: ""`},
+		{"derived not a list", func(s string) string { return s[:strings.Index(s, `"derived"`)] + `"derived": {}}` }, `derived`},
 		{"wrong type", func(s string) string { return strings.Replace(s, `"positive": "yes"`, `"positive": 1`, 1) }, `label.positive`},
 	}
 	for _, tc := range tests {
@@ -122,6 +154,8 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"name":"x","label":{"column":"y","positive":"1"},"columns":{"a":{"source":"numeric.a"}}}`))
 	f.Add([]byte(`{"name":"x","label":{"column":"y","positive":"1"},"columns":{"a":{"source":"account.contract","values":{"1":"p"}}}}`))
 	f.Add([]byte(`{"columns":null}`))
+	f.Add([]byte(`{"name":"x","label":{"column":"y","positive":"1"},"columns":{"a":{"source":"numeric.a"},"b":{"source":"numeric.b"}},"derived":[{"name":"s","op":"sum","args":["a","b","a"]},{"name":"l","op":"log1p","args":["s"]}]}`))
+	f.Add([]byte(`{"name":"x","label":{"column":"y","positive":"1"},"columns":{"a":{"source":"numeric.a"}},"derived":[]}`))
 	f.Add([]byte(`{"name":"x","label":{"column":"y","positive":"1"},"columns":{"a":{"source":"numeric.a"},"a":{}}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(``))
