@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,15 +78,8 @@ func importMain(_ context.Context, args []string, stdout, stderr io.Writer, now 
 		fmt.Fprintln(stderr, importUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "churnctl import: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	err := importCommand(&f, args, now, stdout)
 	var ue usageError
@@ -220,17 +212,9 @@ func (f *importFlags) options(now func() time.Time) (importer.Options, error) {
 
 // parseTiers parses "medium,high,critical" probabilities.
 func parseTiers(s string) (bundle.Tiers, error) {
-	parts := strings.Split(s, ",")
-	if len(parts) != 3 {
-		return bundle.Tiers{}, fmt.Errorf("--tiers %q: want three probabilities medium,high,critical, e.g. 0.3,0.5,0.7", s)
-	}
-	var v [3]float64
-	for i, p := range parts {
-		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil {
-			return bundle.Tiers{}, fmt.Errorf("--tiers %q: %q is not a number", s, p)
-		}
-		v[i] = x
+	v, err := parseTriple("--tiers", s, "probabilities", "0.3,0.5,0.7")
+	if err != nil {
+		return bundle.Tiers{}, err
 	}
 	if !(0 < v[0] && v[0] <= v[1] && v[1] <= v[2] && v[2] <= 1) {
 		return bundle.Tiers{}, fmt.Errorf("--tiers %q: want 0 < medium <= high <= critical <= 1", s)

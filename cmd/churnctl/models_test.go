@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/models"
+	"github.com/churnhq/churn/models/modeltest"
 )
 
 func TestParseInterleaved(t *testing.T) {
@@ -275,31 +275,6 @@ func startChurnd(t *testing.T, edits ...func(*config.Config)) string {
 	return a.GRPCAddr().String()
 }
 
-// bundleWithVersion returns the embedded default bundle with its manifest version changed: a
-// valid, distinct bundle, since its check vectors do not depend on the version. edit, when not
-// nil, changes the decoded manifest further.
-func bundleWithVersion(t *testing.T, version string, edit func(manifest map[string]any)) []byte {
-	t.Helper()
-	data, err := models.FS.ReadFile(models.DefaultName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(data, &raw); err != nil {
-		t.Fatal(err)
-	}
-	manifest := raw["manifest"].(map[string]any)
-	manifest["version"] = version
-	if edit != nil {
-		edit(manifest)
-	}
-	out, err := json.Marshal(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // cli runs one churnctl command line (as main does, through run and the commands map) with the
 // token given only by flag or by env.
 type cli struct {
@@ -374,8 +349,8 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 		}
 		return path
 	}
-	v2 := write("v2.json", bundleWithVersion(t, "cli-test-2", nil))
-	v3 := write("v3.json", bundleWithVersion(t, "cli-test-3", nil))
+	v2 := write("v2.json", modeltest.WithVersion(t, "cli-test-2", nil))
+	v3 := write("v3.json", modeltest.WithVersion(t, "cli-test-3", nil))
 	c := cli{t: t, addr: startChurnd(t), env: map[string]string{"CHURN_TOKEN": adminToken}}
 	def := embeddedBundle(t)
 	defaultVersion := def.Manifest.Version
@@ -401,7 +376,7 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 		t.Errorf("upload --quiet: exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
 	}
 	// A bundle of several chunks (trailing white space is valid JSON) arrives whole.
-	big := append(bundleWithVersion(t, "cli-test-big", nil), bytes.Repeat([]byte(" "), 5*uploadChunkBytes/2)...)
+	big := append(modeltest.WithVersion(t, "cli-test-big", nil), bytes.Repeat([]byte(" "), 5*uploadChunkBytes/2)...)
 	r = tty.run("upload", write("big.json", big))
 	r.want(t, 0, []string{"stored churn-default cli-test-big\n", humanBytes(int64(len(big)))}, []string{"100%"})
 
@@ -463,10 +438,10 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	}{
 		{"get unknown", []string{"models", "get", "nope-1"}, "churnctl models get: not found (NotFound): version: "},
 		{"activate unknown", []string{"models", "activate", "nope-1"}, "churnctl models activate: not found (NotFound): version: "},
-		{"corrupt check vector", []string{"upload", write("bad.json", bundleWithVersion(t, "cli-test-bad", func(m map[string]any) {
+		{"corrupt check vector", []string{"upload", write("bad.json", modeltest.WithVersion(t, "cli-test-bad", func(m map[string]any) {
 			m["check_vectors"].([]any)[2].(map[string]any)["probability"] = 0.5
 		}))}, "churnctl upload: refused (InvalidArgument): "},
-		{"other bytes under a stored version", []string{"upload", write("dup.json", bundleWithVersion(t, "cli-test-2", func(m map[string]any) {
+		{"other bytes under a stored version", []string{"upload", write("dup.json", modeltest.WithVersion(t, "cli-test-2", func(m map[string]any) {
 			m["description"] = "same version, other bytes"
 		}))}, "churnctl upload: conflict (AlreadyExists): "},
 	} {
@@ -489,7 +464,7 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 // a token.
 func TestAdminCallsNeedTheToken(t *testing.T) {
 	t.Parallel()
-	bundle := writeTemp(t, "v.json", bundleWithVersion(t, "cli-test-auth", nil))
+	bundle := writeTemp(t, "v.json", modeltest.WithVersion(t, "cli-test-auth", nil))
 	addr := startChurnd(t)
 	noToken := cli{t: t, addr: addr}
 	wrong := "wrong-token-but-long-enough-0123"
@@ -543,7 +518,7 @@ func TestUnreachableChurnd(t *testing.T) {
 func TestUploadOverTheServersLimit(t *testing.T) {
 	t.Parallel()
 	c := cli{t: t, addr: startChurnd(t, func(c *config.Config) { c.MaxUploadBytes = 4096 }), env: map[string]string{"CHURN_TOKEN": adminToken}}
-	bundle := writeTemp(t, "v.json", bundleWithVersion(t, "cli-test-size", nil))
+	bundle := writeTemp(t, "v.json", modeltest.WithVersion(t, "cli-test-size", nil))
 	c.run("upload", bundle).want(t, 1, nil, []string{"churnctl upload: too large (ResourceExhausted): metadata.size_bytes: "})
 }
 

@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,16 +85,8 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 		fmt.Fprintln(stderr, "\nFits a model (logistic regression or gradient-boosted trees), calibrates it, evaluates it on the held-out rows and writes a model bundle.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "churnctl train: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return 2
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	err := trainCommand(ctx, &f, args, now, stdout, progressBar(stderr, f.quiet))
 	var ue usageError
@@ -253,17 +244,9 @@ func progressBar(stderr io.Writer, quiet bool) func(done, total int) {
 
 // parseTierQuantiles parses "medium,high,critical".
 func parseTierQuantiles(s string) (train.TierQuantiles, error) {
-	parts := strings.Split(s, ",")
-	if len(parts) != 3 {
-		return train.TierQuantiles{}, fmt.Errorf("--tier-quantiles %q: want three shares medium,high,critical, e.g. 0.35,0.15,0.05", s)
-	}
-	var v [3]float64
-	for i, p := range parts {
-		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil {
-			return train.TierQuantiles{}, fmt.Errorf("--tier-quantiles %q: %q is not a number", s, p)
-		}
-		v[i] = x
+	v, err := parseTriple("--tier-quantiles", s, "shares", "0.35,0.15,0.05")
+	if err != nil {
+		return train.TierQuantiles{}, err
 	}
 	q := train.TierQuantiles{Medium: v[0], High: v[1], Critical: v[2]}
 	if err := q.Validate(); err != nil {

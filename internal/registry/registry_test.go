@@ -2,9 +2,6 @@ package registry_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,32 +16,8 @@ import (
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/models"
+	"github.com/churnhq/churn/models/modeltest"
 )
-
-// bundleVersion returns the default bundle with its manifest version changed: a valid, distinct
-// bundle (the check vectors do not depend on the version).
-func bundleVersion(t testing.TB, version string) []byte {
-	t.Helper()
-	data, err := models.FS.ReadFile(models.DefaultName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(data, &raw); err != nil {
-		t.Fatal(err)
-	}
-	raw["manifest"].(map[string]any)["version"] = version
-	out, err := json.Marshal(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func digest(data []byte) string {
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
-}
 
 func newStore(t testing.TB) *modelstore.Store {
 	t.Helper()
@@ -180,19 +153,19 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r, store := newRegistry(t, d, reg)
 	initial, _ := store.Active()
-	data := bundleVersion(t, "v2")
-	m, err := r.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data, Description: "retrained"})
+	data := modeltest.WithVersion(t, "v2", nil)
+	m, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data, Description: "retrained"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Version() != "v2" || m.Origin != modelstore.OriginStore || m.SHA256 != digest(data) {
+	if m.Version() != "v2" || m.Origin != modelstore.OriginStore || m.SHA256 != modeltest.SHA256(data) {
 		t.Fatalf("uploaded model = %s %s %s", m.Version(), m.Origin, m.SHA256)
 	}
 	if active, _ := store.Active(); active.Version() == "v2" {
 		t.Fatal("an upload activated the version")
 	}
 	// The same bytes again: the stored version, not an error (a retried upload).
-	if again, err := r.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data}); err != nil || again != m {
+	if again, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil || again != m {
 		t.Fatalf("re-upload = %v, %v; want the stored model", again, err)
 	}
 	if _, err := r.Activate(ctx, "v2"); err != nil {
@@ -235,14 +208,8 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	r, store := newRegistry(t, d, reg)
-	good := bundleVersion(t, "v2")
-	var broken map[string]any
-	if err := json.Unmarshal(good, &broken); err != nil {
-		t.Fatal(err)
-	}
-	cv := broken["manifest"].(map[string]any)["check_vectors"].([]any)[0].(map[string]any)
-	cv["probability"] = cv["probability"].(float64) + 0.01
-	badChecks, _ := json.Marshal(broken)
+	good := modeltest.WithVersion(t, "v2", nil)
+	badChecks := modeltest.WithVersion(t, "v2", modeltest.BreakCheckVector)
 	defaultData, _ := models.FS.ReadFile(models.DefaultName)
 	sameVersionOtherBytes := append(append([]byte(nil), defaultData...), '\n')
 
@@ -251,11 +218,11 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 		up   registry.Upload
 		want error
 	}{
-		{"wrong sha256", registry.Upload{SHA256: digest([]byte("x")), Data: good}, registry.ErrChecksum},
-		{"truncated", registry.Upload{SHA256: digest(good[:100]), Data: good[:100]}, bundle.ErrInvalid},
-		{"check vectors fail", registry.Upload{SHA256: digest(badChecks), Data: badChecks}, bundle.ErrInvalid},
-		{"not json", registry.Upload{SHA256: digest([]byte("PK\x03\x04")), Data: []byte("PK\x03\x04")}, bundle.ErrInvalid},
-		{"existing version, other bytes", registry.Upload{SHA256: digest(sameVersionOtherBytes), Data: sameVersionOtherBytes}, modelstore.ErrExists},
+		{"wrong sha256", registry.Upload{SHA256: modeltest.SHA256([]byte("x")), Data: good}, registry.ErrChecksum},
+		{"truncated", registry.Upload{SHA256: modeltest.SHA256(good[:100]), Data: good[:100]}, bundle.ErrInvalid},
+		{"check vectors fail", registry.Upload{SHA256: modeltest.SHA256(badChecks), Data: badChecks}, bundle.ErrInvalid},
+		{"not json", registry.Upload{SHA256: modeltest.SHA256([]byte("PK\x03\x04")), Data: []byte("PK\x03\x04")}, bundle.ErrInvalid},
+		{"existing version, other bytes", registry.Upload{SHA256: modeltest.SHA256(sameVersionOtherBytes), Data: sameVersionOtherBytes}, modelstore.ErrExists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := r.Upload(ctx, tc.up); !errors.Is(err, tc.want) {
@@ -297,8 +264,8 @@ func TestReplicaFollowsActivationThroughRedis(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for a duration
 	}
-	data := bundleVersion(t, "v2")
-	if _, err := a.Upload(ctx, registry.Upload{SHA256: digest(data), Data: data}); err != nil {
+	data := modeltest.WithVersion(t, "v2", nil)
+	if _, err := a.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Activate(ctx, "v2"); err != nil {
@@ -356,7 +323,7 @@ func TestStoredVersionThatFailsToLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := []byte(`{"manifest": {"format_version": 99}}`)
-	if err := d.Put(ctx, registry.Record{Version: "from-the-future", SHA256: digest(bad), Size: int64(len(bad))}, bad); err != nil {
+	if err := d.Put(ctx, registry.Record{Version: "from-the-future", SHA256: modeltest.SHA256(bad), Size: int64(len(bad))}, bad); err != nil {
 		t.Fatal(err)
 	}
 	r, store := newRegistry(t, d, prometheus.NewRegistry())

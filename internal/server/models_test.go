@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -29,6 +26,7 @@ import (
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/server"
 	"github.com/churnhq/churn/models"
+	"github.com/churnhq/churn/models/modeltest"
 )
 
 const (
@@ -99,30 +97,6 @@ func withToken(ctx context.Context, tok string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 }
 
-// versionedBundle is the default bundle under another version: valid and distinct.
-func versionedBundle(t testing.TB, version string) []byte {
-	t.Helper()
-	data, err := models.FS.ReadFile(models.DefaultName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(data, &raw); err != nil {
-		t.Fatal(err)
-	}
-	raw["manifest"].(map[string]any)["version"] = version
-	out, err := json.Marshal(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func hexSHA(data []byte) string {
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
-}
-
 // upload streams md then data in chunks of 1 KiB, as a client would.
 func upload(ctx context.Context, c churnv1.ModelServiceClient, md *churnv1.UploadMetadata, data []byte) (*churnv1.ModelInfo, error) {
 	stream, err := c.UploadModel(ctx)
@@ -150,17 +124,17 @@ func TestUploadActivateRollBack(t *testing.T) {
 	env := startModelServer(t, 0)
 	ctx := withToken(context.Background(), adminToken)
 	before, _ := env.store.Active()
-	data := versionedBundle(t, "retrained-2")
-	info, err := upload(ctx, env.models, &churnv1.UploadMetadata{Sha256: hexSHA(data), SizeBytes: int64(len(data)), Description: "weekly retrain"}, data)
+	data := modeltest.WithVersion(t, "retrained-2", nil)
+	info, err := upload(ctx, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data), SizeBytes: int64(len(data)), Description: "weekly retrain"}, data)
 	if err != nil {
 		t.Fatalf("UploadModel: %v", err)
 	}
-	if info.GetVersion() != "retrained-2" || info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_READY || info.GetSha256() != hexSHA(data) ||
+	if info.GetVersion() != "retrained-2" || info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_READY || info.GetSha256() != modeltest.SHA256(data) ||
 		info.GetOrigin() != modelstore.OriginStore || info.GetDescription() != "weekly retrain" || len(info.GetInputs()) == 0 || info.GetEvaluation().GetRocAuc() == 0 {
 		t.Fatalf("UploadModel info = %v", info)
 	}
 	// The same bytes again are the stored version (a retried upload), not an error.
-	if again, err := upload(ctx, env.models, &churnv1.UploadMetadata{Sha256: hexSHA(data)}, data); err != nil || again.GetVersion() != "retrained-2" {
+	if again, err := upload(ctx, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data)}, data); err != nil || again.GetVersion() != "retrained-2" {
 		t.Fatalf("second upload = %v, %v", again, err)
 	}
 	if _, err := env.models.ActivateModel(ctx, &churnv1.ActivateModelRequest{Version: "retrained-2"}); err != nil {
@@ -225,16 +199,10 @@ func TestUploadActivateRollBack(t *testing.T) {
 // the stored versions stay as they were.
 func TestBadUploadsChangeNothing(t *testing.T) {
 	t.Parallel()
-	good := versionedBundle(t, "candidate-1")
+	good := modeltest.WithVersion(t, "candidate-1", nil)
 	env := startModelServer(t, int64(len(good))+100)
 	admin := withToken(context.Background(), adminToken)
-	var broken map[string]any
-	if err := json.Unmarshal(good, &broken); err != nil {
-		t.Fatal(err)
-	}
-	cv := broken["manifest"].(map[string]any)["check_vectors"].([]any)[0].(map[string]any)
-	cv["probability"] = cv["probability"].(float64) + 0.01
-	badChecks, _ := json.Marshal(broken)
+	badChecks := modeltest.WithVersion(t, "candidate-1", modeltest.BreakCheckVector)
 	big := append(append([]byte(nil), good...), make([]byte, 200)...)
 	before, _ := env.store.Active()
 
@@ -246,18 +214,18 @@ func TestBadUploadsChangeNothing(t *testing.T) {
 		code  codes.Code
 		field string // the BadRequest field, for INVALID_ARGUMENT
 	}{
-		{"truncated", admin, &churnv1.UploadMetadata{Sha256: hexSHA(good), SizeBytes: int64(len(good))}, good[:len(good)/2], codes.InvalidArgument, "metadata.size_bytes"},
-		{"truncated without size", admin, &churnv1.UploadMetadata{Sha256: hexSHA(good[:len(good)/2])}, good[:len(good)/2], codes.InvalidArgument, "bundle"},
-		{"wrong sha256", admin, &churnv1.UploadMetadata{Sha256: hexSHA([]byte("other"))}, good, codes.InvalidArgument, "metadata.sha256"},
+		{"truncated", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good), SizeBytes: int64(len(good))}, good[:len(good)/2], codes.InvalidArgument, "metadata.size_bytes"},
+		{"truncated without size", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good[:len(good)/2])}, good[:len(good)/2], codes.InvalidArgument, "bundle"},
+		{"wrong sha256", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256([]byte("other"))}, good, codes.InvalidArgument, "metadata.sha256"},
 		{"malformed sha256", admin, &churnv1.UploadMetadata{Sha256: "ABC"}, good, codes.InvalidArgument, "metadata.sha256"},
-		{"over the size limit, announced", admin, &churnv1.UploadMetadata{Sha256: hexSHA(big), SizeBytes: int64(len(big))}, big, codes.ResourceExhausted, ""},
-		{"over the size limit, streamed", admin, &churnv1.UploadMetadata{Sha256: hexSHA(big)}, big, codes.ResourceExhausted, ""},
-		{"check vectors fail", admin, &churnv1.UploadMetadata{Sha256: hexSHA(badChecks)}, badChecks, codes.InvalidArgument, "bundle"},
-		{"unknown format", admin, &churnv1.UploadMetadata{Sha256: hexSHA(good), Format: "onnx"}, good, codes.InvalidArgument, "metadata.format"},
-		{"version differs from the manifest", admin, &churnv1.UploadMetadata{Sha256: hexSHA(good), Version: "other-1"}, good, codes.InvalidArgument, "metadata"},
-		{"no token", context.Background(), &churnv1.UploadMetadata{Sha256: hexSHA(good)}, good, codes.Unauthenticated, ""},
-		{"wrong token", withToken(context.Background(), "not-the-admin-token-at-all"), &churnv1.UploadMetadata{Sha256: hexSHA(good)}, good, codes.Unauthenticated, ""},
-		{"scoring token", withToken(context.Background(), scoringToken), &churnv1.UploadMetadata{Sha256: hexSHA(good)}, good, codes.Unauthenticated, ""},
+		{"over the size limit, announced", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(big), SizeBytes: int64(len(big))}, big, codes.ResourceExhausted, ""},
+		{"over the size limit, streamed", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(big)}, big, codes.ResourceExhausted, ""},
+		{"check vectors fail", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(badChecks)}, badChecks, codes.InvalidArgument, "bundle"},
+		{"unknown format", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good), Format: "onnx"}, good, codes.InvalidArgument, "metadata.format"},
+		{"version differs from the manifest", admin, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good), Version: "other-1"}, good, codes.InvalidArgument, "metadata"},
+		{"no token", context.Background(), &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good)}, good, codes.Unauthenticated, ""},
+		{"wrong token", withToken(context.Background(), "not-the-admin-token-at-all"), &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good)}, good, codes.Unauthenticated, ""},
+		{"scoring token", withToken(context.Background(), scoringToken), &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good)}, good, codes.Unauthenticated, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,7 +257,7 @@ func TestBadUploadsChangeNothing(t *testing.T) {
 		})
 	}
 	// The refusals above left the service able to take the good bundle.
-	if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: hexSHA(good)}, good); err != nil {
+	if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(good)}, good); err != nil {
 		t.Fatalf("good upload after the refusals: %v", err)
 	}
 }
@@ -347,8 +315,8 @@ func TestActivationUnderLoadFailsNoCall(t *testing.T) {
 	t.Parallel()
 	env := startModelServer(t, 0)
 	admin := withToken(context.Background(), adminToken)
-	data := versionedBundle(t, "flip-b")
-	if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: hexSHA(data)}, data); err != nil {
+	data := modeltest.WithVersion(t, "flip-b", nil)
+	if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data)}, data); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := env.store.Active()
