@@ -192,7 +192,7 @@ func readLimited(path string) ([]byte, error) {
 // Store holds the loaded model versions and the active one. It is safe for concurrent use:
 // lookups read two atomic pointers and never wait; adding a version copies the (small) map.
 type Store struct {
-	mu        sync.Mutex                         // serialises writers of byVersion
+	mu        sync.Mutex                        // serialises writers of byVersion
 	byVersion atomic.Pointer[map[string]*Model] // never modified once published
 	active    atomic.Pointer[Model]
 }
