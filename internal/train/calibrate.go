@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/evaluate"
 )
 
 // This file fits the bundle's probability calibrations on held-out margins and applies them
@@ -206,7 +207,7 @@ func chooseCalibration(m []float64, y []bool, fold []int, k int) CalibrationChoi
 				}
 			}
 		}
-		br := Brier(y, p)
+		br := evaluate.Brier(y, p)
 		ch.Brier[method] = br
 		if best == "" || br < ch.Brier[best]-calibrationMargin {
 			best, ch.Probabilities = method, p

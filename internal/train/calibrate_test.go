@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/evaluate"
 )
 
 // miscalibrated draws n margins m and labels from P(y) = sigmoid(a*m + b).
@@ -97,7 +98,7 @@ func TestChooseCalibration(t *testing.T) {
 			if !ok {
 				t.Errorf("chose %q (Brier %v), want one of %v", ch.Calibration.Method, ch.Brier, tc.accept)
 			}
-			if len(ch.Probabilities) != len(m) || ch.Brier[ch.Calibration.Method] != Brier(y, ch.Probabilities) {
+			if len(ch.Probabilities) != len(m) || ch.Brier[ch.Calibration.Method] != evaluate.Brier(y, ch.Probabilities) {
 				t.Errorf("out-of-fold probabilities do not match the chosen method's Brier score")
 			}
 		})

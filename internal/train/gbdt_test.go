@@ -16,6 +16,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/evaluate"
 )
 
 // xorMatrix makes n rows of d uniform columns in [0, 1) whose label is (x0 > 0.5) XOR (x1 > 0.5)
@@ -60,7 +61,7 @@ func TestFitGBDTLearnsAnInteraction(t *testing.T) {
 	if fit.Rounds < 1 || fit.Rounds != len(fit.Trees.Trees) || fit.Rounds >= opt.MaxRounds {
 		t.Errorf("rounds %d with %d trees: early stopping should keep the best round, well before %d", fit.Rounds, len(fit.Trees.Trees), opt.MaxRounds)
 	}
-	auc, err := ROCAUC(test.Y, ensembleProbabilities(fit.Trees, test))
+	auc, err := evaluate.ROCAUC(test.Y, ensembleProbabilities(fit.Trees, test))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/evaluate"
 )
 
 // TierQuantiles are the shares of the training rows, by decreasing predicted probability, that
@@ -157,16 +158,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sc := &scorer{prep: best.pp, model: &best.model, cal: &best.cal, x: make([]float64, best.pp.Width())}
 	trainP, _ := sc.rows(cfg.Data, cfg.TrainRows)
 	testP, known := sc.rows(cfg.Data, cfg.TestRows)
-	if res.Train, err = Evaluate("train", trainY, trainP); err != nil {
+	tiers := chooseTiers(best.oofP, cfg.Tiers)
+	if res.Train, err = Evaluate("train", trainY, trainP, &tiers); err != nil {
 		return nil, fmt.Errorf("training rows: %v", err)
 	}
-	if res.Validation, err = Evaluate("validation", trainY, best.oofP); err != nil {
+	if res.Validation, err = Evaluate("validation", trainY, best.oofP, &tiers); err != nil {
 		return nil, fmt.Errorf("out-of-fold rows: %v", err)
 	}
-	if res.Test, err = Evaluate("test", labels(cfg.Data, cfg.TestRows), testP); err != nil {
+	if res.Test, err = Evaluate("test", labels(cfg.Data, cfg.TestRows), testP, &tiers); err != nil {
 		return nil, fmt.Errorf("held-out rows: %v", err)
 	}
-	tiers := chooseTiers(best.oofP, cfg.Tiers)
 	scorable := make([]int, 0, len(cfg.TestRows)) // positions in TestRows
 	for k, ok := range known {
 		if ok {
@@ -258,7 +259,7 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 	}
 	prog.step()
 	ch := chooseCalibration(oof, enc.y, fold, cfg.Folds)
-	auc, err := ROCAUC(enc.y, oof)
+	auc, err := evaluate.ROCAUC(enc.y, rankScores(oof))
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +268,24 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 		BrierByMethod: ch.Brier, ROCAUC: auc, Rounds: fit.Rounds, Seconds: time.Since(start).Seconds(),
 		trainer: tr, pp: pp, model: fit.Model, cal: ch.Calibration, oofP: ch.Probabilities,
 	}, nil
+}
+
+// rankScores maps margins to [0, 1] by their rank among the distinct values (ties stay tied), for
+// metrics that depend only on the ranking but take probabilities (ROC-AUC): a sigmoid could tie
+// margins it rounds to 1.
+func rankScores(m []float64) []float64 {
+	u := slices.Clone(m)
+	slices.Sort(u)
+	u = slices.Compact(u)
+	out := make([]float64, len(m))
+	if len(u) < 2 {
+		return out
+	}
+	for i, v := range m {
+		k, _ := slices.BinarySearch(u, v)
+		out[i] = float64(k) / float64(len(u)-1)
+	}
+	return out
 }
 
 // check validates the configuration and fills in the defaults.

@@ -215,7 +215,7 @@ func TestRunProbabilitiesReproduceFromTheBundle(t *testing.T) {
 		}
 	}
 	// The recorded metrics are those of the probabilities the bundle reproduces.
-	m, err := Evaluate("test", labels(ds, cfg.TestRows), p)
+	m, err := Evaluate("test", labels(ds, cfg.TestRows), p, &b.Manifest.Tiers)
 	if err != nil {
 		t.Fatal(err)
 	}
