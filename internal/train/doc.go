@@ -5,7 +5,8 @@
 //
 // The pieces, in the order churnctl train uses them:
 //
-//   - ParseSpec reads a dataset spec (spec.go);
+//   - ParseSpec reads a dataset spec (spec.go), which may declare derived inputs (sums, ratios, …
+//     of other inputs) that the bundle computes at serving time;
 //   - ReadCSV reads the CSV under that spec (data.go);
 //   - ReadIndices or StratifiedSplit choose the held-out rows (split.go);
 //   - Run (run.go) cross-fits every candidate Trainer (trainer.go) on stratified folds of the
@@ -16,8 +17,9 @@
 //     from the out-of-fold probabilities and assembles the bundle with check vectors and a
 //     training record; check vectors and golden rows are real requests, CustomerFeatures in
 //     protobuf JSON (features.go);
-//   - Evaluate computes ROC-AUC, PR-AUC, log loss, Brier score and a calibration table
-//     (evaluate.go).
+//   - Evaluate measures probabilities with internal/evaluate (evaluate.go): ROC-AUC, PR-AUC, log
+//     loss, Brier score, the calibration table, lift and capture at the top 5/10/20% and the
+//     confusion at each tier threshold; the test split's figures go into the bundle.
 //
 // Preprocessing for the logistic regression follows scikit-learn's defaults so that results are
 // comparable with the reference baselines in shared/bench: missing numeric values are imputed with
@@ -25,6 +27,9 @@
 // standardised with the training mean and population standard deviation (StandardScaler);
 // categorical inputs are one-hot encoded with the training rows' categories in sorted order. Tree
 // trainers get the same one-hot columns and unstandardised numeric inputs, with the native
-// missing policy for numeric inputs that miss training values. Everything is deterministic: the
+// missing policy for numeric inputs that miss training values. Derived inputs come after the
+// columns' inputs and are derived from their values after imputation and transform, before
+// standardisation, exactly as internal/features derives them; each is then imputed (training
+// median) or native missing, and standardised, like a numeric column. Everything is deterministic: the
 // same data, spec and flags (with --seed) give the same bundle byte for byte.
 package train
