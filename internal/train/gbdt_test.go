@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,12 +437,14 @@ func TestTreeTrainerPlugsIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
-	sawNaN := false
+	var sawNaN atomic.Bool // the folds are fitted concurrently
 	stump := func(ctx context.Context, X []float64, n, d int, y []bool) (*bundle.TreeEnsemble, error) {
 		var mean, pos float64
 		for i := range n {
 			for _, v := range X[i*d : (i+1)*d] {
-				sawNaN = sawNaN || math.IsNaN(v)
+				if math.IsNaN(v) {
+					sawNaN.Store(true)
+				}
 			}
 			mean += X[i*d] / float64(n)
 			if y[i] {
@@ -464,7 +467,7 @@ func TestTreeTrainerPlugsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sawNaN {
+	if sawNaN.Load() {
 		t.Error("the learner asked for imputed inputs but got NaN")
 	}
 	b := res.Bundle
