@@ -53,7 +53,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.StringVar(&f.spec, "spec", "", "dataset spec (JSON) mapping the CSV's columns to model inputs (required)")
 	fs.StringVar(&f.testIdx, "test-idx", "", "held-out rows: a file of 0-based data-row indices, one a line (default: a stratified 80/20 split by --seed)")
 	fs.StringVar(&f.name, "name", "", "model name in the manifest (default: the spec's name)")
-	fs.StringVar(&f.version, "version", "", "model version, e.g. iranian-lr-2026.11.23 (required)")
+	fs.StringVar(&f.version, "version", "", "model version, e.g. iranian-gbdt-2026.11.24 (required)")
 	fs.StringVar(&f.created, "created", "", "creation time in RFC 3339 (default: now); fix it to reproduce a bundle byte for byte")
 	fs.StringVar(&f.out, "out", "", "where to write the bundle (required)")
 	fs.StringVar(&f.goldenOut, "golden-out", "", "also write every held-out row as {features, probability} to this JSON file")
