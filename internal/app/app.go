@@ -85,7 +85,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}
-	if a.registry, err = a.newRegistry(cfg, redisClient, reg); err != nil {
+	if a.registry, err = a.newRegistry(cfg, reg); err != nil {
 		return nil, err
 	}
 	tokens, err := loadTokens(cfg)
@@ -173,13 +173,26 @@ func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prom
 // newRegistry opens the model store (a directory, or Redis shared by the replicas) and syncs the
 // model store with it, so that a version activated before a restart, or on another replica, is
 // the active one here.
-func (a *App) newRegistry(cfg config.Config, client redis.UniversalClient, reg prometheus.Registerer) (*registry.Registry, error) {
+func (a *App) newRegistry(cfg config.Config, reg prometheus.Registerer) (*registry.Registry, error) {
 	var backend registry.Backend
 	switch cfg.ModelStore {
 	case "redis":
-		if client == nil {
+		if len(cfg.RedisAddrs) == 0 {
 			return nil, errors.New("--model-store: redis needs --redis-addr")
 		}
+		// A client of its own: the score cache's socket timeouts (--cache-timeout, 50ms) would cut
+		// a bundle of megabytes in half. Every call carries its own deadline instead.
+		client := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 cfg.RedisAddrs,
+			MasterName:            cfg.RedisMasterName,
+			Username:              cfg.RedisUsername,
+			Password:              cfg.RedisPassword,
+			DialTimeout:           2 * time.Second,
+			ReadTimeout:           time.Minute,
+			WriteTimeout:          time.Minute,
+			ContextTimeoutEnabled: true,
+		})
+		a.onCleanup(func() { client.Close() })
 		b, err := registry.NewRedisBackend(registry.RedisBackendOptions{Client: client, Logger: a.logger.With("component", "registry")})
 		if err != nil {
 			return nil, err
@@ -206,6 +219,10 @@ func (a *App) newRegistry(cfg config.Config, client redis.UniversalClient, reg p
 	}
 	active, _ := a.store.Active()
 	a.logger.Info("model store", "backend", backend.Name(), "active", active.Version())
+	if cfg.ModelVersion != "" && cfg.ModelVersion != active.Version() {
+		a.logger.Warn("--model-version is overridden by the version activated through the model store; activate it there to change it",
+			"model_version", cfg.ModelVersion, "active", active.Version())
+	}
 	return r, nil
 }
 

@@ -36,6 +36,9 @@ var (
 	ErrChecksum = errors.New("sha256 mismatch")
 	// ErrMetadata means the upload's announced name or version differ from the manifest's.
 	ErrMetadata = errors.New("upload metadata differs from the manifest")
+	// ErrUnavailable wraps a failure to read or write the backend (Redis down, a disk error).
+	// A write whose reply was lost may still have been stored: list the versions before retrying.
+	ErrUnavailable = errors.New("model store unavailable")
 )
 
 // Options configure a Registry.
@@ -141,6 +144,7 @@ func (r *Registry) Run(ctx context.Context) {
 	changes := r.backend.Changes(ctx)
 	tick := time.NewTicker(r.reconcile)
 	defer tick.Stop()
+	lastErr := "" // a failure is logged when it starts or changes, not every period
 	for {
 		select {
 		case <-ctx.Done():
@@ -148,8 +152,15 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-changes:
 		case <-tick.C:
 		}
-		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+		err := r.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && err.Error() != lastErr:
 			r.logger.Warn("model store sync failed", "backend", r.backend.Name(), "err", err)
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			r.logger.Info("model store sync recovered", "backend", r.backend.Name())
+			lastErr = ""
 		}
 	}
 }
@@ -170,15 +181,19 @@ func (r *Registry) Sync(ctx context.Context) error {
 func (r *Registry) sync(ctx context.Context) error {
 	recs, err := r.backend.List(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	var errs []error
 	for _, rec := range recs {
 		if _, known := r.records[rec.Version]; known {
 			continue
 		}
 		if err := r.load(ctx, rec); err != nil {
 			if !errors.Is(err, bundle.ErrInvalid) {
-				return err // the store could not be read: try again at the next sync
+				// Unreadable now (a timeout, an evicted key): skip it this round, retry at the
+				// next sync, and go on with the other versions and the activation state.
+				errs = append(errs, fmt.Errorf("version %q: %w", rec.Version, err))
+				continue
 			}
 			r.failed[rec.Version] = Failure{Record: rec, Err: err}
 			r.logger.Error("stored model version refused by this replica", "version", rec.Version, "err", err)
@@ -187,27 +202,28 @@ func (r *Registry) sync(ctx context.Context) error {
 	}
 	st, err := r.backend.State(ctx)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, fmt.Errorf("%w: %v", ErrUnavailable, err))...)
 	}
 	r.history = st.History
-	if st.Active == "" {
-		return nil
+	if st.Active != "" {
+		if cur, err := r.store.Active(); err != nil || cur.Version() != st.Active {
+			if err := r.store.Activate(st.Active); err != nil {
+				// Activated elsewhere but not servable here (a version this replica refused, or
+				// the embedded default of another build): keep serving the current model.
+				errs = append(errs, fmt.Errorf("active version %q cannot be served here, keeping the current one: %w", st.Active, err))
+			} else {
+				r.applied(st.Active)
+			}
+		}
 	}
-	if cur, err := r.store.Active(); err == nil && cur.Version() == st.Active {
-		return nil
-	}
-	if err := r.store.Activate(st.Active); err != nil {
-		return fmt.Errorf("active version %q: %w", st.Active, err)
-	}
-	r.applied(st.Active)
-	return nil
+	return errors.Join(errs...)
 }
 
 // load reads, verifies and adds one stored version to the store.
 func (r *Registry) load(ctx context.Context, rec Record) error {
 	data, err := r.backend.Get(ctx, rec.Version)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	m, err := modelstore.Load(data)
 	if err == nil {
@@ -291,14 +307,26 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 		}
 		return nil, fmt.Errorf("%w: %q with other bytes (sha256 %s)", modelstore.ErrExists, m.Version(), old.SHA256)
 	}
+	if f, failed := r.failed[m.Version()]; failed {
+		return nil, fmt.Errorf("%w: %q is stored already, and this replica refused it: %v", modelstore.ErrExists, m.Version(), f.Err)
+	}
 	rec := Record{Version: m.Version(), SHA256: m.SHA256, Size: m.Size, StoredAt: r.now().UTC(), Description: u.Description}
 	if err := r.backend.Put(ctx, rec, u.Data); err != nil {
-		if errors.Is(err, ErrExists) { // stored by another replica since our last sync
-			return nil, fmt.Errorf("%w: %q was stored meanwhile by another replica", modelstore.ErrExists, m.Version())
+		if !errors.Is(err, ErrExists) {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		return nil, err
+		// Stored meanwhile: by another replica, or by this upload's earlier attempt whose reply
+		// was lost. The same bytes are the stored version; other bytes are a conflict.
+		stored, lerr := r.storedRecord(ctx, m.Version())
+		if lerr != nil {
+			return nil, lerr
+		}
+		if stored.SHA256 != m.SHA256 {
+			return nil, fmt.Errorf("%w: %q was stored meanwhile with other bytes (sha256 %s)", modelstore.ErrExists, m.Version(), stored.SHA256)
+		}
+		rec = stored
 	}
-	if err := r.store.Add(m); err != nil {
+	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {
 		return nil, err
 	}
 	r.records[rec.Version] = rec
@@ -314,10 +342,17 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Model, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m, err := r.store.Get(version)
+	if errors.Is(err, modelstore.ErrNotFound) {
+		// Perhaps uploaded on another replica a moment ago, before its notice arrived.
+		if serr := r.sync(ctx); serr != nil {
+			r.logger.Warn("sync before activation", "err", serr)
+		}
+		m, err = r.store.Get(version)
+	}
 	if f, ok := r.failed[version]; ok {
 		return nil, fmt.Errorf("%w: %q: %v", ErrFailed, version, f.Err)
 	}
-	m, err := r.store.Get(version)
 	if err != nil {
 		return nil, err
 	}
@@ -325,15 +360,21 @@ func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Mo
 	if cur, err := r.store.Active(); err == nil && len(r.history) == 0 && cur.Version() != version {
 		// The first activation through the store: record the version serving until now (the
 		// embedded default or --model-version), so that a roll back has somewhere to go.
+		if err := r.ensureStored(ctx, cur); err != nil {
+			return nil, err
+		}
 		first := Activation{Version: cur.Version(), At: now}
 		if err := r.backend.Activate(ctx, first); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		r.history = []Activation{first}
 	}
+	if err := r.ensureStored(ctx, m); err != nil {
+		return nil, err
+	}
 	a := Activation{Version: version, At: now}
 	if err := r.backend.Activate(ctx, a); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	r.history = append([]Activation{a}, r.history...)
 	if len(r.history) > MaxHistory {
@@ -347,6 +388,40 @@ func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Mo
 		r.logger.Warn("could not notify the other replicas of an activation; they reconcile on their own", "err", err)
 	}
 	return m, nil
+}
+
+// ensureStored puts a version that did not come from the store (the embedded default, a
+// --model-dir bundle) into it before it is named in the activation state, so that every replica,
+// and a later build that embeds another default, can load it and roll back to it.
+func (r *Registry) ensureStored(ctx context.Context, m *modelstore.Model) error {
+	if _, ok := r.records[m.Version()]; ok || m.Origin == modelstore.OriginStore {
+		return nil
+	}
+	data, err := m.Bundle.Encode()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	rec := Record{Version: m.Version(), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), StoredAt: r.now().UTC()}
+	if err := r.backend.Put(ctx, rec, data); err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	r.records[rec.Version] = rec
+	return nil
+}
+
+// storedRecord returns the backend's record of a version.
+func (r *Registry) storedRecord(ctx context.Context, version string) (Record, error) {
+	recs, err := r.backend.List(ctx)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, rec := range recs {
+		if rec.Version == version {
+			return rec, nil
+		}
+	}
+	return Record{}, fmt.Errorf("%w: %q is stored but has no record", ErrUnavailable, version)
 }
 
 // Version is what the registry knows of one version, for ListModels and GetModel.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -340,5 +341,110 @@ func TestStoredVersionThatFailsToLoad(t *testing.T) {
 	}
 	if active, _ := store.Active(); active.Origin != modelstore.OriginEmbedded {
 		t.Fatalf("active = %s (%s), want the embedded model", active.Version(), active.Origin)
+	}
+}
+
+// An upload whose earlier attempt was stored but whose reply was lost is retried with the same
+// bytes: the retry returns the stored version instead of ALREADY_EXISTS.
+func TestRetriedUploadAfterALostReply(t *testing.T) {
+	ctx := context.Background()
+	d, err := registry.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRegistry(t, d, prometheus.NewRegistry())
+	data := modeltest.WithVersion(t, "v2", nil)
+	// The first attempt reached the store; its reply never came back.
+	if err := d.Put(ctx, registry.Record{Version: "v2", SHA256: modeltest.SHA256(data), Size: int64(len(data))}, data); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data})
+	if err != nil || m.Version() != "v2" {
+		t.Fatalf("retried upload = %v, %v; want the stored version", m, err)
+	}
+	other := append(append([]byte(nil), data...), ' ')
+	d2, err := registry.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := newRegistry(t, d2, prometheus.NewRegistry())
+	if err := d2.Put(ctx, registry.Record{Version: "v2", SHA256: modeltest.SHA256(data)}, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(other), Data: other}); !errors.Is(err, modelstore.ErrExists) {
+		t.Fatalf("upload of other bytes under a stored version = %v, want ErrExists", err)
+	}
+}
+
+// A version whose bundle cannot be read (an evicted key) does not stop a replica from following
+// the activation state: it is skipped and retried, the other versions load.
+func TestSyncSkipsAnUnreadableVersion(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	a, _ := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
+	for _, v := range []string{"cand-1", "cand-2"} {
+		data := modeltest.WithVersion(t, v, nil)
+		if _, err := a.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Activate(ctx, "cand-2"); err != nil {
+		t.Fatal(err)
+	}
+	probe := redis.NewClient(&redis.Options{Addr: addr})
+	defer probe.Close()
+	if n, err := probe.Del(ctx, "churn:models:{models}:bundle:cand-1").Result(); err != nil || n != 1 {
+		t.Fatalf("DEL = %d, %v", n, err)
+	}
+	b, storeB := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
+	if m, _ := storeB.Active(); m.Version() != "cand-2" {
+		t.Fatalf("replica b serves %s, want cand-2 despite the unreadable cand-1", m.Version())
+	}
+	if err := b.Sync(ctx); err == nil || !strings.Contains(err.Error(), `"cand-1"`) {
+		t.Fatalf("Sync = %v, want an error naming cand-1", err)
+	}
+}
+
+// The first activation stores the version that served until then (the embedded default), so a
+// build that embeds another default can still roll back to it.
+func TestFirstActivationStoresTheEmbeddedDefault(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, store := newRegistry(t, d, prometheus.NewRegistry())
+	old, _ := store.Active()
+	data := modeltest.WithVersion(t, "v2", nil)
+	if _, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Activate(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	// Another build: its embedded default has another version.
+	next, err := modelstore.Load(modeltest.WithVersion(t, "next-default", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Origin = modelstore.OriginEmbedded
+	store2, err := modelstore.New([]*modelstore.Model{next}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := registry.New(ctx, registry.Options{Backend: d2, Store: store2, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Activate(ctx, old.Version()); err != nil {
+		t.Fatalf("rolling back to the old build's default %s: %v", old.Version(), err)
+	}
+	if m, _ := store2.Active(); m.Version() != old.Version() || m.Origin != modelstore.OriginStore {
+		t.Fatalf("active = %s (%s), want %s from the store", m.Version(), m.Origin, old.Version())
 	}
 }

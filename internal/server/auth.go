@@ -68,7 +68,13 @@ func (t *Tokens) add(role, tok string) error {
 	default:
 		return fmt.Errorf("unknown role %q (want %s or %s)", role, RoleAdmin, RoleScoring)
 	}
-	t.digests = append(t.digests, sha256.Sum256([]byte(tok)))
+	d := sha256.Sum256([]byte(tok))
+	for i := range t.digests {
+		if t.digests[i] == d {
+			return fmt.Errorf("a %s token is listed twice (roles %s and %s): a token has one role", role, t.roles[i], role)
+		}
+	}
+	t.digests = append(t.digests, d)
 	t.roles = append(t.roles, role)
 	return nil
 }
@@ -115,9 +121,6 @@ func (t *Tokens) role(tok string) string {
 	}
 	return role
 }
-
-// ScoringNeedsToken reports whether scoring calls need a token (some scoring token is set).
-func (t *Tokens) ScoringNeedsToken() bool { return t.scoring }
 
 var modelServicePrefix = "/" + churnv1.ModelService_ServiceDesc.ServiceName + "/"
 var scoringServicePrefix = "/" + churnv1.ScoringService_ServiceDesc.ServiceName + "/"

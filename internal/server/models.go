@@ -231,11 +231,15 @@ func (s *ModelService) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
+	if errors.Is(err, registry.ErrUnavailable) {
+		s.logger.WarnContext(ctx, "model store unavailable", "err", err)
+		return status.Error(codes.Unavailable, "the model store is unavailable; a write whose answer was lost may have been applied: list the models before retrying")
+	}
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
 	s.logger.ErrorContext(ctx, "model service failed", "err", err)
-	return status.Error(codes.Unavailable, "the model store is unavailable; nothing was changed, retry")
+	return status.Error(codes.Internal, "internal error")
 }
 
 // modelInfo describes a version for the API.

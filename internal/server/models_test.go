@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,6 +308,9 @@ func TestModelServiceDisabledWithoutAdminTokens(t *testing.T) {
 	if _, err := server.NewTokens([]string{"short"}, nil); err == nil {
 		t.Fatal("a 5-byte admin token was accepted")
 	}
+	if _, err := server.NewTokens([]string{adminToken}, []string{adminToken}); err == nil || !strings.Contains(err.Error(), "one role") {
+		t.Fatalf("a token listed as admin and scoring = %v, want an error", err)
+	}
 }
 
 // Scores keep succeeding while the active model flips between two versions, and every response
@@ -348,18 +352,27 @@ func TestActivationUnderLoadFailsNoCall(t *testing.T) {
 		if _, err := env.models.ActivateModel(admin, &churnv1.ActivateModelRequest{Version: v}); err != nil {
 			t.Fatal(err)
 		}
+		// Let the callers score with this version before the next flip.
+		for c0, deadline := calls.Load(), time.Now().Add(5*time.Second); calls.Load() < c0+8 && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
 	}
 	cancel()
 	wg.Wait()
 	if failures.Load() != 0 {
 		t.Fatalf("%d of %d calls failed during activations", failures.Load(), calls.Load())
 	}
+	versions := 0
 	seen.Range(func(k, _ any) bool {
+		versions++
 		if k != "flip-b" && k != first.Version() {
 			t.Errorf("a response named version %v", k)
 		}
 		return true
 	})
+	if calls.Load() == 0 || versions != 2 {
+		t.Fatalf("%d calls answered by %d versions during the flips; want calls from both versions", calls.Load(), versions)
+	}
 }
 
 func TestParseTokens(t *testing.T) {
