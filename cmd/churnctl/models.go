@@ -148,8 +148,14 @@ var errNothingToRollBack = errors.New("nothing to roll back to")
 // rollbackTarget is the most recent activation whose version differs from the active one.
 func rollbackTarget(list *churnv1.ListModelsResponse) (string, error) {
 	active := list.GetActiveVersion()
+	servable := map[string]bool{}
+	for _, m := range list.GetModels() {
+		st := m.GetStatus()
+		servable[m.GetVersion()] = st == churnv1.ModelStatus_MODEL_STATUS_READY || st == churnv1.ModelStatus_MODEL_STATUS_ACTIVE
+	}
 	for _, a := range list.GetActivations() {
-		if v := a.GetVersion(); v != "" && v != active {
+		// Skip versions this replica cannot serve (failed to load, or no longer stored).
+		if v := a.GetVersion(); v != "" && v != active && servable[v] {
 			return v, nil
 		}
 	}

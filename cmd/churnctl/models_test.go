@@ -116,11 +116,14 @@ func TestRollbackTarget(t *testing.T) {
 		want    string
 		wantErr bool
 	}{
-		{"previous", &churnv1.ListModelsResponse{ActiveVersion: "b", Activations: acts("b", "a")}, "a", false},
-		{"skips repeats of the active", &churnv1.ListModelsResponse{ActiveVersion: "b", Activations: acts("b", "b", "c", "a")}, "c", false},
-		{"active not at the top", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("b", "a")}, "b", false},
-		{"only the active", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("a")}, "", true},
-		{"empty history", &churnv1.ListModelsResponse{ActiveVersion: "a"}, "", true},
+		{"previous", &churnv1.ListModelsResponse{ActiveVersion: "b", Activations: acts("b", "a"), Models: ready("a", "b")}, "a", false},
+		{"skips repeats of the active", &churnv1.ListModelsResponse{ActiveVersion: "b", Activations: acts("b", "b", "c", "a"), Models: ready("a", "b", "c")}, "c", false},
+		{"active not at the top", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("b", "a"), Models: ready("a", "b")}, "b", false},
+		{"skips a version not servable here", &churnv1.ListModelsResponse{ActiveVersion: "c", Activations: acts("c", "b", "a"),
+			Models: append(ready("a", "c"), &churnv1.ModelInfo{Version: "b", Status: churnv1.ModelStatus_MODEL_STATUS_FAILED})}, "a", false},
+		{"skips a version no longer listed", &churnv1.ListModelsResponse{ActiveVersion: "c", Activations: acts("c", "old", "a"), Models: ready("a", "c")}, "a", false},
+		{"only the active", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("a"), Models: ready("a")}, "", true},
+		{"empty history", &churnv1.ListModelsResponse{ActiveVersion: "a", Models: ready("a")}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -534,4 +537,13 @@ func embeddedBundle(t *testing.T) *bundle.Bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ready lists versions with status READY.
+func ready(versions ...string) []*churnv1.ModelInfo {
+	out := make([]*churnv1.ModelInfo, len(versions))
+	for i, v := range versions {
+		out[i] = &churnv1.ModelInfo{Version: v, Status: churnv1.ModelStatus_MODEL_STATUS_READY}
+	}
+	return out
 }

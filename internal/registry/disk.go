@@ -22,8 +22,8 @@ import (
 //
 // A version is written into a fresh temporary directory, synced, and renamed into place in one
 // step, so it appears whole or not at all; rename refuses an existing non-empty directory, which
-// makes two concurrent uploads of one version safe. state.json is replaced by rename too. Leftover
-// temporary directories of a crashed upload are removed by OpenDisk.
+// makes two concurrent uploads of one version safe. state.json is replaced by rename too. The
+// temporary files a crash leaves (of an upload or of an activation) are removed by OpenDisk.
 type Disk struct {
 	dir string
 }
@@ -39,13 +39,16 @@ func OpenDisk(dir string) (*Disk, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	d := &Disk{dir: dir}
-	entries, err := os.ReadDir(filepath.Join(dir, "versions"))
-	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			os.RemoveAll(filepath.Join(dir, "versions", e.Name())) // a crashed upload's leftovers
+	// A crash leaves temporary files: versions/.tmp-* of an upload, .tmp-state-* of an activation.
+	for _, sub := range []string{"versions", "."} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				os.RemoveAll(filepath.Join(dir, sub, e.Name()))
+			}
 		}
 	}
 	return d, nil

@@ -122,6 +122,10 @@ func TestDiskIgnoresAndRemovesACrashedUpload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(half, "bundle.json"), []byte(`{"manif`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	halfState := filepath.Join(dir, ".tmp-state-0123")
+	if err := os.WriteFile(halfState, []byte(`{"act`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d, err := registry.OpenDisk(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -129,8 +133,13 @@ func TestDiskIgnoresAndRemovesACrashedUpload(t *testing.T) {
 	if recs, err := d.List(context.Background()); err != nil || len(recs) != 0 {
 		t.Fatalf("List = %+v, %v; want nothing", recs, err)
 	}
-	if _, err := os.Stat(half); !os.IsNotExist(err) {
-		t.Fatalf("the crashed upload's directory is still there: %v", err)
+	for _, p := range []string{half, halfState} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("the crash's leftover %s is still there: %v", p, err)
+		}
+	}
+	if st, err := d.State(context.Background()); err != nil || st.Active != "" {
+		t.Fatalf("State after a crashed activation = %+v, %v; want the previous (empty) state", st, err)
 	}
 }
 

@@ -240,16 +240,6 @@ func (e *encoded) all() Matrix {
 	return Matrix{X: e.x, N: len(e.y), D: e.pp.Width(), Y: e.y}
 }
 
-// margins are model's margins for e's rows.
-func (e *encoded) margins(m *bundle.Model) []float64 {
-	d := e.pp.Width()
-	out := make([]float64, len(e.y))
-	for k := range out {
-		out[k] = modelMargin(m, e.x[k*d:(k+1)*d])
-	}
-	return out
-}
-
 // StratifiedFolds assigns each of the labels to one of k folds, each fold with (within one row)
 // the same share of positives, by a seeded shuffle. It returns fold[i] in 0..k-1.
 func StratifiedFolds(labels []bool, k int, seed uint64) ([]int, error) {
