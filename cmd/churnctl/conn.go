@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,14 +15,55 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
+// connFlags say how to reach churnd: its address and whether to speak TLS.
+type connFlags struct {
+	addr   string
+	tls    bool
+	caFile string
+}
+
+func (c *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", envOr("CHURN_ADDR", "127.0.0.1:50051"), "churnd gRPC address (env CHURN_ADDR)")
+	fs.BoolVar(&c.tls, "tls", envOr("CHURN_TLS", "") == "true", "speak TLS to churnd, verified against the system roots or --tls-ca-file (env CHURN_TLS=true)")
+	fs.StringVar(&c.caFile, "tls-ca-file", envOr("CHURN_TLS_CA_FILE", ""), "PEM CA certificate(s) that sign churnd's certificate; implies --tls (env CHURN_TLS_CA_FILE)")
+}
+
 // dial opens a client connection to churnd. It does not wait for the server: the first call does.
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func (c *connFlags) dial() (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	switch {
+	case c.caFile != "":
+		tc, err := credentials.NewClientTLSFromFile(c.caFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca-file: %w", err)
+		}
+		creds = tc
+	case c.tls:
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	return grpc.NewClient(c.addr, grpc.WithTransportCredentials(creds))
+}
+
+// plaintextTokenWarning warns, on stderr, when a bearer token is about to cross the network in
+// clear text: over plaintext gRPC to an address that is not loopback.
+func (c *connFlags) plaintextTokenWarning(token string, stderr io.Writer) {
+	if token == "" || c.tls || c.caFile != "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		host = c.addr
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return
+	}
+	fmt.Fprintf(stderr, "churnctl: warning: sending the bearer token to %s without TLS; use --tls unless a TLS tunnel carries the connection\n", c.addr)
 }
 
 func envOr(name, def string) string {
@@ -32,7 +75,7 @@ func envOr(name, def string) string {
 
 // adminFlags are the flags every ModelService command takes.
 type adminFlags struct {
-	addr    string
+	connFlags
 	token   string
 	asJSON  bool
 	timeout time.Duration
@@ -41,7 +84,7 @@ type adminFlags struct {
 // register adds the flags to fs. The token's default is left empty on purpose, so that usage never
 // shows a token taken from the environment; resolveToken reads CHURN_TOKEN after parsing.
 func (f *adminFlags) register(fs *flag.FlagSet, timeout time.Duration) {
-	fs.StringVar(&f.addr, "addr", envOr("CHURN_ADDR", "127.0.0.1:50051"), "churnd gRPC address (env CHURN_ADDR)")
+	f.connFlags.register(fs)
 	fs.StringVar(&f.token, "token", "", "admin bearer token (default: env CHURN_TOKEN)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as protobuf JSON")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "call timeout")

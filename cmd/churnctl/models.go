@@ -83,7 +83,8 @@ func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	f.resolveToken(getenv)
 
-	conn, err := dial(f.addr)
+	f.plaintextTokenWarning(f.token, stderr)
+	conn, err := f.dial()
 	if err != nil {
 		return failf(stderr, "%s: %v", prefix, err)
 	}

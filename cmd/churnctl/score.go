@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -28,7 +29,9 @@ func (f *featureFlags) Set(v string) error { *f = append(*f, v); return nil }
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("churnctl score", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("CHURN_ADDR", "127.0.0.1:50051"), "churnd gRPC address (env CHURN_ADDR)")
+	var cf connFlags
+	cf.register(fs)
+	token := fs.String("token", "", "scoring (or admin) bearer token, when churnd requires one (default: env CHURN_TOKEN)")
 	reqFile := fs.String("request", "", "ScoreRequest as protobuf JSON, from a file or - for stdin")
 	id := fs.String("customer-id", "", "customer id (overrides the request file's)")
 	version := fs.String("model-version", "", "score with this model version instead of the active one")
@@ -49,7 +52,11 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 
-	conn, err := dial(*addr)
+	if *token == "" {
+		*token = os.Getenv("CHURN_TOKEN")
+	}
+	cf.plaintextTokenWarning(*token, stderr)
+	conn, err := cf.dial()
 	if err != nil {
 		fmt.Fprintf(stderr, "churnctl score: %v\n", err)
 		return 1
@@ -57,6 +64,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if *token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
+	}
 	resp, err := churnv1.NewScoringServiceClient(conn).Score(ctx, req)
 	if err != nil {
 		printStatus(stderr, err)

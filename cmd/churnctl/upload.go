@@ -71,7 +71,8 @@ func uploadMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		Description: *description,
 	}
 
-	conn, err := dial(f.addr)
+	f.plaintextTokenWarning(f.token, stderr)
+	conn, err := f.dial()
 	if err != nil {
 		return failf(stderr, "%s: %v", prefix, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -123,7 +124,17 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
-	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService)
+	var serverOpts []grpc.ServerOption
+	if cfg.TLSCertFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert-file, --tls-key-file: %w", err)
+		}
+		serverOpts = append(serverOpts, grpc.Creds(creds))
+	} else if len(cfg.AdminTokens)+len(cfg.ScoringTokens) > 0 || cfg.TokensFile != "" {
+		logger.Warn("bearer tokens are configured but gRPC is plaintext: terminate TLS in front of churnd or set --tls-cert-file")
+	}
+	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, serverOpts...)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)
@@ -261,7 +272,7 @@ func loadModels(cfg config.Config) ([]*modelstore.Model, error) {
 
 // newGRPCServer chains the interceptors metrics → logging → recovery → auth, so that panics and
 // refusals are logged and counted, and registers the scoring and model services.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService) *grpc.Server {
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, opts ...grpc.ServerOption) *grpc.Server {
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("churn")),
 		grpcprom.WithServerHandlingTimeHistogram(
@@ -273,11 +284,11 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	logU, logS := server.Logging(logger)
 	recU, recS := server.Recovery(logger)
 	authU, authS := server.Auth(tokens)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
-	)
+	}, opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
 	metrics.InitializeMetrics(srv)

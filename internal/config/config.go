@@ -43,6 +43,8 @@ type Config struct {
 	AdminTokens       []string      // bearer tokens with the admin role (ModelService)
 	ScoringTokens     []string      // bearer tokens for scoring; set: scoring needs a token
 	TokensFile        string        // file of "<role> <token>" lines, added to the above
+	TLSCertFile       string        // PEM certificate (chain) of the gRPC server; set: gRPC over TLS
+	TLSKeyFile        string        // PEM private key of TLSCertFile
 }
 
 // Default returns the defaults, the one place they are written down.
@@ -117,6 +119,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return nil
 	})
 	fs.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, `file of "<role> <token>" lines (role admin or scoring), added to --admin-tokens and --scoring-tokens`)
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) for gRPC over TLS; with --tls-key-file (without both: plaintext, for a mesh or proxy that terminates TLS)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
 		fs.PrintDefaults()
@@ -195,6 +199,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--model-store: %q is neither disk nor redis", c.ModelStore)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("--tls-cert-file: needs --tls-key-file, and the other way round")
 	}
 	if c.ModelSyncInterval < 100*time.Millisecond {
 		return fmt.Errorf("--model-sync-interval: %s is under 100ms", c.ModelSyncInterval)

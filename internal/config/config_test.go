@@ -129,6 +129,7 @@ func TestValidate(t *testing.T) {
 		{"disk model store without a directory", func(c *Config) { c.StoreDir = "" }, "--store-dir"},
 		{"sync too often", func(c *Config) { c.ModelSyncInterval = time.Millisecond }, "--model-sync-interval"},
 		{"upload limit too large", func(c *Config) { c.MaxUploadBytes = 1 << 40 }, "--max-upload-bytes"},
+		{"certificate without key", func(c *Config) { c.TLSCertFile = "cert.pem" }, "--tls-cert-file"},
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
