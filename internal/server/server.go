@@ -1,7 +1,8 @@
 // Package server is churn's gRPC edge: it validates requests, picks the model, runs the feature
 // mapping and the scoring engine, and turns the results and errors into protobuf messages and gRPC
-// status codes. It owns the interceptors (metrics, logging, panic recovery) and the per-score
-// metrics. It reaches models only through the small ModelSource interface.
+// status codes. It owns the interceptors (metrics, logging, panic recovery, bearer-token auth)
+// and the per-score metrics. It reaches models only through the small ModelSource interface, and
+// the model lifecycle (ModelService, models.go) only through ModelRegistry.
 package server
 
 import (
