@@ -21,7 +21,9 @@
 //
 // A Put is one pipelined round trip on a single node: an EVALSHA per entry plus its ZADD/ZREMs. When
 // the server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed entries are replayed with EVAL in
-// a second round trip. In a Cluster go-redis splits the pipeline by node.
+// a second round trip. In a Cluster go-redis splits the pipeline by node. Puts are group-committed:
+// one writer goroutine sends the Puts that queued while a round trip was in flight together in the
+// next one, in arrival order (see redisbatch.go), so concurrent Scores share round trips.
 //
 // Hashes expire, watchlist members do not: ListAtRisk reads the page's hashes in one pipelined HMGET,
 // skips members whose hash is gone and removes them lazily, so the list stays consistent with Get.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,6 +44,7 @@ type Redis struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	writer  *putWriter
 }
 
 var _ Cache = (*Redis)(nil)
@@ -81,8 +83,9 @@ end
 return n
 `)
 
-// NewRedis returns a cache on o.Client. It does not contact Redis: a server that is down at start-up
-// only makes the operations fail with ErrUnavailable until it answers.
+// NewRedis returns a cache on o.Client and starts its Put writer goroutine, which Close stops. It
+// does not contact Redis: a server that is down at start-up only makes the operations fail with
+// ErrUnavailable until it answers.
 func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.Client == nil {
 		return nil, errors.New("cache: RedisOptions.Client is nil")
@@ -102,7 +105,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Redis{
+	r := &Redis{
 		client:  o.Client,
 		ttl:     o.TTL,
 		timeout: o.Timeout,
@@ -110,7 +113,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		logger:  o.Logger,
 		now:     o.Now,
 		metrics: newMetrics(o.Registerer),
-	}, nil
+	}
+	r.writer = startPutWriter(r)
+	return r, nil
 }
 
 func (r *Redis) scoreKey(id string) string { return r.prefix + ":score:{" + id + "}" }
@@ -138,8 +143,10 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
 }
 
-// Put stores the entries in one pipelined round trip (two when the server has lost the script) and
-// returns each one's previous cached probability. Entries for the same customer apply in order.
+// Put stores the entries and returns each one's previous cached probability. Entries for the same
+// customer apply in order. The entries go to the writer (see redisbatch.go): alone they are one
+// pipelined round trip (two when the server has lost the script); Puts that arrive while a round
+// trip is in flight share the next one. Put waits at most Timeout, queueing included.
 func (r *Redis) Put(ctx context.Context, entries []Entry) (prevs []Previous, err error) {
 	if len(entries) == 0 {
 		return []Previous{}, nil
@@ -153,98 +160,17 @@ func (r *Redis) Put(ctx context.Context, entries []Entry) (prevs []Previous, err
 	if r.ttl > 0 {
 		ttl = strconv.FormatInt(max(r.ttl.Milliseconds(), 1), 10)
 	}
-	args := make([][]any, len(entries))
+	// A copy: a caller that gave up waiting may reuse its slice while the writer still reads it.
+	req := &putRequest{entries: slices.Clone(entries), args: make([][]any, len(entries)), done: make(chan putResult, 1)}
+	req.deadline, _ = ctx.Deadline()
 	for i, e := range entries {
 		resp, err := proto.Marshal(e.Response)
 		if err != nil {
 			return nil, fmt.Errorf("cache: marshal response of %q: %w", e.CustomerID, err)
 		}
-		args[i] = []any{formatFloat(e.Probability), int(e.Tier), formatFloat(e.ExpectedLoss), resp, at, ttl}
+		req.args[i] = []any{formatFloat(e.Probability), int(e.Tier), formatFloat(e.ExpectedLoss), resp, at, ttl}
 	}
-
-	// The watchlist ops: the last entry of a customer decides its sets.
-	last := make(map[string]int, len(entries))
-	for i, e := range entries {
-		last[e.CustomerID] = i
-	}
-	adds := make([][]redis.Z, len(watchTiers))
-	rems := make([][]any, len(watchTiers))
-	for i, e := range entries {
-		if last[e.CustomerID] != i {
-			continue
-		}
-		for j, t := range watchTiers {
-			if e.Tier >= t {
-				adds[j] = append(adds[j], redis.Z{Score: -e.ExpectedLoss, Member: e.CustomerID})
-			} else {
-				rems[j] = append(rems[j], e.CustomerID)
-			}
-		}
-	}
-
-	cmds := make([]*redis.Cmd, len(entries))
-	pipe := r.client.Pipeline()
-	for i, e := range entries {
-		cmds[i] = pipe.EvalSha(ctx, putScript.Hash(), []string{r.scoreKey(e.CustomerID)}, args[i]...)
-	}
-	for j, t := range watchTiers {
-		if len(adds[j]) > 0 {
-			pipe.ZAdd(ctx, r.watchKey(t), adds[j]...)
-		}
-		if len(rems[j]) > 0 {
-			pipe.ZRem(ctx, r.watchKey(t), rems[j]...)
-		}
-	}
-	_, execErr := pipe.Exec(ctx)
-
-	// Replay the scripts the server did not know with EVAL, in order, in one more round trip.
-	var retry []int
-	for i, c := range cmds {
-		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			retry = append(retry, i)
-		}
-	}
-	if len(retry) > 0 {
-		r.logger.Debug("redis lost the put script; replaying with EVAL", "entries", len(retry))
-		pipe := r.client.Pipeline()
-		for _, i := range retry {
-			cmds[i] = pipe.Eval(ctx, putScriptSrc, []string{r.scoreKey(entries[i].CustomerID)}, args[i]...)
-		}
-		_, execErr = pipe.Exec(ctx)
-		if execErr == nil {
-			// The watchlist commands of the first round trip succeeded or failed on their own.
-			execErr = firstErr(cmds)
-		}
-	}
-	if execErr != nil {
-		return nil, unavailable("put", execErr)
-	}
-
-	prevs = make([]Previous, len(entries))
-	for i, c := range cmds {
-		s, err := c.Text()
-		if err != nil {
-			return nil, unavailable("put", err)
-		}
-		if s == "" {
-			continue
-		}
-		p, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, unavailable("put", fmt.Errorf("previous p %q: %w", s, err))
-		}
-		prevs[i] = Previous{Found: true, Probability: p}
-	}
-	return prevs, nil
-}
-
-func firstErr(cmds []*redis.Cmd) error {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.writer.do(ctx, req)
 }
 
 // Get returns the customer's cached response with FromCache set, ErrNotFound, or ErrUnavailable.
@@ -399,8 +325,11 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 	return page, nil
 }
 
-// Close closes the Redis client.
-func (r *Redis) Close() error { return r.client.Close() }
+// Close stops the writer, failing the Puts still queued, and closes the Redis client.
+func (r *Redis) Close() error {
+	r.writer.stop()
+	return r.client.Close()
+}
 
 const (
 	opPut  = "put"
@@ -411,6 +340,7 @@ const (
 type metrics struct {
 	ops      *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	putBatch prometheus.Histogram // Redis only: Puts per round trip (group commit)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -424,6 +354,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Duration of score cache operations, by operation.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"op"}),
+		putBatch: promauto.With(reg).NewHistogram(prometheus.HistogramOpts{
+			Name:    "churn_cache_put_batch_calls",
+			Help:    "Put calls sent together in one Redis round trip (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 	}
 	for _, op := range []string{opPut, opGet, opList} {
 		m.duration.WithLabelValues(op)

@@ -62,6 +62,7 @@ func TestNewRedisOptions(t *testing.T) {
 	if c.timeout != 50*time.Millisecond || c.prefix != "churn" {
 		t.Errorf("defaults: timeout %v prefix %q; want 50ms churn", c.timeout, c.prefix)
 	}
+	c.writer.stop() // the client is closed by the defer
 }
 
 func TestRedisKeyLayout(t *testing.T) {
