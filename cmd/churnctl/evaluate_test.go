@@ -13,22 +13,10 @@ import (
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/evaluate"
+	"github.com/churnhq/churn/internal/sharedtest"
 )
 
 const evalRoot = "../.."
-
-// sharedFile returns a file of ../shared, skipping the test when it is absent, except in CI.
-func sharedFile(t *testing.T, rel string) string {
-	t.Helper()
-	path := filepath.Join(evalRoot, "../shared", rel)
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared data is missing in CI: %v", err)
-		}
-		t.Skipf("shared data is not beside the repository (%v)", err)
-	}
-	return path
-}
 
 // runEval runs churnctl evaluate through the command table, as main does.
 func runEval(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -42,8 +30,8 @@ func runEval(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // holds, now measured through the serving path (modelstore) instead of the trainer's.
 func TestEvaluateDefaultModelMatchesItsTrainingRecord(t *testing.T) {
 	t.Parallel()
-	data := sharedFile(t, "data/iranian_churn.csv")
-	rows := sharedFile(t, "bench/splits/iranian_churn_test_idx.csv")
+	data := sharedtest.Path(t, "data/iranian_churn.csv")
+	rows := sharedtest.Path(t, "bench/splits/iranian_churn_test_idx.csv")
 	modelPath := filepath.Join(evalRoot, "models/default.json")
 	dir := t.TempDir()
 	common := []string{"--model", modelPath, "--data", data, "--spec", filepath.Join(evalRoot, "models/specs/iranian_churn.json"), "--rows", rows}

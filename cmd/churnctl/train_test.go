@@ -16,6 +16,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/sharedtest"
 )
 
 const trainTestSpec = `{
@@ -241,18 +242,12 @@ func TestCommandLineQuotes(t *testing.T) {
 func TestDefaultModelReproduces(t *testing.T) {
 	t.Parallel()
 	const root = "../.."
-	data := filepath.Join(root, "../shared/data/iranian_churn.csv")
-	if _, err := os.Stat(data); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the training data is missing in CI: %v", err)
-		}
-		t.Skipf("the training data is not beside the repository (%v); the default model cannot be retrained here", err)
-	}
+	data := sharedtest.Path(t, "data/iranian_churn.csv")
 	dir := t.TempDir()
 	out, golden := filepath.Join(dir, "default.json"), filepath.Join(dir, "golden.json")
 	args := []string{
 		"--data", data, "--spec", filepath.Join(root, "models/specs/iranian_churn.json"),
-		"--test-idx", filepath.Join(root, "../shared/bench/splits/iranian_churn_test_idx.csv"), "--trainer", "gbdt-leafwise",
+		"--test-idx", sharedtest.Path(t, "bench/splits/iranian_churn_test_idx.csv"), "--trainer", "gbdt-leafwise",
 		"--name", "churn-default", "--version", "iranian-gbdt-2026.11.23", "--created", "2026-11-23T00:00:00Z",
 		"--out", out, "--golden-out", golden,
 	}

@@ -18,23 +18,10 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/sharedtest"
 )
 
 const e2eAdminToken = "e2e-admin-token-0123456789"
-
-// sharedData returns the path of a file under ../shared/data, failing under CI=true when it is
-// missing and skipping otherwise.
-func sharedData(t *testing.T, name string) string {
-	t.Helper()
-	path := filepath.Join("..", "..", "..", "shared", "data", name)
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: CI needs ../shared next to the checkout", path)
-		}
-		t.Skipf("%s is missing", path)
-	}
-	return path
-}
 
 // churnctl runs the real churnctl binary and returns its stdout; a non-zero exit fails the test.
 func churnctl(t *testing.T, args ...string) string {
@@ -127,7 +114,7 @@ func TestModelLifecycleEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs churnd and churnctl; skipped with -short")
 	}
-	data := sharedData(t, "iranian_churn.csv")
+	data := sharedtest.Path(t, "data/iranian_churn.csv")
 	bundlePath := filepath.Join(t.TempDir(), "e2e.json")
 	churnctl(t, "train", "--data", data, "--spec", "../../models/specs/iranian_churn.json",
 		"--version", "e2e-retrained-1", "--created", "2026-11-23T00:00:00Z", "--out", bundlePath)

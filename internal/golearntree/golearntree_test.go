@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,12 +13,10 @@ import (
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/scoring"
+	"github.com/churnhq/churn/internal/sharedtest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sjwhitworth/golearn/base"
 )
-
-// sharedDir is the project's shared data directory, beside the repository.
-const sharedDir = "../../../shared"
 
 // dataset is a CSV read into a row-major matrix, split into the standard train and test rows.
 type dataset struct {
@@ -38,16 +35,8 @@ type dataset struct {
 // skips the test, or fails it when CI=true.
 func loadShared(tb testing.TB, name, label string) *dataset {
 	tb.Helper()
-	dataPath := filepath.Join(sharedDir, "data", name+".csv")
-	idxPath := filepath.Join(sharedDir, "bench", "splits", name+"_test_idx.csv")
-	for _, p := range []string{dataPath, idxPath} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				tb.Fatalf("shared data missing with CI=true: %v", err)
-			}
-			tb.Skipf("shared data missing: %v", err)
-		}
-	}
+	dataPath := sharedtest.Path(tb, "data/"+name+".csv")
+	idxPath := sharedtest.Path(tb, "bench/splits/"+name+"_test_idx.csv")
 	f, err := os.Open(dataPath)
 	if err != nil {
 		tb.Fatal(err)

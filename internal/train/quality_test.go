@@ -3,8 +3,6 @@ package train
 import (
 	"bufio"
 	"context"
-	"errors"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/churnhq/churn/internal/sharedtest"
 )
 
 // The quality bar of issue 5: on every dataset in shared/data, the default trainer (auto), on the
@@ -21,8 +21,6 @@ import (
 //
 // The normal test run checks iranian_churn (the default model's data) and wa_churn (where the
 // linear model competes); CHURN_QUALITY=all (make quality) checks all four datasets.
-
-const sharedDir = "../../../shared"
 
 // baseline is the best figures of BASELINES.md for one dataset.
 type baseline struct{ rocAUC, brier float64 }
@@ -58,17 +56,6 @@ func readBaselines(path string) (map[string]baseline, error) {
 	return out, sc.Err()
 }
 
-// needShared skips when shared/ is not beside the repository, and fails in CI.
-func needShared(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(sharedDir); errors.Is(err, fs.ErrNotExist) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing in CI", sharedDir)
-		}
-		t.Skipf("%s is not beside the repository", sharedDir)
-	}
-}
-
 // loadShared reads a dataset of shared/data under its spec in models/specs, with the standard
 // held-out rows.
 func loadShared(t *testing.T, name string) (ds *Dataset, trainRows, testRows []int) {
@@ -81,7 +68,7 @@ func loadShared(t *testing.T, name string) (ds *Dataset, trainRows, testRows []i
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh, err := os.Open(filepath.Join(sharedDir, "data", name+".csv"))
+	fh, err := os.Open(sharedtest.Path(t, "data/"+name+".csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +76,7 @@ func loadShared(t *testing.T, name string) (ds *Dataset, trainRows, testRows []i
 	if ds, err = ReadCSV(fh, spec); err != nil {
 		t.Fatal(err)
 	}
-	ih, err := os.Open(filepath.Join(sharedDir, "bench/splits", name+"_test_idx.csv"))
+	ih, err := os.Open(sharedtest.Path(t, "bench/splits/"+name+"_test_idx.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +88,7 @@ func loadShared(t *testing.T, name string) (ds *Dataset, trainRows, testRows []i
 }
 
 func TestQualityBar(t *testing.T) {
-	needShared(t)
-	base, err := readBaselines(filepath.Join(sharedDir, "bench/BASELINES.md"))
+	base, err := readBaselines(sharedtest.Path(t, "bench/BASELINES.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
