@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,10 +15,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
@@ -79,18 +76,7 @@ func startModelServer(t testing.TB, maxUpload int64, scoringTokens ...string) *m
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(recU, authU), grpc.ChainStreamInterceptor(recS, authS))
 	churnv1.RegisterModelServiceServer(gs, ms)
 	churnv1.RegisterScoringServiceServer(gs, ss)
-	lis := bufconn.Listen(1 << 20)
-	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-	})
+	conn := serveBufconn(t, gs)
 	return &modelEnv{models: churnv1.NewModelServiceClient(conn), scoring: churnv1.NewScoringServiceClient(conn), store: store}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -76,18 +73,7 @@ func startServer(t testing.TB, maxBatch int) *testEnv {
 	recU, _ := server.Recovery(slogDiscard())
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(recU), grpc.ChainStreamInterceptor(recS))
 	churnv1.RegisterScoringServiceServer(gs, srv)
-	lis := bufconn.Listen(1 << 20)
-	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-	})
+	conn := serveBufconn(t, gs)
 	return &testEnv{client: churnv1.NewScoringServiceClient(conn), reg: reg, store: store}
 }
 
