@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
 
 // connFlags say how to reach churnd: its address and whether to speak TLS.
@@ -88,6 +90,19 @@ func (f *adminFlags) register(fs *flag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&f.token, "token", "", "admin bearer token (default: env CHURN_TOKEN)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as protobuf JSON")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "call timeout")
+}
+
+// connect warns when the token would cross the network in clear text, dials churnd, and returns
+// a ModelService client with a context that carries the token and the call timeout; done closes
+// the connection and ends the context.
+func (f *adminFlags) connect(ctx context.Context, stderr io.Writer) (_ churnv1.ModelServiceClient, _ context.Context, done func(), _ error) {
+	f.plaintextTokenWarning(f.token, stderr)
+	conn, err := f.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(f.outgoing(ctx), f.timeout)
+	return churnv1.NewModelServiceClient(conn), ctx, func() { cancel(); conn.Close() }, nil
 }
 
 // resolveToken falls back to the environment when --token was not given.

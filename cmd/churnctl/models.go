@@ -83,15 +83,11 @@ func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	f.resolveToken(getenv)
 
-	f.plaintextTokenWarning(f.token, stderr)
-	conn, err := f.dial()
+	client, ctx, done, err := f.connect(ctx, stderr)
 	if err != nil {
 		return failf(stderr, "%s: %v", prefix, err)
 	}
-	defer conn.Close()
-	client := churnv1.NewModelServiceClient(conn)
-	ctx, cancel := context.WithTimeout(f.outgoing(ctx), f.timeout)
-	defer cancel()
+	defer done()
 
 	var out proto.Message
 	var print func()
