@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"regexp"
 	"strings"
@@ -364,20 +365,31 @@ var (
 // ValidVersion reports whether v is a well-formed model version (also used for model names).
 func ValidVersion(v string) bool { return versionRE.MatchString(v) }
 
+// DecodeStrict decodes data, one JSON value, into v. Unknown fields are errors, and so is
+// anything but white space after the value. The project's hand-written JSON formats (bundles,
+// dataset specs, import schemas) are all read this way, so that a typo is an error rather than
+// a silently ignored setting.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
 // ErrInvalid is wrapped by every structural error of Parse and Validate.
 var ErrInvalid = errors.New("invalid model bundle")
 
 // Parse decodes and validates a bundle. Unknown fields are refused, so that a typo in a
 // hand-written bundle is an error rather than a silently ignored setting.
 func Parse(data []byte) (*Bundle, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var b Bundle
-	if err := dec.Decode(&b); err != nil {
+	if err := DecodeStrict(data, &b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the bundle", ErrInvalid)
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err

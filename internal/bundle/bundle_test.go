@@ -61,8 +61,13 @@ func TestParseRejectsTrailingDataAndUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Parse(append(data, []byte(`{}`)...)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("trailing data: %v, want ErrInvalid", err)
+	for _, tail := range []string{`{}`, `}`, `]`} { // a stray closing delimiter too
+		if _, err := Parse(append(append([]byte(nil), data...), tail...)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("trailing %q: %v, want ErrInvalid", tail, err)
+		}
+	}
+	if _, err := Parse(append(append([]byte(nil), data...), " \n\t"...)); err != nil {
+		t.Errorf("trailing white space: %v, want the bundle", err)
 	}
 	withUnknown := strings.Replace(string(data), `"name": "test-model"`, `"name": "test-model", "nmae": "x"`, 1)
 	if _, err := Parse([]byte(withUnknown)); err == nil || !strings.Contains(err.Error(), "nmae") {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
@@ -97,14 +96,9 @@ func ParseSchema(data []byte) (*Schema, error) {
 	if len(data) > MaxSchemaBytes {
 		return nil, fmt.Errorf("schema: %d bytes, at most %d", len(data), MaxSchemaBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s Schema
-	if err := dec.Decode(&s); err != nil {
+	if err := bundle.DecodeStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("schema: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("schema: trailing data after the schema")
 	}
 	if len(s.Features) == 0 {
 		return nil, errors.New("schema: features is empty: map every model feature to a CustomerFeatures source")

@@ -1,11 +1,9 @@
 package importer
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 
@@ -55,14 +53,9 @@ type sklearnScaler struct {
 // ParseSklearn reads an exported scikit-learn logistic regression (see SklearnFormat). Unknown
 // fields are refused, so a pipeline step the format cannot express is not dropped silently.
 func ParseSklearn(data []byte) (*Model, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var f sklearnFile
-	if err := dec.Decode(&f); err != nil {
+	if err := bundle.DecodeStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("sklearn: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("sklearn: trailing data after the model")
 	}
 	if f.Format != SklearnFormat {
 		return nil, fmt.Errorf("sklearn: format %q, want %q", f.Format, SklearnFormat)

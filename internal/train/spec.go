@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -157,14 +156,9 @@ func ParseSpec(data []byte) (*Spec, error) {
 	if len(data) > MaxSpecBytes {
 		return nil, fmt.Errorf("spec: %d bytes, at most %d", len(data), MaxSpecBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := bundle.DecodeStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("spec: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("spec: trailing data after the spec")
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
