@@ -10,8 +10,10 @@ import (
 	"github.com/churnhq/churn/internal/modelstore"
 )
 
-// BenchmarkDrivers is the drivers of one customer of the default model, after mapping.
-func BenchmarkDrivers(b *testing.B) {
+// BenchmarkExplain is one customer of the default model scored (path=score: Score, mapping and
+// evaluation) and scored with its drivers (path=explain: Explain), in the same run, so that the
+// difference is what the drivers add.
+func BenchmarkExplain(b *testing.B) {
 	m, err := modelstore.Load(defaultBundle(b))
 	if err != nil {
 		b.Fatal(err)
@@ -25,11 +27,21 @@ func BenchmarkDrivers(b *testing.B) {
 		b.Fatal(err)
 	}
 	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
-	if _, _, _, err := m.Score(req.GetFeatures(), x, nil); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		m.Drivers(x, contrib)
-	}
+	imputed := make([]int, 0, m.Mapper.NumInputs())
+	b.Run("path=score", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, _, err := m.Score(req.GetFeatures(), x, imputed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("path=explain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := m.Explain(req.GetFeatures(), x, contrib, imputed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

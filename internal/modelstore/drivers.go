@@ -37,15 +37,15 @@ const MaxDriversPerSide = 4
 // OtherDrivers is the name of the driver that adds up the contributions of the inputs not named.
 const OtherDrivers = "(other inputs)"
 
-// Drivers explains the score of x, the columns that Score mapped: the MaxDriversPerSide inputs
-// that raised the risk most and those that lowered it most, each with its contribution to the
-// margin (its one-hot columns added up), ordered from most raising to most lowering, and the
-// base they add to. The contributions of the remaining inputs are added up in one OtherDrivers
-// entry, so that base + Σ contributions is the margin. contrib is scratch space of
-// Mapper.Width(). It makes one allocation, the drivers and their slice together (a driverBlock),
-// nothing else for up to 64 inputs; a response carries at most 2·MaxDriversPerSide+1 of them.
-func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.Driver) {
-	base = m.Eval.Contributions(x, contrib)
+// drivers names, from x (the columns that Score mapped) and contrib (their contributions to the
+// margin, from scoring.Evaluator.Explain), the MaxDriversPerSide inputs that raised the risk most
+// and those that lowered it most, each with its contribution to the margin (its one-hot columns
+// added up), ordered from most raising to most lowering. The contributions of the remaining
+// inputs are added up in one OtherDrivers entry, so that the base and the drivers' contributions
+// add up to the margin. It makes one allocation, the drivers and their slice together (a
+// driverBlock), nothing else for up to 64 inputs; a response carries at most
+// 2·MaxDriversPerSide+1 of them.
+func (m *Model) drivers(x, contrib []float64) (drivers []*churnv1.Driver) {
 	type item struct {
 		c, v float64
 		name string
@@ -111,7 +111,7 @@ func (m *Model) Drivers(x, contrib []float64) (base float64, drivers []*churnv1.
 		set(k, it.name, it.v, it.c)
 		k++
 	}
-	return base, drivers
+	return drivers
 }
 
 // driverBlock holds the drivers of one response and the slice that points at them, so that they

@@ -26,11 +26,19 @@ func TestDrivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := make([]float64, m.Mapper.Width())
-	if _, _, _, err := m.Score(req.GetFeatures(), x, nil); err != nil {
+	p, tier, _, err := m.Score(req.GetFeatures(), x, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	base, drivers := m.Drivers(x, make([]float64, m.Mapper.Width()))
-	sum := base
+	s, _, err := m.Explain(req.GetFeatures(), x, make([]float64, m.Mapper.Width()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Probability != p || s.Tier != tier || s.Margin != m.Eval.Margin(x) {
+		t.Errorf("Explain: probability %v, tier %v, margin %v; Score: %v, %v, margin %v", s.Probability, s.Tier, s.Margin, p, tier, m.Eval.Margin(x))
+	}
+	drivers := s.Drivers
+	sum := s.Base
 	byName := map[string]*churnv1.Driver{}
 	var named []*churnv1.Driver
 	for _, d := range drivers {
@@ -78,7 +86,7 @@ func TestDrivers(t *testing.T) {
 	}
 }
 
-// TestDriversAllocations gates Drivers at one allocation (the drivers and their slice together)
+// TestDriversAllocations gates Explain at one allocation (the drivers and their slice together)
 // and checks that the returned slice has no spare capacity, so appending to one response's drivers
 // cannot write into memory that a later call hands out.
 func TestDriversAllocations(t *testing.T) {
@@ -95,14 +103,15 @@ func TestDriversAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
-	if _, _, _, err := m.Score(req.GetFeatures(), x, nil); err != nil {
+	imputed := make([]int, 0, m.Mapper.NumInputs())
+	if n := testing.AllocsPerRun(100, func() { m.Explain(req.GetFeatures(), x, contrib, imputed) }); n != 1 {
+		t.Errorf("Explain allocates %v times per call, want 1", n)
+	}
+	s, _, err := m.Explain(req.GetFeatures(), x, contrib, imputed)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(100, func() { m.Drivers(x, contrib) }); n != 1 {
-		t.Errorf("Drivers allocates %v times per call, want 1", n)
-	}
-	_, drivers := m.Drivers(x, contrib)
-	if len(drivers) == 0 || cap(drivers) != len(drivers) {
-		t.Errorf("Drivers returned len %d cap %d, want a full slice of at least one driver", len(drivers), cap(drivers))
+	if drivers := s.Drivers; len(drivers) == 0 || cap(drivers) != len(drivers) {
+		t.Errorf("Explain returned drivers of len %d cap %d, want a full slice of at least one driver", len(drivers), cap(drivers))
 	}
 }

@@ -67,25 +67,54 @@ func (m *Model) Version() string { return m.Bundle.Manifest.Version }
 // of imputed inputs to imputed and returns them with the probability and tier. It is the one
 // scoring path, used both by the server and by the check vectors.
 func (m *Model) Score(f *churnv1.CustomerFeatures, x []float64, imputed []int) (p float64, tier scoring.Tier, _ []int, err error) {
-	p, _, tier, imputed, err = m.ScoreMargin(f, x, imputed)
-	return p, tier, imputed, err
+	var s Explained
+	s, imputed, err = m.score(f, x, nil, imputed)
+	return s.Probability, s.Tier, imputed, err
 }
 
-// ScoreMargin is Score that also returns the margin (log-odds before calibration), so that a
-// caller who reports it does not evaluate the model twice.
-func (m *Model) ScoreMargin(f *churnv1.CustomerFeatures, x []float64, imputed []int) (p, margin float64, tier scoring.Tier, _ []int, err error) {
+// Explained is a score with its explanation.
+type Explained struct {
+	Probability float64
+	Tier        scoring.Tier
+	// Margin is the model's log-odds before calibration.
+	Margin float64
+	// Base plus the drivers' contributions is Margin (to rounding).
+	Base    float64
+	Drivers []*churnv1.Driver
+}
+
+// Explain is Score that also says why: the margin, and the drivers with the base they add up to
+// (see Drivers). contrib is scratch space of Mapper.Width(). The model is evaluated once: for a
+// tree ensemble the attribution rides on the scoring walk (scoring.Evaluator.Explain).
+func (m *Model) Explain(f *churnv1.CustomerFeatures, x, contrib []float64, imputed []int) (Explained, []int, error) {
+	s, imputed, err := m.score(f, x, contrib, imputed)
+	if err != nil {
+		return s, imputed, err
+	}
+	s.Drivers = m.drivers(x, contrib)
+	return s, imputed, nil
+}
+
+// score is Score, and with contrib not nil also writes the columns' contributions to the margin
+// into contrib and sets Base.
+func (m *Model) score(f *churnv1.CustomerFeatures, x, contrib []float64, imputed []int) (s Explained, _ []int, err error) {
 	imputed, err = m.Mapper.Map(f, x, imputed)
 	if err != nil {
-		return 0, 0, scoring.TierUnspecified, imputed, err
+		return s, imputed, err
 	}
-	margin = m.Eval.Margin(x)
-	p = m.Eval.Probability(margin)
-	if !(p >= 0 && p <= 1) { // NaN: finite inputs whose weighted sum overflows
-		return 0, 0, scoring.TierUnspecified, imputed, &features.ValidationError{Violations: []features.Violation{{
+	if contrib == nil {
+		s.Margin = m.Eval.Margin(x)
+	} else {
+		s.Margin, s.Base = m.Eval.Explain(x, contrib)
+	}
+	s.Probability = m.Eval.Probability(s.Margin)
+	if !(s.Probability >= 0 && s.Probability <= 1) { // NaN: finite inputs whose weighted sum overflows
+		return Explained{}, imputed, &features.ValidationError{Violations: []features.Violation{{
 			Field: "features", Description: "the values are too large for the model to score",
 		}}}
 	}
-	return p, margin, m.Eval.Tier(p), imputed, nil
+	s.Tier = m.Eval.Tier(s.Probability)
+	return s, imputed, nil
 }
 
 // Origins of a model.

@@ -119,3 +119,41 @@ func BenchmarkProbability(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExplain is the margin alone (path=margin) against the margin with the attribution
+// (path=explain), in the same run, for random forests over 20 columns as in BenchmarkTrees, so
+// that the difference is what the drivers' contributions cost.
+func BenchmarkExplain(b *testing.B) {
+	const cols = 20
+	for _, c := range []struct {
+		name         string
+		trees, depth int
+		split        float64
+	}{
+		{"300x6", 300, 6, 0},
+		{"120x8/ragged", 120, 8, 0.75},
+	} {
+		rng := rand.New(rand.NewPCG(3, 4))
+		g := &treeGen{rng: rng, cols: cols, depth: c.depth, split: c.split}
+		e := mustNew(b, newBundle(b, cols, treesModel(bundle.CompareLess, 0, g.trees(c.trees)...), nil))
+		xs := benchInputs(rng, cols)
+		dst := make([]float64, cols)
+		for _, path := range []string{"margin", "explain"} {
+			b.Run(c.name+"/path="+path, func(b *testing.B) {
+				var sink float64
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if path == "margin" {
+						sink += e.Margin(xs[i%benchRows])
+					} else {
+						m, base := e.Explain(xs[i%benchRows], dst)
+						sink += m + base
+					}
+					i++
+				}
+				_ = sink
+			})
+		}
+	}
+}

@@ -8,12 +8,69 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/scoring"
 )
 
-// TestContributionsSumToMargin: base + Σ contributions is the margin, for logistic models and
-// for random ensembles of both comparisons with missing inputs.
-func TestContributionsSumToMargin(t *testing.T) {
-	const cols = 12
+// refContributions is the reference path attribution (Saabas), recursively over the bundle's
+// own arrays: a node's expectation is the mean of its children's, and each split adds the change
+// of expectation from the node to the child taken to its column. It returns the base.
+func refContributions(te *bundle.TreeEnsemble, x, dst []float64) float64 {
+	clear(dst)
+	base := te.BaseScore
+	for ti := range te.Trees {
+		t := &te.Trees[ti]
+		var mean func(i int32) float64
+		mean = func(i int32) float64 {
+			if t.Left[i] == -1 {
+				return t.Value[i]
+			}
+			return (mean(t.Left[i]) + mean(t.Right[i])) / 2
+		}
+		base += mean(0)
+		for i := int32(0); t.Left[i] != -1; {
+			v, th := x[t.Feature[i]], t.Threshold[i]
+			left := v < th || (te.Comparison == bundle.CompareLessEqual && v == th)
+			if math.IsNaN(v) {
+				left = t.DefaultLeft[i]
+			}
+			next := t.Right[i]
+			if left {
+				next = t.Left[i]
+			}
+			dst[t.Feature[i]] += mean(next) - mean(i)
+			i = next
+		}
+	}
+	return base
+}
+
+// chain is a tree that splits column d at depth d, going right, for depth columns: its leaves'
+// paths touch up to depth columns each, so its path table would be quadratic in depth.
+func chain(depth int, rng *rand.Rand) bundle.Tree {
+	var t bundle.Tree
+	for d := range depth {
+		// Node 2d splits; its left child 2d+1 is a leaf, its right child 2d+2 goes on.
+		t.Feature = append(t.Feature, int32(d), 0)
+		t.Threshold = append(t.Threshold, rng.NormFloat64(), 0)
+		t.Left = append(t.Left, int32(2*d+1), -1)
+		t.Right = append(t.Right, int32(2*d+2), -1)
+		t.DefaultLeft = append(t.DefaultLeft, rng.IntN(2) == 0, false)
+		t.Value = append(t.Value, 0, rng.NormFloat64())
+	}
+	t.Feature = append(t.Feature, 0)
+	t.Threshold = append(t.Threshold, 0)
+	t.Left, t.Right = append(t.Left, -1), append(t.Right, -1)
+	t.DefaultLeft = append(t.DefaultLeft, false)
+	t.Value = append(t.Value, rng.NormFloat64())
+	return t
+}
+
+// TestExplain: Explain returns Margin's margin bit for bit, and base + Σ contributions is the
+// margin; for trees the contributions are the reference attribution's, whether the forest has a
+// path table (random ensembles of both comparisons, with missing inputs) or is too large for one
+// (chains of depth 64 over 64 columns take the walk-down attribution).
+func TestExplain(t *testing.T) {
+	const cols = 64
 	rng := rand.New(rand.NewPCG(7, 8))
 	w := make([]float64, cols)
 	for i := range w {
@@ -22,12 +79,18 @@ func TestContributionsSumToMargin(t *testing.T) {
 	models := map[string]bundle.Model{"logistic": logisticModel(0.3, w...)}
 	for _, cmpKind := range []string{bundle.CompareLess, bundle.CompareLessEqual} {
 		g := &treeGen{rng: rng, cols: cols, depth: 5, split: 0.8}
-		models["trees-"+cmpKind] = treesModel(cmpKind, -0.7, g.trees(40)...)
+		models["trees-"+cmpKind] = treesModel(cmpKind, -0.7, g.trees(41)...)
+		models["chains-"+cmpKind] = treesModel(cmpKind, 0.2, chain(64, rng), chain(64, rng), chain(3, rng))
 	}
 	for name, model := range models {
 		t.Run(name, func(t *testing.T) {
 			e := mustNew(t, newBundle(t, cols, model, nil))
-			dst := make([]float64, cols)
+			if model.Trees != nil {
+				if got, want := scoring.HasPathTable(e), name[:5] == "trees"; got != want {
+					t.Fatalf("path table %v, want %v", got, want)
+				}
+			}
+			dst, want := make([]float64, cols), make([]float64, cols)
 			for range 500 {
 				x := make([]float64, cols)
 				for j := range x {
@@ -36,22 +99,35 @@ func TestContributionsSumToMargin(t *testing.T) {
 						x[j] = math.NaN()
 					}
 				}
-				base := e.Contributions(x, dst)
+				m, base := e.Explain(x, dst)
+				if mm := e.Margin(x); math.Float64bits(m) != math.Float64bits(mm) {
+					t.Fatalf("Explain's margin %v, Margin %v", m, mm)
+				}
 				sum := base
 				for _, c := range dst {
 					sum += c
 				}
-				if m := e.Margin(x); math.Abs(sum-m) > 1e-9 {
+				if math.Abs(sum-m) > 1e-9 {
 					t.Fatalf("base %v + contributions = %v, margin %v", base, sum, m)
+				}
+				if model.Trees == nil {
+					continue
+				}
+				wantBase := refContributions(model.Trees, x, want)
+				if math.Abs(base-wantBase) > 1e-12 {
+					t.Fatalf("base %v, reference %v", base, wantBase)
+				}
+				if diff := cmp.Diff(want, dst, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) <= 1e-12 })); diff != "" {
+					t.Fatalf("x=%v: contributions (-reference +got):\n%s", x, diff)
 				}
 			}
 		})
 	}
 }
 
-// TestContributionsOfOneTree checks the path attribution on a tree small enough to do by hand:
+// TestExplainOneTree checks the path attribution on a tree small enough to do by hand:
 // root splits column 0 at 1 (leaves -1 | node 2), node 2 splits column 1 at 0 (leaves 2 | 4).
-func TestContributionsOfOneTree(t *testing.T) {
+func TestExplainOneTree(t *testing.T) {
 	tree := bundle.Tree{
 		Feature:     []int32{0, 0, 1, 0, 0},
 		Threshold:   []float64{1, 0, 0, 0, 0},
@@ -63,32 +139,42 @@ func TestContributionsOfOneTree(t *testing.T) {
 	e := mustNew(t, newBundle(t, 2, treesModel(bundle.CompareLess, 0.5, tree), nil))
 	// Expectations: node 2 = (2+4)/2 = 3, root = (-1+3)/2 = 1; base = 0.5 + 1.
 	tests := []struct {
-		x        []float64
-		want     []float64
-		wantBase float64
+		x              []float64
+		want           []float64
+		wantMargin     float64
+		wantBase       float64
+		wantMarginNote string
 	}{
-		{[]float64{0, 0}, []float64{-2, 0}, 1.5},          // left at the root: -1 - 1
-		{[]float64{5, -1}, []float64{2, -1}, 1.5},         // right (3 - 1), then left (2 - 3)
-		{[]float64{5, math.NaN()}, []float64{2, -1}, 1.5}, // NaN follows the default (left)
-		{[]float64{5, 0}, []float64{2, 1}, 1.5},           // x == threshold goes right under "lt"
+		{[]float64{0, 0}, []float64{-2, 0}, -0.5, 1.5, "left at the root: -1 - 1"},
+		{[]float64{5, -1}, []float64{2, -1}, 2.5, 1.5, "right (3 - 1), then left (2 - 3)"},
+		{[]float64{5, math.NaN()}, []float64{2, -1}, 2.5, 1.5, "NaN follows the default (left)"},
+		{[]float64{5, 0}, []float64{2, 1}, 4.5, 1.5, "x == threshold goes right under lt"},
 	}
 	dst := make([]float64, 2)
 	for _, tc := range tests {
-		base := e.Contributions(tc.x, dst)
-		if base != tc.wantBase {
-			t.Errorf("x=%v: base %v, want %v", tc.x, base, tc.wantBase)
+		m, base := e.Explain(tc.x, dst)
+		if m != tc.wantMargin || base != tc.wantBase {
+			t.Errorf("x=%v (%s): margin %v, base %v, want %v, %v", tc.x, tc.wantMarginNote, m, base, tc.wantMargin, tc.wantBase)
 		}
 		if diff := cmp.Diff(tc.want, dst); diff != "" {
-			t.Errorf("x=%v: contributions (-want +got):\n%s", tc.x, diff)
+			t.Errorf("x=%v (%s): contributions (-want +got):\n%s", tc.x, tc.wantMarginNote, diff)
 		}
 	}
 }
 
-func TestContributionsDoNotAllocate(t *testing.T) {
-	g := &treeGen{rng: rand.New(rand.NewPCG(1, 1)), cols: 8, depth: 4}
-	e := mustNew(t, newBundle(t, 8, treesModel(bundle.CompareLess, 0, g.trees(20)...), nil))
-	x, dst := make([]float64, 8), make([]float64, 8)
-	if n := testing.AllocsPerRun(100, func() { e.Contributions(x, dst) }); n != 0 {
-		t.Errorf("Contributions allocates %v times", n)
+func TestExplainDoesNotAllocate(t *testing.T) {
+	const cols = 64
+	rng := rand.New(rand.NewPCG(1, 1))
+	g := &treeGen{rng: rng, cols: cols, depth: 4}
+	for name, model := range map[string]bundle.Model{
+		"path table": treesModel(bundle.CompareLess, 0, g.trees(20)...),
+		"walk":       treesModel(bundle.CompareLess, 0, chain(64, rng), chain(64, rng)),
+		"logistic":   logisticModel(0, make([]float64, cols)...),
+	} {
+		e := mustNew(t, newBundle(t, cols, model, nil))
+		x, dst := make([]float64, cols), make([]float64, cols)
+		if n := testing.AllocsPerRun(100, func() { e.Explain(x, dst) }); n != 0 {
+			t.Errorf("%s: Explain allocates %v times", name, n)
+		}
 	}
 }

@@ -85,9 +85,8 @@ type Evaluator struct {
 
 	// Tree ensemble.
 	trees forest
-	// Tree ensemble in the bundle's layout, for Contributions.
+	// Tree ensemble in the bundle's layout, for Explain when the forest has no path table.
 	attr          []attrTree
-	attrBase      float64
 	attrLessEqual bool
 
 	// Calibration.
@@ -130,8 +129,10 @@ func New(b *bundle.Bundle) (*Evaluator, error) {
 			return nil, err
 		}
 		e.kind, e.trees = kindTrees, f
-		e.attr, e.attrBase = compileAttribution(md.Trees), md.Trees.BaseScore
-		e.attrLessEqual = md.Trees.Comparison == bundle.CompareLessEqual
+		if f.paths.off == nil {
+			e.attr = compileAttribution(md.Trees)
+			e.attrLessEqual = md.Trees.Comparison == bundle.CompareLessEqual
+		}
 	default:
 		return nil, fmt.Errorf("unknown model type %q", md.Type)
 	}

@@ -134,18 +134,21 @@ func BenchmarkEnrichment(b *testing.B) {
 				b.ReportAllocs()
 				cpu0, cpuOK := processCPU()
 				for b.Loop() {
-					p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
+					if !enrich {
+						p, _, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
+						if err != nil {
+							b.Fatal(err)
+						}
+						sink += p
+						continue
+					}
+					ex, _, err := m.Explain(req.GetFeatures(), x, contrib, imputed[:0])
 					if err != nil {
 						b.Fatal(err)
 					}
-					sink += p
-					if !enrich {
-						continue
-					}
-					base, drivers := m.Drivers(x, contrib)
 					// scoring.Tier and churnv1.RiskTier number the tiers alike.
-					res := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: churnv1.RiskTier(tier)})
-					sink += base + m.Eval.Margin(x) + res.ExpectedLoss + float64(len(drivers)+len(res.Warnings))
+					res := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: ex.Probability, Tier: churnv1.RiskTier(ex.Tier)})
+					sink += ex.Probability + ex.Base + ex.Margin + res.ExpectedLoss + float64(len(ex.Drivers)+len(res.Warnings))
 				}
 				if cpu1, ok := processCPU(); ok && cpuOK {
 					b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
@@ -187,32 +190,31 @@ func BenchmarkEnrichmentRetained(b *testing.B) {
 		drivers []*churnv1.Driver
 		res     retention.Result
 	}
-	enrich := func(p float64, tier churnv1.RiskTier) kept {
-		_, drivers := m.Drivers(x, contrib)
-		return kept{drivers, rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: tier})}
+	enrich := func() kept {
+		ex, _, err := m.Explain(req.GetFeatures(), x, contrib, imputed[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		return kept{ex.Drivers, rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: ex.Probability, Tier: churnv1.RiskTier(ex.Tier)})}
 	}
 	ring := make([]kept, 100_000)
 	for _, path := range []string{"bare", "enriched"} {
 		b.Run("path="+path, func(b *testing.B) {
 			for i := range ring {
-				p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
-				if err != nil {
-					b.Fatal(err)
-				}
-				ring[i] = enrich(p, churnv1.RiskTier(tier))
+				ring[i] = enrich()
 			}
 			b.ReportAllocs()
 			cpu0, cpuOK := processCPU()
 			i := 0
 			for b.Loop() {
-				p, tier, _, err := m.Score(req.GetFeatures(), x, imputed[:0])
-				if err != nil {
-					b.Fatal(err)
+				if path == "bare" {
+					if _, _, _, err := m.Score(req.GetFeatures(), x, imputed[:0]); err != nil {
+						b.Fatal(err)
+					}
+					continue
 				}
-				if path == "enriched" {
-					ring[i] = enrich(p, churnv1.RiskTier(tier))
-					i = (i + 1) % len(ring)
-				}
+				ring[i] = enrich()
+				i = (i + 1) % len(ring)
 			}
 			if cpu1, ok := processCPU(); ok && cpuOK {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")

@@ -207,24 +207,24 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 		sc.x, sc.contrib = make([]float64, w), make([]float64, w)
 	}
 	x := sc.x[:w]
-	p, margin, tier, imputed, err := m.ScoreMargin(req.GetFeatures(), x, sc.imputed[:0])
+	ex, imputed, err := m.Explain(req.GetFeatures(), x, sc.contrib[:w], sc.imputed[:0])
 	sc.imputed = imputed
 	if err != nil {
 		return nil, err
 	}
-	base, drivers := m.Drivers(x, sc.contrib[:w])
-	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: tierProto(tier)})
+	tier := tierProto(ex.Tier)
+	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: ex.Probability, Tier: tier})
 	resp := &churnv1.ScoreResponse{
 		CustomerId:   req.GetCustomerId(),
-		Probability:  p,
-		Tier:         tierProto(tier),
+		Probability:  ex.Probability,
+		Tier:         tier,
 		Warnings:     insight.Warnings,
-		Drivers:      drivers,
+		Drivers:      ex.Drivers,
 		Action:       insight.Action,
 		Stage:        insight.Stage,
 		ExpectedLoss: insight.ExpectedLoss,
-		Margin:       margin,
-		DriversBase:  base,
+		Margin:       ex.Margin,
+		DriversBase:  ex.Base,
 		Model:        m.Ref,
 		ScoredAt:     timestamppb.New(s.now()),
 	}

@@ -121,7 +121,10 @@ func wantResponse(t testing.TB, m *modelstore.Model, req *churnv1.ScoreRequest) 
 	if err != nil {
 		t.Fatalf("model.Score: %v", err)
 	}
-	base, drivers := m.Drivers(x, make([]float64, len(x)))
+	s, _, err := m.Explain(req.GetFeatures(), x, make([]float64, len(x)), nil)
+	if err != nil {
+		t.Fatalf("model.Explain: %v", err)
+	}
 	rules := retention.DefaultRules()
 	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: churnv1.RiskTier(tier)})
 	want := &churnv1.ScoreResponse{
@@ -132,9 +135,9 @@ func wantResponse(t testing.TB, m *modelstore.Model, req *churnv1.ScoreRequest) 
 		Action:       insight.Action,
 		Stage:        insight.Stage,
 		ExpectedLoss: insight.ExpectedLoss,
-		Drivers:      drivers,
+		Drivers:      s.Drivers,
 		Margin:       m.Eval.Margin(x),
-		DriversBase:  base,
+		DriversBase:  s.Base,
 		Model:        &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
 		ScoredAt:     timestamp(fixedNow),
 	}
