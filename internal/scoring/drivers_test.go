@@ -162,7 +162,7 @@ func TestExplainOneTree(t *testing.T) {
 	}
 }
 
-func TestExplainDoesNotAllocate(t *testing.T) {
+func TestExplainAllocations(t *testing.T) {
 	const cols = 64
 	rng := rand.New(rand.NewPCG(1, 1))
 	g := &treeGen{rng: rng, cols: cols, depth: 4}
