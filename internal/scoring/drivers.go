@@ -13,7 +13,7 @@ type pathStep struct {
 }
 
 // maxPathSteps bounds a forest's path table to this many steps per compiled node. Gradient-boosted
-// trees need a few (the default model: 2.5, 16,809 steps for 6,734 nodes; full trees of depth 10
+// trees need a few (the default model: 2.5, 16,780 steps for 6,734 nodes; full trees of depth 10
 // at most 5); a bundle of long chains over many columns would need a table quadratic in its
 // depth, and gets the walk-down attribution instead (attrTree).
 const maxPathSteps = 8
@@ -43,51 +43,74 @@ type pathTable struct {
 	steps []pathStep
 }
 
-// buildPaths makes the path table of a forest whose node k came from bundle node origin[k], or
-// returns false when it would exceed maxPathSteps per node.
+// buildPaths makes the path table of a forest whose node k came from bundle node origin[k] (means
+// are the trees' expectations), or returns false when it would exceed maxPathSteps per node. It
+// walks each tree depth first, keeping every column's sum along the current path, so its work is
+// the nodes plus the steps it writes, which the limit bounds, whatever the trees' depth.
 func buildPaths(te *bundle.TreeEnsemble, means [][]float64, origin []treeNode, nodes, width int) (pathTable, bool) {
 	limit := maxPathSteps * nodes
-	parents := make([][]int32, len(te.Trees))
+	// The steps of leaf i of tree t, in the order the walk meets the leaves, are
+	// byTree[spans[t][i] : spans[t][i]+counts[t][i]].
+	spans := make([][]uint32, len(te.Trees))
+	counts := make([][]uint32, len(te.Trees))
+	var byTree []pathStep
+	acc := make([]float64, width) // each column's sum along the current path
+	cnt := make([]int32, width)   // how many splits of the current path are on each column
+	var cols []uint32             // the columns of the current path, in order of first split
+	type frame struct {
+		node, parent int32 // parent -1 for the root
+		prev         float64
+		entered      bool
+	}
+	var stack []frame
 	for ti := range te.Trees {
-		t := &te.Trees[ti]
-		p := make([]int32, len(t.Left))
-		for i := range t.Left {
-			if t.Left[i] != -1 {
-				p[t.Left[i]], p[t.Right[i]] = int32(i), int32(i)
+		t, mean := &te.Trees[ti], means[ti]
+		spans[ti], counts[ti] = make([]uint32, len(t.Left)), make([]uint32, len(t.Left))
+		stack = append(stack[:0], frame{node: 0, parent: -1})
+		for len(stack) > 0 {
+			f := &stack[len(stack)-1]
+			i := f.node
+			if !f.entered { // enter i: the split of its parent adds i's change to that column
+				f.entered = true
+				if f.parent >= 0 {
+					c := t.Feature[f.parent]
+					f.prev = acc[c]
+					acc[c] += mean[i] - mean[f.parent]
+					if cnt[c] == 0 {
+						cols = append(cols, uint32(c))
+					}
+					cnt[c]++
+				}
+				if t.Left[i] != -1 {
+					stack = append(stack, frame{node: t.Right[i], parent: i}, frame{node: t.Left[i], parent: i})
+					continue
+				}
+				spans[ti][i], counts[ti][i] = uint32(len(byTree)), uint32(len(cols))
+				for _, c := range cols {
+					byTree = append(byTree, pathStep{acc[c], c})
+				}
+				if len(byTree) > limit {
+					return pathTable{}, false
+				}
 			}
+			// Leave i (a leaf, or a split whose children are done): undo what entering did.
+			if f.parent >= 0 {
+				c := t.Feature[f.parent]
+				acc[c] = f.prev
+				if cnt[c]--; cnt[c] == 0 {
+					cols = cols[:len(cols)-1] // the column entered last is the first to go
+				}
+			}
+			stack = stack[:len(stack)-1]
 		}
-		parents[ti] = p
 	}
-	// slot[c] is the index in pt.steps of column c's step for the current leaf, or -1.
-	slot := make([]int, width)
-	for c := range slot {
-		slot[c] = -1
-	}
-	pt := pathTable{off: make([]uint32, nodes+1)}
+	// Lay the steps out in the compiled order of the leaves.
+	pt := pathTable{off: make([]uint32, nodes+1), steps: make([]pathStep, 0, len(byTree))}
 	for k, o := range origin {
 		pt.off[k] = uint32(len(pt.steps))
-		t := &te.Trees[o.tree]
-		if t.Left[o.node] != -1 {
-			continue
-		}
-		start := len(pt.steps)
-		for c := o.node; c != 0; {
-			p := parents[o.tree][c]
-			col := t.Feature[p]
-			d := means[o.tree][c] - means[o.tree][p]
-			if s := slot[col]; s >= 0 {
-				pt.steps[s].delta += d
-			} else {
-				slot[col] = len(pt.steps)
-				pt.steps = append(pt.steps, pathStep{d, uint32(col)})
-			}
-			c = p
-		}
-		for _, s := range pt.steps[start:] {
-			slot[s.col] = -1
-		}
-		if len(pt.steps) > limit {
-			return pathTable{}, false
+		if te.Trees[o.tree].Left[o.node] == -1 {
+			start := spans[o.tree][o.node]
+			pt.steps = append(pt.steps, byTree[start:start+counts[o.tree][o.node]]...)
 		}
 	}
 	for k := len(origin); k <= nodes; k++ { // the sink, and the end of the last node's steps

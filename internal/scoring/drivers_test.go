@@ -178,3 +178,30 @@ func TestExplainAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainDeepChain: a chain 65,536 splits deep that alternates two columns gets a path table
+// (at most two steps a leaf) built in time linear in its depth (building it leaf by leaf up to the
+// root would take 2^31 steps), and its contributions add up to the margin.
+func TestExplainDeepChain(t *testing.T) {
+	const depth = 1 << 16
+	rng := rand.New(rand.NewPCG(5, 5))
+	tree := chain(depth, rng)
+	for d := range depth {
+		tree.Feature[2*d] = int32(d % 2)
+	}
+	e := mustNew(t, newBundle(t, 2, treesModel(bundle.CompareLess, 0, tree), nil))
+	if !scoring.HasPathTable(e) {
+		t.Fatal("no path table for a chain over two columns")
+	}
+	dst := make([]float64, 2)
+	for range 20 {
+		x := []float64{rng.NormFloat64() * 3, rng.NormFloat64() * 3}
+		m, base := e.Explain(x, dst)
+		if mm := e.Margin(x); m != mm {
+			t.Fatalf("Explain's margin %v, Margin %v", m, mm)
+		}
+		if sum := base + dst[0] + dst[1]; math.Abs(sum-m) > 1e-9 {
+			t.Fatalf("base %v + contributions %v = %v, margin %v", base, dst, sum, m)
+		}
+	}
+}
