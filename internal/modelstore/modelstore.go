@@ -83,8 +83,9 @@ type Explained struct {
 	Drivers []*churnv1.Driver
 }
 
-// Explain is Score that also says why: the margin, and the drivers with the base they add up to
-// (see Drivers). contrib is scratch space of Mapper.Width(). The model is evaluated once: for a
+// Explain is Score that also says why: the margin, and the drivers with the base they add up to:
+// the MaxDriversPerSide inputs that raised the risk most and those that lowered it most, and the
+// rest added up in one OtherDrivers entry. contrib is scratch space of Mapper.Width(). The model is evaluated once: for a
 // tree ensemble the attribution rides on the scoring walk (scoring.Evaluator.Explain).
 func (m *Model) Explain(f *churnv1.CustomerFeatures, x, contrib []float64, imputed []int) (Explained, []int, error) {
 	s, imputed, err := m.score(f, x, contrib, imputed)
