@@ -54,7 +54,7 @@ type Model struct {
 	SHA256 string
 	Size   int64
 
-	spans []inputSpan // for Drivers
+	spans []inputSpan // for drivers
 }
 
 // Name returns the model's name.
@@ -68,7 +68,7 @@ func (m *Model) Version() string { return m.Bundle.Manifest.Version }
 // scoring path, used both by the server and by the check vectors.
 func (m *Model) Score(f *churnv1.CustomerFeatures, x []float64, imputed []int) (p float64, tier scoring.Tier, _ []int, err error) {
 	var s Explained
-	s, imputed, err = m.score(f, x, nil, imputed)
+	s, imputed, err = m.score(f, x, nil, false, imputed)
 	return s.Probability, s.Tier, imputed, err
 }
 
@@ -85,10 +85,11 @@ type Explained struct {
 
 // Explain is Score that also says why: the margin, and the drivers with the base they add up to:
 // the MaxDriversPerSide inputs that raised the risk most and those that lowered it most, and the
-// rest added up in one OtherDrivers entry. contrib is scratch space of Mapper.Width(). The model is evaluated once: for a
+// rest added up in one OtherDrivers entry. contrib is scratch space of Mapper.Width() (Explain
+// panics on a shorter one, like a slice index). The model is evaluated once: for a
 // tree ensemble the attribution rides on the scoring walk (scoring.Evaluator.Explain).
 func (m *Model) Explain(f *churnv1.CustomerFeatures, x, contrib []float64, imputed []int) (Explained, []int, error) {
-	s, imputed, err := m.score(f, x, contrib, imputed)
+	s, imputed, err := m.score(f, x, contrib, true, imputed)
 	if err != nil {
 		return s, imputed, err
 	}
@@ -96,17 +97,17 @@ func (m *Model) Explain(f *churnv1.CustomerFeatures, x, contrib []float64, imput
 	return s, imputed, nil
 }
 
-// score is Score, and with contrib not nil also writes the columns' contributions to the margin
-// into contrib and sets Base.
-func (m *Model) score(f *churnv1.CustomerFeatures, x, contrib []float64, imputed []int) (s Explained, _ []int, err error) {
+// score is Score, and with explain also writes the columns' contributions to the margin into
+// contrib and sets Base.
+func (m *Model) score(f *churnv1.CustomerFeatures, x, contrib []float64, explain bool, imputed []int) (s Explained, _ []int, err error) {
 	imputed, err = m.Mapper.Map(f, x, imputed)
 	if err != nil {
 		return s, imputed, err
 	}
-	if contrib == nil {
-		s.Margin = m.Eval.Margin(x)
-	} else {
+	if explain {
 		s.Margin, s.Base = m.Eval.Explain(x, contrib)
+	} else {
+		s.Margin = m.Eval.Margin(x)
 	}
 	s.Probability = m.Eval.Probability(s.Margin)
 	if !(s.Probability >= 0 && s.Probability <= 1) { // NaN: finite inputs whose weighted sum overflows

@@ -1,6 +1,8 @@
 package scoring
 
 import (
+	"slices"
+
 	"github.com/churnhq/churn/internal/bundle"
 )
 
@@ -12,17 +14,17 @@ type pathStep struct {
 	col   uint32
 }
 
-// maxPathSteps bounds a forest's path table to this many steps per compiled node. Gradient-boosted
-// trees need a few (the default model: 2.5, 16,780 steps for 6,734 nodes; full trees of depth 10
-// at most 5); a bundle of long chains over many columns would need a table quadratic in its
-// depth, and gets the walk-down attribution instead (attrTree).
-const maxPathSteps = 8
+// maxPathSteps bounds a forest's path table to this many steps per compiled node (96 bytes per
+// node of 16-byte steps). Gradient-boosted trees need a few: the default model 2.5 (16,780 steps
+// for 6,734 nodes), full trees of depth 10 at most 5. A bundle of long chains over many columns
+// would need a table quadratic in its depth, and keeps the walk-down attribution (attrTree).
+const maxPathSteps = 6
 
-// maxPathTable bounds a path table's steps whatever the forest's size: 4 Mi steps, 64 MiB (the
-// default model has 16,780; 1,000 LightGBM trees of 255 leaves about 2 million). A larger forest
-// gets the walk-down attribution, so that a large upload cannot take several times its own size
-// in memory.
-const maxPathTable = 1 << 22
+// maxPathTable bounds a path table whatever the forest's size: 1 Mi steps, 16 MiB (the default
+// model has 16,780 steps; 300 XGBoost trees of depth 6 about 100,000). A larger forest keeps the
+// walk-down attribution, so that a few large model versions loaded side by side cannot multiply
+// the service's memory.
+const maxPathTable = 1 << 20
 
 // expectations returns the expected value of every node of a tree. The bundle stores no node
 // covers (how many training rows reach a node), so a node's expected value is the plain mean of
@@ -50,83 +52,112 @@ type pathTable struct {
 }
 
 // buildPaths makes the path table of a forest whose node k came from bundle node origin[k] (means
-// are the trees' expectations), or returns false when it would exceed maxPathSteps per node. It
-// walks each tree depth first, keeping every column's sum along the current path, so its work is
-// the nodes plus the steps it writes, which the limit bounds, whatever the trees' depth.
+// are the trees' expectations), or returns false when it would have more than maxPathSteps steps
+// per node or maxPathTable in all. A first depth-first walk counts each leaf's steps and gives up
+// before allocating anything when there are too many; a second writes them where the count put
+// them. Each walk is linear in the nodes, whatever the trees' depth, plus the steps written.
 func buildPaths(te *bundle.TreeEnsemble, means [][]float64, origin []treeNode, nodes, width int) (pathTable, bool) {
 	limit := min(maxPathSteps*nodes, maxPathTable)
-	// The steps of leaf i of tree t, in the order the walk meets the leaves, are
-	// byTree[spans[t][i] : spans[t][i]+counts[t][i]].
-	spans := make([][]uint32, len(te.Trees))
-	counts := make([][]uint32, len(te.Trees))
-	var byTree []pathStep
-	acc := make([]float64, width) // each column's sum along the current path
-	cnt := make([]int32, width)   // how many splits of the current path are on each column
-	var cols []uint32             // the columns of the current path, in order of first split
-	type frame struct {
-		node, parent int32 // parent -1 for the root
-		prev         float64
-		entered      bool
-	}
-	var stack []frame
-	for ti := range te.Trees {
-		t, mean := &te.Trees[ti], means[ti]
-		spans[ti], counts[ti] = make([]uint32, len(t.Left)), make([]uint32, len(t.Left))
-		stack = append(stack[:0], frame{node: 0, parent: -1})
-		for len(stack) > 0 {
-			f := &stack[len(stack)-1]
-			i := f.node
-			if !f.entered { // enter i: the split of its parent adds i's change to that column
-				f.entered = true
-				if f.parent >= 0 {
-					c := t.Feature[f.parent]
-					f.prev = acc[c]
-					acc[c] += mean[i] - mean[f.parent]
-					if cnt[c] == 0 {
-						cols = append(cols, uint32(c))
-					}
-					cnt[c]++
-				}
-				if t.Left[i] != -1 {
-					stack = append(stack, frame{node: t.Right[i], parent: i}, frame{node: t.Left[i], parent: i})
-					continue
-				}
-				spans[ti][i], counts[ti][i] = uint32(len(byTree)), uint32(len(cols))
-				for _, c := range cols {
-					byTree = append(byTree, pathStep{acc[c], c})
-				}
-				if len(byTree) > limit {
-					return pathTable{}, false
-				}
-			}
-			// Leave i (a leaf, or a split whose children are done): undo what entering did.
-			if f.parent >= 0 {
-				c := t.Feature[f.parent]
-				acc[c] = f.prev
-				if cnt[c]--; cnt[c] == 0 {
-					cols = cols[:len(cols)-1] // the column entered last is the first to go
-				}
-			}
-			stack = stack[:len(stack)-1]
+	w := newPathWalker(width)
+	// at[t][i] is first the number of steps of leaf i of tree t, then where they start in steps.
+	at := make([][]uint32, len(te.Trees))
+	total := 0
+	for t := range te.Trees {
+		at[t] = make([]uint32, len(te.Trees[t].Left))
+		fits := w.walk(&te.Trees[t], means[t], func(leaf int32, cols []uint32, _ []float64) bool {
+			at[t][leaf] = uint32(len(cols))
+			total += len(cols)
+			return total <= limit
+		})
+		if !fits {
+			return pathTable{}, false
 		}
 	}
-	// Lay the steps out in the compiled order of the leaves.
-	pt := pathTable{off: make([]uint32, nodes+1), steps: make([]pathStep, 0, len(byTree))}
+	pt := pathTable{off: make([]uint32, nodes+1), steps: make([]pathStep, total)}
+	n := uint32(0)
 	for k, o := range origin {
-		pt.off[k] = uint32(len(pt.steps))
+		pt.off[k] = n
 		if te.Trees[o.tree].Left[o.node] == -1 {
-			start := spans[o.tree][o.node]
-			pt.steps = append(pt.steps, byTree[start:start+counts[o.tree][o.node]]...)
+			n, at[o.tree][o.node] = n+at[o.tree][o.node], n
 		}
 	}
 	for k := len(origin); k <= nodes; k++ { // the sink, and the end of the last node's steps
-		pt.off[k] = uint32(len(pt.steps))
+		pt.off[k] = n
+	}
+	for t := range te.Trees {
+		w.walk(&te.Trees[t], means[t], func(leaf int32, cols []uint32, acc []float64) bool {
+			steps := pt.steps[at[t][leaf]:]
+			for j, c := range cols {
+				steps[j] = pathStep{acc[c], c}
+			}
+			return true
+		})
 	}
 	return pt, true
 }
 
-// attrTree is a tree kept in the bundle's plain layout, with the expected value of every node, for
-// the forests too large for a path table.
+// pathWalker walks trees depth first, keeping each column's sum of steps along the current path.
+type pathWalker struct {
+	acc   []float64 // each column's sum along the current path
+	cnt   []int32   // how many splits of the current path are on each column
+	cols  []uint32  // the columns of the current path, in order of first split
+	stack []pathFrame
+}
+
+type pathFrame struct {
+	node, parent int32 // parent -1 for the root
+	prev         float64
+	entered      bool
+}
+
+func newPathWalker(width int) *pathWalker {
+	return &pathWalker{acc: make([]float64, width), cnt: make([]int32, width)}
+}
+
+// walk calls leaf for every leaf reachable from the root of t, with the columns its path splits
+// on (in order of first split) and their sums (acc[c] for column c), until leaf returns false;
+// it returns false then, true otherwise. The slices are the walker's: valid during the call only.
+// After a whole walk the walker is as new.
+func (w *pathWalker) walk(t *bundle.Tree, mean []float64, leaf func(i int32, cols []uint32, acc []float64) bool) bool {
+	acc, cnt := w.acc, w.cnt
+	w.stack = append(w.stack[:0], pathFrame{node: 0, parent: -1})
+	for len(w.stack) > 0 {
+		f := &w.stack[len(w.stack)-1]
+		i := f.node
+		if !f.entered { // enter i: the split of its parent adds i's change to that column
+			f.entered = true
+			if f.parent >= 0 {
+				c := t.Feature[f.parent]
+				f.prev = acc[c]
+				acc[c] += mean[i] - mean[f.parent]
+				if cnt[c] == 0 {
+					w.cols = append(w.cols, uint32(c))
+				}
+				cnt[c]++
+			}
+			if t.Left[i] != -1 {
+				w.stack = append(w.stack, pathFrame{node: t.Right[i], parent: i}, pathFrame{node: t.Left[i], parent: i})
+				continue
+			}
+			if !leaf(i, w.cols, acc) {
+				return false
+			}
+		}
+		// Leave i (a leaf, or a split whose children are done): undo what entering did.
+		if f.parent >= 0 {
+			c := t.Feature[f.parent]
+			acc[c] = f.prev
+			if cnt[c]--; cnt[c] == 0 {
+				w.cols = w.cols[:len(w.cols)-1] // the column entered last is the first to go
+			}
+		}
+		w.stack = w.stack[:len(w.stack)-1]
+	}
+	return true
+}
+
+// attrTree is a tree in the bundle's plain layout (copied), with the expected value of every
+// node, for the forests too large for a path table.
 type attrTree struct {
 	feature     []int32
 	threshold   []float64
@@ -135,10 +166,10 @@ type attrTree struct {
 	mean        []float64
 }
 
-func compileAttribution(te *bundle.TreeEnsemble) []attrTree {
+func compileAttribution(te *bundle.TreeEnsemble, means [][]float64) []attrTree {
 	out := make([]attrTree, len(te.Trees))
 	for ti, t := range te.Trees {
-		out[ti] = attrTree{t.Feature, t.Threshold, t.Left, t.Right, t.DefaultLeft, expectations(&te.Trees[ti])}
+		out[ti] = attrTree{slices.Clone(t.Feature), slices.Clone(t.Threshold), slices.Clone(t.Left), slices.Clone(t.Right), slices.Clone(t.DefaultLeft), means[ti]}
 	}
 	return out
 }
@@ -167,7 +198,7 @@ func (e *Evaluator) Explain(x, dst []float64) (margin, base float64) {
 	if e.trees.paths.off != nil {
 		return e.trees.explain(x[:e.width], dst), e.trees.attrBase
 	}
-	return e.trees.margin(x[:e.width]), e.walkContributions(x, dst)
+	return e.trees.margin(x[:e.width]), e.trees.walkContributions(x, dst)
 }
 
 // explain is margin that also adds the path steps of each leaf reached to dst: the same walk,
@@ -202,10 +233,9 @@ func (f *forest) explain(x, dst []float64) float64 {
 
 // walkContributions is the attribution without a path table: a second walk of every tree over
 // the bundle's layout. dst must be cleared.
-func (e *Evaluator) walkContributions(x, dst []float64) float64 {
-	base := e.trees.attrBase
-	for t := range e.attr {
-		tr := &e.attr[t]
+func (f *forest) walkContributions(x, dst []float64) float64 {
+	for t := range f.attr {
+		tr := &f.attr[t]
 		i := int32(0)
 		for tr.left[i] != -1 {
 			v := x[tr.feature[i]]
@@ -216,7 +246,7 @@ func (e *Evaluator) walkContributions(x, dst []float64) float64 {
 				if tr.defaultLeft[i] {
 					next = tr.left[i]
 				}
-			case v < tr.threshold[i] || (e.attrLessEqual && v == tr.threshold[i]):
+			case v < tr.threshold[i] || (f.attrLessEqual && v == tr.threshold[i]):
 				next = tr.left[i]
 			default:
 				next = tr.right[i]
@@ -225,5 +255,5 @@ func (e *Evaluator) walkContributions(x, dst []float64) float64 {
 			i = next
 		}
 	}
-	return base
+	return f.attrBase
 }

@@ -3,30 +3,32 @@ package scoring_test
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/scoring"
+	"github.com/churnhq/churn/models"
 )
 
-// refContributions is the reference path attribution (Saabas), recursively over the bundle's
-// own arrays: a node's expectation is the mean of its children's, and each split adds the change
-// of expectation from the node to the child taken to its column. It returns the base.
+// refContributions is the reference path attribution (Saabas), over the bundle's own arrays: a
+// node's expectation is the mean of its children's, and each split on the path adds the change of
+// expectation from the node to the child taken to its column. It returns the base.
 func refContributions(te *bundle.TreeEnsemble, x, dst []float64) float64 {
 	clear(dst)
 	base := te.BaseScore
 	for ti := range te.Trees {
 		t := &te.Trees[ti]
-		var mean func(i int32) float64
-		mean = func(i int32) float64 {
-			if t.Left[i] == -1 {
-				return t.Value[i]
+		mean := make([]float64, len(t.Left))
+		for i := len(t.Left) - 1; i >= 0; i-- { // children come after their parent
+			mean[i] = t.Value[i]
+			if t.Left[i] != -1 {
+				mean[i] = (mean[t.Left[i]] + mean[t.Right[i]]) / 2
 			}
-			return (mean(t.Left[i]) + mean(t.Right[i])) / 2
 		}
-		base += mean(0)
+		base += mean[0]
 		for i := int32(0); t.Left[i] != -1; {
 			v, th := x[t.Feature[i]], t.Threshold[i]
 			left := v < th || (te.Comparison == bundle.CompareLessEqual && v == th)
@@ -37,7 +39,7 @@ func refContributions(te *bundle.TreeEnsemble, x, dst []float64) float64 {
 			if left {
 				next = t.Left[i]
 			}
-			dst[t.Feature[i]] += mean(next) - mean(i)
+			dst[t.Feature[i]] += mean[next] - mean[i]
 			i = next
 		}
 	}
@@ -77,16 +79,21 @@ func TestExplain(t *testing.T) {
 		w[i] = rng.NormFloat64()
 	}
 	models := map[string]bundle.Model{"logistic": logisticModel(0.3, w...)}
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), 5e-324, 0.25, -0.5}
 	for _, cmpKind := range []string{bundle.CompareLess, bundle.CompareLessEqual} {
 		g := &treeGen{rng: rng, cols: cols, depth: 5, split: 0.8}
 		models["trees-"+cmpKind] = treesModel(cmpKind, -0.7, g.trees(41)...)
+		// Few columns (so they repeat along paths), nodes numbered in random order, thresholds
+		// at zeros, infinities, the least subnormal and values the inputs hit.
+		g = &treeGen{rng: rng, cols: 3, depth: 7, split: 0.85, shuffle: true, threshold: func() float64 { return special[rng.IntN(len(special))] }}
+		models["trees-shuffled-"+cmpKind] = treesModel(cmpKind, 0.1, g.trees(13)...)
 		models["chains-"+cmpKind] = treesModel(cmpKind, 0.2, chain(64, rng), chain(64, rng), chain(3, rng))
 	}
 	for name, model := range models {
 		t.Run(name, func(t *testing.T) {
 			e := mustNew(t, newBundle(t, cols, model, nil))
 			if model.Trees != nil {
-				if got, want := scoring.HasPathTable(e), name[:5] == "trees"; got != want {
+				if got, want := scoring.HasPathTable(e), strings.HasPrefix(name, "trees"); got != want {
 					t.Fatalf("path table %v, want %v", got, want)
 				}
 			}
@@ -95,8 +102,12 @@ func TestExplain(t *testing.T) {
 				x := make([]float64, cols)
 				for j := range x {
 					x[j] = math.Round(rng.NormFloat64()*4) / 4 // ties with thresholds happen
-					if name != "logistic" && rng.Float64() < 0.1 {
+					switch r := rng.Float64(); {
+					case name == "logistic":
+					case r < 0.1:
 						x[j] = math.NaN()
+					case r < 0.2:
+						x[j] = special[rng.IntN(len(special))]
 					}
 				}
 				m, base := e.Explain(x, dst)
@@ -172,6 +183,9 @@ func TestExplainAllocations(t *testing.T) {
 		"logistic":   logisticModel(0, make([]float64, cols)...),
 	} {
 		e := mustNew(t, newBundle(t, cols, model, nil))
+		if model.Trees != nil && scoring.HasPathTable(e) != (name == "path table") {
+			t.Fatalf("%s: path table %v", name, scoring.HasPathTable(e))
+		}
 		x, dst := make([]float64, cols), make([]float64, cols)
 		if n := testing.AllocsPerRun(100, func() { e.Explain(x, dst) }); n != 0 {
 			t.Errorf("%s: Explain allocates %v times", name, n)
@@ -180,28 +194,62 @@ func TestExplainAllocations(t *testing.T) {
 }
 
 // TestExplainDeepChain: a chain 65,536 splits deep that alternates two columns gets a path table
-// (at most two steps a leaf) built in time linear in its depth (building it leaf by leaf up to the
-// root would take 2^31 steps), and its contributions add up to the margin.
+// of at most two steps a leaf (building it leaf by leaf up to the root would take 2^31 steps; the
+// depth-first build takes one per node), and its contributions are the reference's.
 func TestExplainDeepChain(t *testing.T) {
 	const depth = 1 << 16
 	rng := rand.New(rand.NewPCG(5, 5))
 	tree := chain(depth, rng)
 	for d := range depth {
 		tree.Feature[2*d] = int32(d % 2)
+		tree.Threshold[2*d] = -1 - rng.Float64() // most inputs go right, deep into the chain
 	}
-	e := mustNew(t, newBundle(t, 2, treesModel(bundle.CompareLess, 0, tree), nil))
+	model := treesModel(bundle.CompareLess, 0, tree)
+	e := mustNew(t, newBundle(t, 2, model, nil))
 	if !scoring.HasPathTable(e) {
 		t.Fatal("no path table for a chain over two columns")
 	}
-	dst := make([]float64, 2)
+	if n := scoring.PathSteps(e); n > 2*(depth+1) {
+		t.Errorf("%d steps for %d leaves of at most two columns", n, depth+1)
+	}
+	dst, want := make([]float64, 2), make([]float64, 2)
 	for range 20 {
 		x := []float64{rng.NormFloat64() * 3, rng.NormFloat64() * 3}
 		m, base := e.Explain(x, dst)
 		if mm := e.Margin(x); m != mm {
 			t.Fatalf("Explain's margin %v, Margin %v", m, mm)
 		}
-		if sum := base + dst[0] + dst[1]; math.Abs(sum-m) > 1e-9 {
-			t.Fatalf("base %v + contributions %v = %v, margin %v", base, dst, sum, m)
+		wantBase := refContributions(model.Trees, x, want)
+		if math.Abs(base-wantBase) > 1e-12 || math.Abs(dst[0]-want[0]) > 1e-9 || math.Abs(dst[1]-want[1]) > 1e-9 {
+			t.Fatalf("x=%v: base %v, contributions %v; reference %v, %v", x, base, dst, wantBase, want)
 		}
+	}
+}
+
+// TestExplainNegativeZero: a margin of -0 (BaseScore -0 and a one-leaf tree of -0) stays -0 in
+// Explain as in Margin: the short last group's missing trees are not added.
+func TestExplainNegativeZero(t *testing.T) {
+	negZero := math.Copysign(0, -1)
+	leaf := bundle.Tree{Feature: []int32{0}, Threshold: []float64{0}, Left: []int32{-1}, Right: []int32{-1}, DefaultLeft: []bool{false}, Value: []float64{negZero}}
+	e := mustNew(t, newBundle(t, 1, treesModel(bundle.CompareLess, negZero, leaf), nil))
+	m, _ := e.Explain([]float64{1}, make([]float64, 1))
+	if !math.Signbit(m) || m != 0 || !math.Signbit(e.Margin([]float64{1})) {
+		t.Errorf("Explain's margin %v (sign bit %v), Margin's sign bit %v; want -0 from both", m, math.Signbit(m), math.Signbit(e.Margin([]float64{1})))
+	}
+}
+
+// TestDefaultModelHasPathTable: the shipped default model gets its drivers from the path table.
+func TestDefaultModelHasPathTable(t *testing.T) {
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustNew(t, b)
+	if !scoring.HasPathTable(e) || scoring.PathSteps(e) == 0 {
+		t.Errorf("the default model has no path table (%d steps)", scoring.PathSteps(e))
 	}
 }

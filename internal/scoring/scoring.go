@@ -85,9 +85,6 @@ type Evaluator struct {
 
 	// Tree ensemble.
 	trees forest
-	// Tree ensemble in the bundle's layout, for Explain when the forest has no path table.
-	attr          []attrTree
-	attrLessEqual bool
 
 	// Calibration.
 	cal        int
@@ -129,10 +126,6 @@ func New(b *bundle.Bundle) (*Evaluator, error) {
 			return nil, err
 		}
 		e.kind, e.trees = kindTrees, f
-		if f.paths.off == nil {
-			e.attr = compileAttribution(md.Trees)
-			e.attrLessEqual = md.Trees.Comparison == bundle.CompareLessEqual
-		}
 	default:
 		return nil, fmt.Errorf("unknown model type %q", md.Type)
 	}

@@ -52,9 +52,12 @@ type forest struct {
 	sink uint32
 	// attrBase is the base of the attribution: base plus every tree's root expectation.
 	attrBase float64
-	// paths is the attribution of every leaf, for explain; nil off when the forest is too large
-	// for one (see maxPathSteps).
+	// paths is the attribution of every leaf, for explain; its off is nil when the table would be
+	// too large (maxPathSteps, maxPathTable), and attr stands in.
 	paths pathTable
+	// attr is the forest in the bundle's layout for walkContributions, without a path table only.
+	attr          []attrTree
+	attrLessEqual bool
 }
 
 // treeNode names node node of tree tree of a bundle's ensemble.
@@ -148,7 +151,10 @@ func compileForest(te *bundle.TreeEnsemble, width int) (forest, error) {
 		means[t] = expectations(&te.Trees[t])
 		f.attrBase += means[t][0]
 	}
-	f.paths, _ = buildPaths(te, means, queue, len(nodes), width)
+	var ok bool
+	if f.paths, ok = buildPaths(te, means, queue, len(nodes), width); !ok {
+		f.attr, f.attrLessEqual = compileAttribution(te, means), le
+	}
 	return f, nil
 }
 
