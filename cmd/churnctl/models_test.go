@@ -26,7 +26,6 @@ import (
 	"github.com/churnhq/churn/internal/app"
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/config"
-	"github.com/churnhq/churn/models"
 	"github.com/churnhq/churn/models/modeltest"
 )
 
@@ -526,18 +525,7 @@ func TestUploadOverTheServersLimit(t *testing.T) {
 }
 
 // embeddedBundle is the default bundle built into churnd.
-func embeddedBundle(t *testing.T) *bundle.Bundle {
-	t.Helper()
-	data, err := models.FS.ReadFile(models.DefaultName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bundle.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func embeddedBundle(t *testing.T) *bundle.Bundle { return modeltest.Default(t) }
 
 // ready lists versions with status READY.
 func ready(versions ...string) []*churnv1.ModelInfo {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/scoring"
-	"github.com/churnhq/churn/models"
+	"github.com/churnhq/churn/models/modeltest"
 )
 
 // refContributions is the reference path attribution (Saabas), over the bundle's own arrays: a
@@ -240,15 +240,7 @@ func TestExplainNegativeZero(t *testing.T) {
 
 // TestDefaultModelHasPathTable: the shipped default model gets its drivers from the path table.
 func TestDefaultModelHasPathTable(t *testing.T) {
-	data, err := models.FS.ReadFile(models.DefaultName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bundle.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := mustNew(t, b)
+	e := mustNew(t, modeltest.Default(t))
 	if !scoring.HasPathTable(e) || scoring.PathSteps(e) == 0 {
 		t.Errorf("the default model has no path table (%d steps)", scoring.PathSteps(e))
 	}

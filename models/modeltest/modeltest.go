@@ -1,4 +1,5 @@
-// Package modeltest makes test bundles from the embedded default model: the same model under
+// Package modeltest makes test bundles from the embedded default model: the model itself
+// (Default), the same model under
 // another version (a valid, distinct bundle, since check vectors do not depend on the version),
 // optionally with its manifest edited, and the SHA-256 an upload announces. Tests of the model
 // store, the admin API and the CLI share it.
@@ -10,8 +11,23 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/models"
 )
+
+// Default returns the embedded default bundle, parsed.
+func Default(t testing.TB) *bundle.Bundle {
+	t.Helper()
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // WithVersion returns the default bundle with its manifest version set to version and then, when
 // edit is not nil, the decoded manifest changed by edit (e.g. to break a check vector).
