@@ -189,7 +189,7 @@ func (r *Redis) Get(ctx context.Context, customerID string) (resp *churnv1.Score
 		miss = true
 		return nil, Previous{}, ErrNotFound
 	}
-	resp, err = decodeResponse(raw)
+	resp, err = decodeResponse([]byte(raw))
 	if err != nil {
 		return nil, Previous{}, err
 	}
@@ -203,9 +203,10 @@ func (r *Redis) Get(ctx context.Context, customerID string) (resp *churnv1.Score
 	return resp, prev, nil
 }
 
-func decodeResponse(raw string) (*churnv1.ScoreResponse, error) {
+// decodeResponse unmarshals a stored response (it keeps nothing of raw) and sets FromCache.
+func decodeResponse(raw []byte) (*churnv1.ScoreResponse, error) {
 	resp := &churnv1.ScoreResponse{}
-	if err := proto.Unmarshal([]byte(raw), resp); err != nil {
+	if err := proto.Unmarshal(raw, resp); err != nil {
 		return nil, fmt.Errorf("cache: stored response: %w", err)
 	}
 	resp.FromCache = true
@@ -286,7 +287,7 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 				if t, err := strconv.Atoi(fmt.Sprint(vals[0])); err != nil || churnv1.RiskTier(t) < minTier {
 					continue
 				}
-				resp, err := decodeResponse(raw)
+				resp, err := decodeResponse([]byte(raw))
 				if err != nil {
 					return Page{}, err
 				}
