@@ -196,6 +196,21 @@ func testContract(t *testing.T, newCache func(t *testing.T, now func() time.Time
 		}
 	})
 
+	t.Run("UnmarshallableResponseWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		c := newCache(t, newFakeClock().Now)
+		bad := entry("bad", 0.9, critical, 9)
+		bad.Response.Warnings = []*churnv1.Warning{{Message: "not UTF-8: \xff"}}
+		if _, err := c.Put(ctx, []Entry{entry("good", 0.9, critical, 9), bad}); err == nil {
+			t.Fatal("Put of a response with a non-UTF-8 string succeeded")
+		}
+		for _, id := range []string{"good", "bad"} {
+			if _, _, err := c.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(%s) after the failed Put: error = %v, want ErrNotFound (nothing written)", id, err)
+			}
+		}
+	})
+
 	t.Run("TTLExpiry", func(t *testing.T) {
 		t.Parallel()
 		clock := newFakeClock()
