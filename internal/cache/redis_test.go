@@ -365,3 +365,31 @@ func TestRedisWithoutTTLPersists(t *testing.T) {
 		t.Errorf("PTTL without a TTL = %v, want -1 (no expiry)", ttl)
 	}
 }
+
+// TestRedisClusterContract runs the cache contract against a real three-node Redis Cluster through
+// the same redis.UniversalClient churnd builds from several --redis-addr: every key of one
+// script or command must hash to one slot (a customer's hash, the watchlist sets), or Redis
+// answers CROSSSLOT.
+func TestRedisClusterContract(t *testing.T) {
+	addrs := redistest.StartCluster(t, 3)
+	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+		if _, ok := client.(*redis.ClusterClient); !ok {
+			t.Fatalf("NewUniversalClient with %d addresses made a %T, want a cluster client", len(addrs), client)
+		}
+		return newTestRedis(t, addrs[0], RedisOptions{Client: client, TTL: contractTTL, Now: now})
+	})
+}
+
+// TestRedisSentinelContract runs the cache contract through a Sentinel, with the client churnd
+// builds from --redis-addr <sentinel> --redis-master-name: it asks the Sentinel for the master.
+func TestRedisSentinelContract(t *testing.T) {
+	sentinel := redistest.StartSentinel(t, "churn-master")
+	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "churn-master"})
+		if _, ok := client.(*redis.Client); !ok {
+			t.Fatalf("NewUniversalClient with a master name made a %T, want a failover client", client)
+		}
+		return newTestRedis(t, sentinel, RedisOptions{Client: client, TTL: contractTTL, Now: now})
+	})
+}

@@ -33,9 +33,10 @@ func newStore(t testing.TB) *modelstore.Store {
 	return s
 }
 
-func newRedisBackend(t testing.TB, addr string) *registry.Redis {
+// newRedisBackend is a Redis backend on one server, or on a Redis Cluster when given its nodes.
+func newRedisBackend(t testing.TB, addrs ...string) *registry.Redis {
 	t.Helper()
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
 	t.Cleanup(func() { client.Close() })
 	b, err := registry.NewRedisBackend(registry.RedisBackendOptions{Client: client})
 	if err != nil {
@@ -59,6 +60,10 @@ func backends(t *testing.T, f func(t *testing.T, newBackend func() registry.Back
 	t.Run("redis", func(t *testing.T) {
 		addr, _, _ := redistest.StartRedis(t)
 		f(t, func() registry.Backend { return newRedisBackend(t, addr) })
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		addrs := redistest.StartCluster(t, 3)
+		f(t, func() registry.Backend { return newRedisBackend(t, addrs...) })
 	})
 }
 
@@ -254,24 +259,32 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 // Two replicas share Redis: an upload and an activation on one reach the other through pub/sub,
 // well before the (hour-long) reconcile period.
 func TestReplicaFollowsActivationThroughRedis(t *testing.T) {
-	addr, _, _ := redistest.StartRedis(t)
+	for _, topology := range []string{"single", "cluster"} {
+		t.Run(topology, func(t *testing.T) {
+			var addrs []string
+			if topology == "cluster" {
+				addrs = redistest.StartCluster(t, 3)
+			} else {
+				addr, _, _ := redistest.StartRedis(t)
+				addrs = []string{addr}
+			}
+			replicaFollows(t, addrs)
+		})
+	}
+}
+
+// replicaFollows: an upload and activation on replica a reach replica b through pub/sub (the
+// reconcile interval is an hour), on one Redis server or a Redis Cluster.
+func replicaFollows(t *testing.T, addrs []string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, _ := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
-	b, storeB := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
+	a, _ := newRegistry(t, newRedisBackend(t, addrs...), prometheus.NewRegistry())
+	b, storeB := newRegistry(t, newRedisBackend(t, addrs...), prometheus.NewRegistry())
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
 	// Wait until b has subscribed, so that the test measures pub/sub and not a lucky reconcile.
-	probe := redis.NewClient(&redis.Options{Addr: addr})
-	defer probe.Close()
-	for {
-		n, err := probe.PubSubNumSub(ctx, "churn:models:events").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n["churn:models:events"] == 1 {
-			break
-		}
+	// A cluster node counts only its own subscribers: ask every node.
+	for subscribers(t, ctx, addrs) != 1 {
 		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for a duration
 	}
 	data := modeltest.WithVersion(t, "v2", nil)
@@ -296,6 +309,22 @@ func TestReplicaFollowsActivationThroughRedis(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// subscribers counts the subscribers of the registry's channel over the servers at addrs.
+func subscribers(t *testing.T, ctx context.Context, addrs []string) int64 {
+	t.Helper()
+	var n int64
+	for _, addr := range addrs {
+		probe := redis.NewClient(&redis.Options{Addr: addr})
+		counts, err := probe.PubSubNumSub(ctx, "churn:models:events").Result()
+		probe.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += counts["churn:models:events"]
+	}
+	return n
 }
 
 // metricValue gathers reg and returns the value of the series of name whose label has value.

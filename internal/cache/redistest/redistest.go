@@ -1,5 +1,6 @@
-// Package redistest starts a throwaway redis-server for tests: on a free port, keeping nothing on
-// disk, stopped when the test ends.
+// Package redistest starts throwaway Redis servers for tests: one redis-server, a Redis Cluster of
+// several, or a server watched by a Sentinel, on free ports, keeping nothing on disk, stopped when
+// the test ends.
 package redistest
 
 import (
@@ -7,7 +8,9 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -47,9 +50,101 @@ func StartRedis(t testing.TB) (addr string, stop func(), restart func()) {
 	return addr, s.stop, restart
 }
 
+// StartCluster starts a Redis Cluster of n masters (no replicas, all 16,384 slots spread over
+// them by redis-cli --cluster create) on free 127.0.0.1 ports, waits until every node reports
+// cluster_state:ok, and returns their addresses. The nodes are stopped when the test ends. Without
+// redis-server and redis-cli on PATH the test fails: it never skips.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found: install it (Debian: apt-get install redis-server)")
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli not found: install it (Debian: apt-get install redis-tools)")
+	}
+	addrs := make([]string, n)
+	for i := range addrs {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest: free port: %v", err)
+		}
+		dir := t.TempDir()
+		s := &server{bin: bin, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir,
+			extra: []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "5000"}}
+		if err := s.start(); err != nil {
+			t.Fatalf("redistest: cluster node %d: %v", i, err)
+		}
+		t.Cleanup(s.stop)
+		addrs[i] = s.addr
+	}
+	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(startTimeout)
+	for _, addr := range addrs {
+		host, port, _ := net.SplitHostPort(addr)
+		for {
+			info, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			if err == nil && bytes.Contains(info, []byte("cluster_state:ok")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: cluster node %s not ok within %v: %s", addr, startTimeout, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return addrs
+}
+
+// StartSentinel starts a redis-server and a Sentinel that monitors it as master name, on free
+// 127.0.0.1 ports, waits until the Sentinel reports the master's address, and returns the
+// Sentinel's address. Both are stopped when the test ends.
+func StartSentinel(t testing.TB, name string) (sentinelAddr string) {
+	t.Helper()
+	master, _, _ := StartRedis(t)
+	bin, _ := exec.LookPath("redis-server")
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli not found: install it (Debian: apt-get install redis-tools)")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("redistest: free port: %v", err)
+	}
+	dir := t.TempDir()
+	mhost, mport, _ := net.SplitHostPort(master)
+	conf := filepath.Join(dir, "sentinel.conf") // the Sentinel rewrites its own configuration
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s %s %s 1\n", name, mhost, mport)), 0o600); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	s := &server{bin: bin, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir,
+		extra: []string{"--sentinel"}, conf: conf}
+	if err := s.start(); err != nil {
+		t.Fatalf("redistest: sentinel: %v", err)
+	}
+	t.Cleanup(s.stop)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		out, err := exec.Command(cli, "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", name).Output()
+		if err == nil && bytes.Contains(out, []byte(mport)) {
+			return s.addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: sentinel on %s does not know master %s within %v: %s", s.addr, name, startTimeout, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 type server struct {
 	bin, addr, dir string
 	port           int
+	extra          []string // more redis-server arguments
+	conf           string   // a configuration file, first argument when set
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -60,13 +155,17 @@ type server struct {
 func (s *server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := exec.Command(s.bin,
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	cmd := exec.Command(s.bin, append(append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	), s.extra...)...)
 	s.stderr.Reset()
 	cmd.Stdout = &s.stderr
 	cmd.Stderr = &s.stderr
