@@ -45,6 +45,8 @@ type Redis struct {
 	now     func() time.Time
 	metrics *metrics
 	writer  *putWriter
+	// cluster: a Redis Cluster client, whose pipelines go to several nodes at once, in no order.
+	cluster bool
 }
 
 var _ Cache = (*Redis)(nil)
@@ -114,6 +116,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		now:     o.Now,
 		metrics: newMetrics(o.Registerer),
 	}
+	_, r.cluster = o.Client.(*redis.ClusterClient)
 	r.writer = startPutWriter(r)
 	return r, nil
 }

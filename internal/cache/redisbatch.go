@@ -6,7 +6,8 @@ package cache
 // goroutine per Redis cache. The writer takes the first queued Put, then, without waiting, every
 // other Put already queued, up to maxBatchCustomers customers, and sends them all in ONE pipeline
 // (per customer the put script's EVALSHA, in queue order; then the watchlist ZADD/ZREMs of the whole
-// batch). So a Put alone is still one round trip, and under concurrency the Puts that arrived while
+// batch; on a Cluster, whose client sends every node its commands at once, the watchlist follows in
+// a second round trip, so that it never names a customer whose hash is not written yet). So a Put alone is still one round trip, and under concurrency the Puts that arrived while
 // a round trip was in flight share the next one: one write and one read on each side instead of one
 // per Put. Redis runs a pipeline's commands in order, so two Puts of one customer in one batch apply
 // in queue order and the later one's script returns the earlier one's probability as previous; with
@@ -201,8 +202,8 @@ func (w *putWriter) failQueued(pending *putRequest) {
 	}
 }
 
-// commit sends the batch's n entries in one pipeline (plus an EVAL replay on NOSCRIPT) and answers
-// each request.
+// commit sends the batch's n entries in one pipeline (plus an EVAL replay on NOSCRIPT; on a Cluster
+// the watchlist in one more round trip, after the hashes) and answers each request.
 func (w *putWriter) commit(batch []*putRequest, n int) {
 	r := w.r
 	r.metrics.putBatch.Observe(float64(len(batch)))
@@ -247,6 +248,23 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 		}
 	}
 
+	// The watchlist must never name a customer whose hash is not written yet: a ListAtRisk in
+	// between would take the customer for expired and drop it. One server runs a pipeline in order,
+	// so the watchlist commands follow the scripts in the same round trip; a Cluster client sends
+	// each node its share at once, so there they wait for the scripts' round trip. After a replay
+	// (below) they are sent again, after it.
+	addWatch := func(pipe redis.Pipeliner) []redis.Cmder {
+		var watch []redis.Cmder
+		for j, t := range watchTiers {
+			if len(adds[j]) > 0 {
+				watch = append(watch, pipe.ZAdd(ctx, r.watchKey(t), adds[j]...))
+			}
+			if len(rems[j]) > 0 {
+				watch = append(watch, pipe.ZRem(ctx, r.watchKey(t), rems[j]...))
+			}
+		}
+		return watch
+	}
 	cmds := make([]*redis.Cmd, 0, n)
 	pipe := r.client.Pipeline()
 	for _, q := range batch {
@@ -255,13 +273,8 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 		}
 	}
 	var watch []redis.Cmder
-	for j, t := range watchTiers {
-		if len(adds[j]) > 0 {
-			watch = append(watch, pipe.ZAdd(ctx, r.watchKey(t), adds[j]...))
-		}
-		if len(rems[j]) > 0 {
-			watch = append(watch, pipe.ZRem(ctx, r.watchKey(t), rems[j]...))
-		}
+	if !r.cluster {
+		watch = addWatch(pipe)
 	}
 	_, execErr := pipe.Exec(ctx)
 
@@ -285,13 +298,23 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 				k++
 			}
 		}
+		if !r.cluster {
+			watch = addWatch(pipe) // again, now that every hash is written
+		}
 		_, execErr = pipe.Exec(ctx)
+	}
+	var replyErr redis.Error
+	if r.cluster && (execErr == nil || errors.As(execErr, &replyErr)) {
+		pipe := r.client.Pipeline()
+		watch = addWatch(pipe)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.As(err, &replyErr) {
+			execErr = err // a connection or context error: the whole batch's
+		}
 	}
 
 	// go-redis sets a connection or context error on every command of the pipeline; a reply
 	// error (a command's own) only on that command. Be safe about the former anyway.
 	var shared error
-	var replyErr redis.Error
 	if execErr != nil && !errors.As(execErr, &replyErr) {
 		shared = execErr
 	}
