@@ -309,10 +309,16 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 		for i, t := range watchTiers {
 			keys[i] = r.watchKey(t)
 		}
-		if err := dropStaleScript.Run(ctx, r.client, keys, stale...).Err(); err != nil {
+		dropped, err := dropStaleScript.Run(ctx, r.client, keys, stale...).Int()
+		if err != nil {
 			return Page{}, unavailable("list", err)
 		}
 		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale)/2)
+		if dropped > 0 {
+			if err := r.restoreRescored(ctx, stale); err != nil {
+				return Page{}, unavailable("list", err)
+			}
+		}
 	}
 
 	switch {
@@ -327,6 +333,60 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 		page.Responses[i] = it.resp
 	}
 	return page, nil
+}
+
+// restoreRescored puts back in the watchlist the customers of stale (member, score, ...) that were
+// Put again while ListAtRisk dropped them. The drop script keeps a member whose score changed, but a
+// customer scored again with the same expected loss keeps the same score: if its Put wrote the
+// hash after ListAtRisk found it missing and its ZADD came before the drop, the drop removed a live
+// customer. The Put's hash is written before its ZADD, so reading the hashes after the drop finds
+// every such customer, and it is added back with its hash's tier and loss. A customer Put after
+// this read is added back by its own ZADD.
+func (r *Redis) restoreRescored(ctx context.Context, stale []any) error {
+	pipe := r.client.Pipeline()
+	ids := make([]string, 0, len(stale)/2)
+	cmds := make([]*redis.SliceCmd, 0, len(stale)/2)
+	for i := 0; i < len(stale); i += 2 {
+		id := stale[i].(string)
+		ids = append(ids, id)
+		cmds = append(cmds, pipe.HMGet(ctx, r.scoreKey(id), "tier", "loss"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	adds := make([][]redis.Z, len(watchTiers))
+	for i, c := range cmds {
+		vals := c.Val()
+		ts, ok1 := vals[0].(string)
+		ls, ok2 := vals[1].(string)
+		if !ok1 || !ok2 {
+			continue // still expired
+		}
+		t, err1 := strconv.Atoi(ts)
+		loss, err2 := strconv.ParseFloat(ls, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for j, wt := range watchTiers {
+			if churnv1.RiskTier(t) >= wt {
+				adds[j] = append(adds[j], redis.Z{Score: -loss, Member: ids[i]})
+			}
+		}
+	}
+	pipe = r.client.Pipeline()
+	n := 0
+	for j, wt := range watchTiers {
+		if len(adds[j]) > 0 {
+			pipe.ZAdd(ctx, r.watchKey(wt), adds[j]...)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	r.logger.Debug("put customers scored again during the drop back in the watchlist")
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Close stops the writer, failing the Puts still queued, and closes the Redis client.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -392,4 +393,49 @@ func TestRedisSentinelContract(t *testing.T) {
 		}
 		return newTestRedis(t, sentinel, RedisOptions{Client: client, TTL: contractTTL, Now: now})
 	})
+}
+
+// dropHook runs before, once, just before the first command that runs the watchlist's drop script.
+type dropHook struct {
+	once   sync.Once
+	before func()
+}
+
+func (h *dropHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *dropHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); (name == "evalsha" && cmd.Args()[1] == dropStaleScript.Hash()) || (name == "eval" && strings.Contains(fmt.Sprint(cmd.Args()[1]), "ZSCORE")) {
+			h.once.Do(h.before)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *dropHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRedisRescoredDuringDropStaysListed: a customer whose hash expired is scored again, with the
+// same expected loss, after ListAtRisk found its hash missing and before ListAtRisk drops it from
+// the watchlist. The drop cannot tell the two scores apart; the customer must still be listed.
+func TestRedisRescoredDuringDropStaysListed(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	hook := &dropHook{}
+	client.AddHook(hook)
+	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: 50 * time.Millisecond})
+	x := entry("x", 0.9, critical, 90)
+	mustPut(t, c, x)
+	eventually(t, 5*time.Second, func() bool { return client.Exists(ctx, c.scoreKey("x")).Val() == 0 }, "x's hash expires")
+	hook.before = func() {
+		if _, err := c.Put(ctx, []Entry{x}); err != nil {
+			t.Errorf("Put during the drop: %v", err)
+		}
+	}
+	if ids := listIDs(t, c, medium); len(ids) != 0 {
+		t.Fatalf("first ListAtRisk = %v, want nothing (x had expired when its hash was read)", ids)
+	}
+	if ids := listIDs(t, c, critical); !cmp.Equal(ids, []string{"x"}) {
+		t.Errorf("ListAtRisk after x was scored again = %v, want [x]", ids)
+	}
 }
