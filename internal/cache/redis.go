@@ -45,7 +45,8 @@ type Redis struct {
 	now     func() time.Time
 	metrics *metrics
 	writer  *putWriter
-	// cluster: a Redis Cluster client, whose pipelines go to several nodes at once, in no order.
+	// cluster: not a single-server client (a Cluster, a Ring): its pipelines go to several nodes
+	// at once, in no order.
 	cluster bool
 }
 
@@ -116,7 +117,8 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		now:     o.Now,
 		metrics: newMetrics(o.Registerer),
 	}
-	_, r.cluster = o.Client.(*redis.ClusterClient)
+	_, single := o.Client.(*redis.Client) // one server, or the master a Sentinel names
+	r.cluster = !single
 	r.writer = startPutWriter(r)
 	return r, nil
 }
@@ -148,8 +150,9 @@ func unavailable(op string, err error) error {
 
 // Put stores the entries and returns each one's previous cached probability. Entries for the same
 // customer apply in order. The entries go to the writer (see redisbatch.go): alone they are one
-// pipelined round trip (two when the server has lost the script); Puts that arrive while a round
-// trip is in flight share the next one. Put waits at most Timeout, queueing included.
+// pipelined round trip (two when the server has lost the script, and two on a Cluster, whose
+// watchlist follows the hashes); Puts that arrive while a round trip is in flight share the next
+// one. Put waits at most Timeout, queueing included.
 func (r *Redis) Put(ctx context.Context, entries []Entry) (prevs []Previous, err error) {
 	if len(entries) == 0 {
 		return []Previous{}, nil
@@ -316,7 +319,8 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale)/2)
 		if dropped > 0 {
 			if err := r.restoreRescored(ctx, stale); err != nil {
-				return Page{}, unavailable("list", err)
+				// The page stands; a customer this missed is back in the watchlist at its next Put.
+				r.logger.Warn("could not check the customers dropped from the watchlist", "err", err)
 			}
 		}
 	}
@@ -340,8 +344,8 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 // customer scored again with the same expected loss keeps the same score: if its Put wrote the
 // hash after ListAtRisk found it missing and its ZADD came before the drop, the drop removed a live
 // customer. The Put's hash is written before its ZADD, so reading the hashes after the drop finds
-// every such customer, and it is added back with its hash's tier and loss. A customer Put after
-// this read is added back by its own ZADD.
+// every such customer, and it is added back with its hash's tier and loss, unless a newer Put has
+// added it already. A customer Put after this read is added back by its own ZADD.
 func (r *Redis) restoreRescored(ctx context.Context, stale []any) error {
 	pipe := r.client.Pipeline()
 	ids := make([]string, 0, len(stale)/2)
@@ -377,7 +381,7 @@ func (r *Redis) restoreRescored(ctx context.Context, stale []any) error {
 	n := 0
 	for j, wt := range watchTiers {
 		if len(adds[j]) > 0 {
-			pipe.ZAdd(ctx, r.watchKey(wt), adds[j]...)
+			pipe.ZAddNX(ctx, r.watchKey(wt), adds[j]...) // NX: never over a newer Put's score
 			n++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,10 +396,13 @@ func TestRedisSentinelContract(t *testing.T) {
 	})
 }
 
-// dropHook runs before, once, just before the first command that runs the watchlist's drop script.
+// dropHook runs before, once, just before the first command that runs the watchlist's drop script,
+// and afterRead (when set), once, just after the first pipeline that reads customers' tier and loss
+// (restoreRescored's).
 type dropHook struct {
-	once   sync.Once
-	before func()
+	once, readOnce sync.Once
+	before         func()
+	afterRead      func()
 }
 
 func (h *dropHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -411,31 +415,185 @@ func (h *dropHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 func (h *dropHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if h.afterRead != nil && len(cmds) > 0 && cmds[0].Name() == "hmget" && fmt.Sprint(cmds[0].Args()[len(cmds[0].Args())-1]) == "loss" {
+			h.readOnce.Do(h.afterRead)
+		}
+		return err
+	}
 }
 
 // TestRedisRescoredDuringDropStaysListed: a customer whose hash expired is scored again, with the
 // same expected loss, after ListAtRisk found its hash missing and before ListAtRisk drops it from
-// the watchlist. The drop cannot tell the two scores apart; the customer must still be listed.
+// the watchlist. The drop cannot tell the two scores apart; the customer must still be listed, in
+// every tier set it belongs to. (Expiry is a DEL of the hash, so that no TTL races the test.)
 func TestRedisRescoredDuringDropStaysListed(t *testing.T) {
 	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	hook := &dropHook{}
 	client.AddHook(hook)
-	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: 50 * time.Millisecond})
+	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
 	x := entry("x", 0.9, critical, 90)
 	mustPut(t, c, x)
-	eventually(t, 5*time.Second, func() bool { return client.Exists(ctx, c.scoreKey("x")).Val() == 0 }, "x's hash expires")
+	if err := client.Del(ctx, c.scoreKey("x")).Err(); err != nil {
+		t.Fatal(err)
+	}
 	hook.before = func() {
 		if _, err := c.Put(ctx, []Entry{x}); err != nil {
 			t.Errorf("Put during the drop: %v", err)
 		}
 	}
 	if ids := listIDs(t, c, medium); len(ids) != 0 {
-		t.Fatalf("first ListAtRisk = %v, want nothing (x had expired when its hash was read)", ids)
+		t.Fatalf("first ListAtRisk = %v, want nothing (x's hash was gone when it was read)", ids)
 	}
-	if ids := listIDs(t, c, critical); !cmp.Equal(ids, []string{"x"}) {
-		t.Errorf("ListAtRisk after x was scored again = %v, want [x]", ids)
+	for _, tier := range []churnv1.RiskTier{medium, high, critical} {
+		if ids := listIDs(t, c, tier); !cmp.Equal(ids, []string{"x"}) {
+			t.Errorf("ListAtRisk(%v) after x was scored again = %v, want [x]", tier, ids)
+		}
+	}
+}
+
+// TestRedisRestoreKeepsANewerScore: when a customer that ListAtRisk dropped is Put again (with a
+// new loss) between restoreRescored's read of its hash and its re-add, the newer score stays.
+func TestRedisRestoreKeepsANewerScore(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	hook := &dropHook{}
+	client.AddHook(hook)
+	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+	x := entry("x", 0.9, critical, 90)
+	mustPut(t, c, x)
+	if err := client.Del(ctx, c.scoreKey("x")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hook.before = func() { mustPut(t, c, x) }                                // same loss: the drop removes x
+	hook.afterRead = func() { mustPut(t, c, entry("x", 0.9, critical, 10)) } // newer, after the restore read
+	listIDs(t, c, medium)
+	for _, tier := range []churnv1.RiskTier{medium, high, critical} {
+		if s, err := client.ZScore(ctx, c.watchKey(tier), "x").Result(); err != nil || s != -10 {
+			t.Errorf("x's score in %v = %v, %v; want -10 (the newer Put's loss)", tier, s, err)
+		}
+	}
+}
+
+// pipelineLog records the command names of every pipeline a client sends, in order.
+type pipelineLog struct {
+	mu    sync.Mutex
+	pipes [][]string
+}
+
+func (h *pipelineLog) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *pipelineLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pipelineLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var names []string
+		for _, c := range cmds {
+			if !isConnSetup(c) {
+				names = append(names, c.Name())
+			}
+		}
+		if len(names) > 0 {
+			h.mu.Lock()
+			h.pipes = append(h.pipes, names)
+			h.mu.Unlock()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// kinds says which of the put scripts (evalsha, eval) and watchlist commands (zadd, zrem) a
+// pipeline holds: "script", "watch", "script+watch".
+func kinds(names []string) string {
+	script, watch := false, false
+	for _, n := range names {
+		switch n {
+		case "evalsha", "eval":
+			script = true
+		case "zadd", "zrem":
+			watch = true
+		}
+	}
+	switch {
+	case script && watch:
+		return "script+watch"
+	case script:
+		return "script"
+	case watch:
+		return "watch"
+	}
+	return "other"
+}
+
+// TestRedisWatchlistFollowsHashes pins the order of a Put's round trips. One server: the scripts
+// and then the watchlist in one pipeline, and after a lost script the replay with the watchlist
+// again after it. A Cluster (whose client sends every node its share at once): the scripts, then
+// the watchlist in a round trip of its own.
+func TestRedisWatchlistFollowsHashes(t *testing.T) {
+	ctx := context.Background()
+	t.Run("single", func(t *testing.T) {
+		addr, _, _ := redistest.StartRedis(t)
+		client := redis.NewClient(&redis.Options{Addr: addr})
+		log := &pipelineLog{}
+		client.AddHook(log)
+		c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+		if err := client.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, c, entry("a", 0.9, critical, 9), entry("b", 0.2, low, 1))
+		var got []string
+		for _, p := range log.pipes {
+			got = append(got, kinds(p))
+		}
+		if want := []string{"script+watch", "script+watch"}; !cmp.Equal(got, want) {
+			t.Errorf("pipelines after SCRIPT FLUSH = %v (%v), want %v: EVALSHA+watchlist, then EVAL+watchlist", got, log.pipes, want)
+		}
+		if p := log.pipes[len(log.pipes)-1]; p[0] != "eval" || p[len(p)-1] == "eval" {
+			t.Errorf("replay pipeline %v: want the EVALs first, the watchlist after them", p)
+		}
+	})
+	t.Run("cluster", func(t *testing.T) {
+		addrs := redistest.StartCluster(t, 3)
+		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+		log := &pipelineLog{}
+		client.AddHook(log)
+		c := newTestRedis(t, addrs[0], RedisOptions{Client: client, TTL: time.Hour})
+		es := make([]Entry, 20)
+		for i := range es {
+			es[i] = entry(fmt.Sprintf("c%d", i), 0.9, critical, float64(i))
+		}
+		mustPut(t, c, es...)
+		var got []string
+		for _, p := range log.pipes {
+			if k := kinds(p); k != "other" {
+				got = append(got, k)
+			}
+		}
+		// A fresh cluster may not know the script yet: then a replay round trip comes between.
+		if len(got) < 2 || got[len(got)-1] != "watch" || slices.Contains(got, "script+watch") || slices.Contains(got[:len(got)-1], "watch") {
+			t.Errorf("pipelines = %v, want scripts (and a replay) first, then the watchlist alone", got)
+		}
+	})
+}
+
+// TestRedisClusterWatchlistOnlyForWrittenHashes: on a Cluster, a customer whose script fails (here
+// its key holds a string, so HGET answers WRONGTYPE) gets no watchlist entry, and the others do.
+func TestRedisClusterWatchlistOnlyForWrittenHashes(t *testing.T) {
+	ctx := context.Background()
+	addrs := redistest.StartCluster(t, 3)
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+	c := newTestRedis(t, addrs[0], RedisOptions{Client: client, TTL: time.Hour})
+	if err := client.Set(ctx, c.scoreKey("bad"), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, []Entry{entry("good1", 0.9, critical, 9), entry("bad", 0.9, critical, 8), entry("good2", 0.9, critical, 7)}); err == nil {
+		t.Fatal("Put with a customer whose key is not a hash succeeded")
+	}
+	for _, tier := range []churnv1.RiskTier{medium, high, critical} {
+		if got := client.ZRange(ctx, c.watchKey(tier), 0, -1).Val(); !cmp.Equal(got, []string{"good2", "good1"}) && !cmp.Equal(got, []string{"good1", "good2"}) {
+			t.Errorf("watchlist %v = %v, want good1 and good2 only", tier, got)
+		}
 	}
 }

@@ -5,9 +5,9 @@ package cache
 // Every Put hands its entries (already marshalled, in the caller's goroutine) to one writer
 // goroutine per Redis cache. The writer takes the first queued Put, then, without waiting, every
 // other Put already queued, up to maxBatchCustomers customers, and sends them all in ONE pipeline
-// (per customer the put script's EVALSHA, in queue order; then the watchlist ZADD/ZREMs of the whole
-// batch; on a Cluster, whose client sends every node its commands at once, the watchlist follows in
-// a second round trip, so that it never names a customer whose hash is not written yet). So a Put alone is still one round trip, and under concurrency the Puts that arrived while
+// (per customer the put script's EVALSHA, in queue order; then the watchlist ZADD/ZREMs of the
+// whole batch; on a Cluster, whose client sends every node its commands at once, the watchlist
+// follows in a second round trip, so that it never names a customer whose hash is not written). So a Put alone is still one round trip, and under concurrency the Puts that arrived while
 // a round trip was in flight share the next one: one write and one read on each side instead of one
 // per Put. Redis runs a pipeline's commands in order, so two Puts of one customer in one batch apply
 // in queue order and the later one's script returns the earlier one's probability as previous; with
@@ -229,31 +229,27 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 			k++
 		}
 	}
-	adds := make([][]redis.Z, len(watchTiers))
-	rems := make([][]any, len(watchTiers))
-	k = 0
-	for _, q := range batch {
-		for _, e := range q.entries {
-			k++
-			if last[e.CustomerID] != k-1 {
-				continue
-			}
-			for j, t := range watchTiers {
-				if e.Tier >= t {
-					adds[j] = append(adds[j], redis.Z{Score: -e.ExpectedLoss, Member: e.CustomerID})
-				} else {
-					rems[j] = append(rems[j], e.CustomerID)
+	// addWatch adds to pipe the watchlist commands of the customers whose last entry k has
+	// written(k), and returns them.
+	addWatch := func(pipe redis.Pipeliner, written func(k int) bool) []redis.Cmder {
+		adds := make([][]redis.Z, len(watchTiers))
+		rems := make([][]any, len(watchTiers))
+		k := 0
+		for _, q := range batch {
+			for _, e := range q.entries {
+				k++
+				if last[e.CustomerID] != k-1 || !written(k-1) {
+					continue
+				}
+				for j, t := range watchTiers {
+					if e.Tier >= t {
+						adds[j] = append(adds[j], redis.Z{Score: -e.ExpectedLoss, Member: e.CustomerID})
+					} else {
+						rems[j] = append(rems[j], e.CustomerID)
+					}
 				}
 			}
 		}
-	}
-
-	// The watchlist must never name a customer whose hash is not written yet: a ListAtRisk in
-	// between would take the customer for expired and drop it. One server runs a pipeline in order,
-	// so the watchlist commands follow the scripts in the same round trip; a Cluster client sends
-	// each node its share at once, so there they wait for the scripts' round trip. After a replay
-	// (below) they are sent again, after it.
-	addWatch := func(pipe redis.Pipeliner) []redis.Cmder {
 		var watch []redis.Cmder
 		for j, t := range watchTiers {
 			if len(adds[j]) > 0 {
@@ -265,6 +261,14 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 		}
 		return watch
 	}
+	all := func(int) bool { return true }
+
+	// The watchlist must never name a customer whose hash is not written yet: a ListAtRisk in
+	// between would take the customer for expired and drop it. One server runs a pipeline in order,
+	// so the watchlist commands follow the scripts in the same round trip (and, after a replay,
+	// are sent again after it). A Cluster client sends each node its share at once, so there they
+	// follow in a round trip of their own, for the customers whose scripts succeeded: a node that
+	// failed costs only its own customers, each of whose callers gets the error.
 	cmds := make([]*redis.Cmd, 0, n)
 	pipe := r.client.Pipeline()
 	for _, q := range batch {
@@ -274,7 +278,7 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 	}
 	var watch []redis.Cmder
 	if !r.cluster {
-		watch = addWatch(pipe)
+		watch = addWatch(pipe, all)
 	}
 	_, execErr := pipe.Exec(ctx)
 
@@ -299,22 +303,23 @@ func (w *putWriter) commit(batch []*putRequest, n int) {
 			}
 		}
 		if !r.cluster {
-			watch = addWatch(pipe) // again, now that every hash is written
+			watch = addWatch(pipe, all) // again, now that every hash is written
 		}
 		_, execErr = pipe.Exec(ctx)
 	}
+
+	// go-redis sets a connection or context error on every command of the pipeline (of the node,
+	// on a Cluster); a reply error (a command's own) only on that command. Be safe about the
+	// former anyway.
+	var shared error
 	var replyErr redis.Error
-	if r.cluster && (execErr == nil || errors.As(execErr, &replyErr)) {
+	if r.cluster {
+		execErr = nil // each script's own error is its caller's; the watchlist's is everyone's
 		pipe := r.client.Pipeline()
-		watch = addWatch(pipe)
-		if _, err := pipe.Exec(ctx); err != nil && !errors.As(err, &replyErr) {
-			execErr = err // a connection or context error: the whole batch's
+		if watch = addWatch(pipe, func(k int) bool { return cmds[k].Err() == nil }); len(watch) > 0 {
+			_, execErr = pipe.Exec(ctx)
 		}
 	}
-
-	// go-redis sets a connection or context error on every command of the pipeline; a reply
-	// error (a command's own) only on that command. Be safe about the former anyway.
-	var shared error
 	if execErr != nil && !errors.As(execErr, &replyErr) {
 		shared = execErr
 	}

@@ -284,7 +284,10 @@ func replicaFollows(t *testing.T, addrs []string) {
 	go func() { b.Run(ctx); close(done) }()
 	// Wait until b has subscribed, so that the test measures pub/sub and not a lucky reconcile.
 	// A cluster node counts only its own subscribers: ask every node.
-	for subscribers(t, ctx, addrs) != 1 {
+	for deadline := time.Now().Add(10 * time.Second); subscribers(t, ctx, addrs) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("replica b did not subscribe within 10s")
+		}
 		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for a duration
 	}
 	data := modeltest.WithVersion(t, "v2", nil)

@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -64,35 +65,44 @@ func StartCluster(t testing.TB, n int) []string {
 	if err != nil {
 		t.Fatalf("redis-cli not found: install it (Debian: apt-get install redis-tools)")
 	}
+	if n < 3 {
+		t.Fatalf("redistest: a Redis Cluster needs at least 3 masters, not %d", n)
+	}
 	addrs := make([]string, n)
 	for i := range addrs {
 		port, err := freePort()
 		if err != nil {
 			t.Fatalf("redistest: free port: %v", err)
 		}
+		bus, err := freePort() // not port+10000, the default, which may be taken or above 65535
+		if err != nil {
+			t.Fatalf("redistest: free port: %v", err)
+		}
 		dir := t.TempDir()
 		s := &server{bin: bin, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir,
-			extra: []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "5000"}}
+			extra: []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+				"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "5000"}}
 		if err := s.start(); err != nil {
 			t.Fatalf("redistest: cluster node %d: %v", i, err)
 		}
 		t.Cleanup(s.stop)
 		addrs[i] = s.addr
 	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(startTimeout)
 	for _, addr := range addrs {
 		host, port, _ := net.SplitHostPort(addr)
 		for {
-			info, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			info, err := exec.CommandContext(ctx, cli, "-h", host, "-p", port, "cluster", "info").Output()
 			if err == nil && bytes.Contains(info, []byte("cluster_state:ok")) {
 				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("redistest: cluster node %s not ok within %v: %s", addr, startTimeout, info)
+			if ctx.Err() != nil {
+				t.Fatalf("redistest: cluster node %s not ok within %v: %v %s", addr, startTimeout, err, info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -127,14 +137,15 @@ func StartSentinel(t testing.TB, name string) (sentinelAddr string) {
 		t.Fatalf("redistest: sentinel: %v", err)
 	}
 	t.Cleanup(s.stop)
-	deadline := time.Now().Add(startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
 	for {
-		out, err := exec.Command(cli, "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", name).Output()
+		out, err := exec.CommandContext(ctx, cli, "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", name).Output()
 		if err == nil && bytes.Contains(out, []byte(mport)) {
 			return s.addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redistest: sentinel on %s does not know master %s within %v: %s", s.addr, name, startTimeout, out)
+		if ctx.Err() != nil {
+			t.Fatalf("redistest: sentinel on %s does not know master %s within %v: %v %s", s.addr, name, startTimeout, err, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
