@@ -205,10 +205,11 @@ func TestChurndEndToEnd(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
+	notServing := watchNotServing(ctx, t, conn)
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitNotServing(ctx, t, conn)
+	notServing()
 	if err := stream.Send(req); err != nil {
 		t.Fatalf("Send after SIGTERM: %v", err)
 	}
@@ -231,23 +232,33 @@ func TestChurndEndToEnd(t *testing.T) {
 	}
 }
 
-// waitNotServing waits until health reports NOT_SERVING, the first step of the shutdown.
-func waitNotServing(ctx context.Context, t *testing.T, conn *grpc.ClientConn) {
+// watchNotServing opens a health watch on conn and returns a func that waits until it reports
+// NOT_SERVING, the first step of the shutdown. Open it before the shutdown starts: once churnd has
+// sent GOAWAY and closed its listener, a new RPC (the watch) can only fail to dial.
+func watchNotServing(ctx context.Context, t *testing.T, conn *grpc.ClientConn) (wait func()) {
 	t.Helper()
 	// The watch is an RPC too: end it, or the graceful stop waits for it.
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: "churn.v1.ScoringService"})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	for {
-		r, err := watch.Recv()
-		if err != nil {
-			t.Fatalf("health watch: %v", err)
-		}
-		if r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
-			return
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		cancel()
+		t.Fatalf("health watch before the shutdown: %v, %v; want SERVING", r, err)
+	}
+	return func() {
+		t.Helper()
+		defer cancel()
+		for {
+			r, err := watch.Recv()
+			if err != nil {
+				t.Fatalf("health watch: %v", err)
+			}
+			if r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
+				return
+			}
 		}
 	}
 }
