@@ -40,6 +40,16 @@ func newTestRedis(t testing.TB, addr string, o RedisOptions) *Redis {
 	return c
 }
 
+// hookedRedis starts a throwaway redis-server and returns a cache on it (TTL one hour) whose
+// client runs hook, and the client.
+func hookedRedis(t *testing.T, hook redis.Hook) (*Redis, *redis.Client) {
+	t.Helper()
+	addr, _, _ := redistest.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	client.AddHook(hook)
+	return newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour}), client
+}
+
 func TestRedisContract(t *testing.T) {
 	addr, _, _ := redistest.StartRedis(t)
 	testContract(t, func(t *testing.T, now func() time.Time) Cache {
@@ -170,12 +180,9 @@ func batch(n int, round int) []Entry {
 }
 
 func TestRedisPutIsOneRoundTrip(t *testing.T) {
-	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
-	client := redis.NewClient(&redis.Options{Addr: addr})
 	hook := &countHook{}
-	client.AddHook(hook)
-	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+	c, client := hookedRedis(t, hook)
 	// Open the connection first: its set-up commands (HELLO, CLIENT SETINFO) go through hooks too.
 	if err := client.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -424,22 +431,28 @@ func (h *dropHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
+// expiredCustomer returns a cache whose client runs a dropHook, and customer x (CRITICAL, loss
+// 90), Put and then gone from Redis as if its TTL had run out (a DEL, so that no TTL races a
+// test), but still in the watchlist.
+func expiredCustomer(t *testing.T) (*Redis, *redis.Client, *dropHook, Entry) {
+	t.Helper()
+	hook := &dropHook{}
+	c, client := hookedRedis(t, hook)
+	x := entry("x", 0.9, critical, 90)
+	mustPut(t, c, x)
+	if err := client.Del(context.Background(), c.scoreKey("x")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return c, client, hook, x
+}
+
 // TestRedisRescoredDuringDropStaysListed: a customer whose hash expired is scored again, with the
 // same expected loss, after ListAtRisk found its hash missing and before ListAtRisk drops it from
 // the watchlist. The drop cannot tell the two scores apart; the customer must still be listed, in
 // every tier set it belongs to. (Expiry is a DEL of the hash, so that no TTL races the test.)
 func TestRedisRescoredDuringDropStaysListed(t *testing.T) {
-	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	hook := &dropHook{}
-	client.AddHook(hook)
-	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
-	x := entry("x", 0.9, critical, 90)
-	mustPut(t, c, x)
-	if err := client.Del(ctx, c.scoreKey("x")).Err(); err != nil {
-		t.Fatal(err)
-	}
+	c, _, hook, x := expiredCustomer(t)
 	hook.before = func() {
 		if _, err := c.Put(ctx, []Entry{x}); err != nil {
 			t.Errorf("Put during the drop: %v", err)
@@ -458,17 +471,8 @@ func TestRedisRescoredDuringDropStaysListed(t *testing.T) {
 // TestRedisRestoreKeepsANewerScore: when a customer that ListAtRisk dropped is Put again (with a
 // new loss) between restoreRescored's read of its hash and its re-add, the newer score stays.
 func TestRedisRestoreKeepsANewerScore(t *testing.T) {
-	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	hook := &dropHook{}
-	client.AddHook(hook)
-	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
-	x := entry("x", 0.9, critical, 90)
-	mustPut(t, c, x)
-	if err := client.Del(ctx, c.scoreKey("x")).Err(); err != nil {
-		t.Fatal(err)
-	}
+	c, client, hook, x := expiredCustomer(t)
 	hook.before = func() { mustPut(t, c, x) }                                // same loss: the drop removes x
 	hook.afterRead = func() { mustPut(t, c, entry("x", 0.9, critical, 10)) } // newer, after the restore read
 	listIDs(t, c, medium)
@@ -534,11 +538,8 @@ func kinds(names []string) string {
 func TestRedisWatchlistFollowsHashes(t *testing.T) {
 	ctx := context.Background()
 	t.Run("single", func(t *testing.T) {
-		addr, _, _ := redistest.StartRedis(t)
-		client := redis.NewClient(&redis.Options{Addr: addr})
 		log := &pipelineLog{}
-		client.AddHook(log)
-		c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+		c, client := hookedRedis(t, log)
 		if err := client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
