@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/btree"
 	"google.golang.org/protobuf/proto"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
@@ -34,6 +35,25 @@ type Memory struct {
 	mu    sync.Mutex
 	ll    *list.List // of *memEntry, most recently used at the front
 	items map[string]*list.Element
+	// watch[j] orders the entries of tier watchTiers[j] or above by expected loss, largest first,
+	// then id: the watchlist, so that a page is a walk from its cursor (a B-tree, from
+	// github.com/google/btree), not a sort of every entry under the lock.
+	watch [len(watchTiers)]*btree.BTreeG[watchItem]
+}
+
+// watchItem is an entry's place in a watchlist.
+type watchItem struct {
+	loss float64
+	id   string
+}
+
+// watchLess is the watchlist order: expected loss descending (cmp.Compare, so a NaN has a place
+// too), then id ascending.
+func watchLess(a, b watchItem) bool {
+	if c := cmp.Compare(b.loss, a.loss); c != 0 {
+		return c < 0
+	}
+	return a.id < b.id
 }
 
 type memEntry struct {
@@ -59,12 +79,33 @@ func NewMemory(o MemoryOptions) *Memory {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Memory{
+	m := &Memory{
 		maxEntries: o.MaxEntries,
 		ttl:        o.TTL,
 		now:        o.Now,
 		ll:         list.New(),
 		items:      make(map[string]*list.Element),
+	}
+	for j := range m.watch {
+		m.watch[j] = btree.NewG(32, watchLess)
+	}
+	return m
+}
+
+// index adds e to the watchlists of its tier; unindex takes it out. m.mu must be held.
+func (m *Memory) index(e *memEntry) {
+	for j, t := range watchTiers {
+		if e.tier >= t {
+			m.watch[j].ReplaceOrInsert(watchItem{e.loss, e.id})
+		}
+	}
+}
+
+func (m *Memory) unindex(e *memEntry) {
+	for j, t := range watchTiers {
+		if e.tier >= t {
+			m.watch[j].Delete(watchItem{e.loss, e.id})
+		}
 	}
 }
 
@@ -87,8 +128,10 @@ func (m *Memory) live(id string, now time.Time) *list.Element {
 }
 
 func (m *Memory) remove(el *list.Element) {
+	e := el.Value.(*memEntry)
 	m.ll.Remove(el)
-	delete(m.items, el.Value.(*memEntry).id)
+	delete(m.items, e.id)
+	m.unindex(e)
 }
 
 // Put stores the entries in order and returns each one's previous cached probability. A response
@@ -123,11 +166,13 @@ func (m *Memory) Put(_ context.Context, entries []Entry) ([]Previous, error) {
 		if el := m.live(e.CustomerID, now); el != nil {
 			old := el.Value.(*memEntry)
 			ne.prev = Previous{Found: true, Probability: old.p}
+			m.unindex(old)
 			el.Value = ne
 			m.ll.MoveToFront(el)
 		} else {
 			m.items[e.CustomerID] = m.ll.PushFront(ne)
 		}
+		m.index(ne)
 		prevs[i] = ne.prev
 		for m.ll.Len() > m.maxEntries {
 			m.remove(m.ll.Back())
@@ -156,34 +201,39 @@ func (m *Memory) Get(_ context.Context, customerID string) (*churnv1.ScoreRespon
 	return resp, e.prev, nil
 }
 
-// ListAtRisk pages the watchlist by a sorted scan of the live entries. It does not count as a use for
-// the LRU.
+// ListAtRisk pages the watchlist of minTier: a walk of its B-tree from the page token, removing the
+// expired entries it meets. It does not count as a use for the LRU.
 func (m *Memory) ListAtRisk(_ context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (Page, error) {
 	minTier, cur, err := listArgs(minTier, limit, pageToken)
 	if err != nil {
 		return Page{}, err
 	}
+	j := slices.Index(watchTiers[:], minTier)
 	now := m.now()
 	var hits []*memEntry
-	m.mu.Lock()
-	for el := m.ll.Front(); el != nil; {
-		next := el.Next()
-		e := el.Value.(*memEntry)
-		switch {
-		case e.expired(now):
-			m.remove(el)
-		case e.tier >= minTier && cur.after(e.loss, e.id):
+	var expired []*list.Element
+	walk := func(it watchItem) bool {
+		if !cur.after(it.loss, it.id) {
+			return true // the cursor itself
+		}
+		el := m.items[it.id]
+		if e := el.Value.(*memEntry); e.expired(now) {
+			expired = append(expired, el)
+		} else {
 			hits = append(hits, e)
 		}
-		el = next
+		return len(hits) <= limit
+	}
+	m.mu.Lock()
+	if cur == nil {
+		m.watch[j].Ascend(walk)
+	} else {
+		m.watch[j].AscendGreaterOrEqual(watchItem{cur.loss, cur.id}, walk)
+	}
+	for _, el := range expired { // not during the walk: the tree must not change under it
+		m.remove(el)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(hits, func(a, b *memEntry) int {
-		if c := cmp.Compare(b.loss, a.loss); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.id, b.id)
-	})
 	var page Page
 	if len(hits) > limit {
 		hits = hits[:limit]
@@ -205,5 +255,8 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.ll.Init()
 	clear(m.items)
+	for _, w := range m.watch {
+		w.Clear(false)
+	}
 	return nil
 }
