@@ -14,6 +14,7 @@ import (
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/models"
@@ -189,7 +190,7 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	if active, _ := store.Active(); active.Version() != "v2" {
 		t.Fatalf("active = %s, want v2", active.Version())
 	}
-	if got := metricValue(t, reg, "churn_model_active_info", "version", "v2"); got != 1 {
+	if got := metricstest.Value(t, reg, "churn_model_active_info", map[string]string{"name": "churn-default", "version": "v2"}); got != 1 {
 		t.Fatalf("churn_model_active_info{version=v2} = %v, want 1", got)
 	}
 	if _, err := r.Activate(ctx, "nope"); !errors.Is(err, modelstore.ErrNotFound) {
@@ -251,7 +252,7 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 	if len(store.List()) != 1 {
 		t.Fatalf("store holds %d models after refusals, want 1", len(store.List()))
 	}
-	if got := metricValue(t, reg, "churn_model_uploads_total", "result", "refused"); got != 5 {
+	if got := metricstest.Value(t, reg, "churn_model_uploads_total", map[string]string{"result": "refused"}); got != 5 {
 		t.Fatalf("churn_model_uploads_total{result=refused} = %v, want 5", got)
 	}
 }
@@ -328,32 +329,6 @@ func subscribers(t *testing.T, ctx context.Context, addrs []string) int64 {
 		n += counts["churn:models:events"]
 	}
 	return n
-}
-
-// metricValue gathers reg and returns the value of the series of name whose label has value.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no series %s{%s=%q}", name, label, value)
-	return 0
 }
 
 // A stored version this replica cannot load (written by a newer replica, or damaged on disk) is

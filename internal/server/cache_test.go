@@ -16,6 +16,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/server"
 )
@@ -198,7 +199,7 @@ func TestRedisOutageFailsOpen(t *testing.T) {
 	}
 	_, err = srv.GetScore(ctx, &churnv1.GetScoreRequest{CustomerId: "before"})
 	assertStatus(t, err, codes.Unavailable, "")
-	if got := counterValue(t, reg, "churn_cache_writes_total", map[string]string{"result": "error"}); got < 5 {
+	if got := metricstest.Value(t, reg, "churn_cache_writes_total", map[string]string{"result": "error"}); got < 5 {
 		t.Errorf("churn_cache_writes_total{result=error} = %v, want at least the 5 writes made while Redis was down", got)
 	}
 

@@ -21,6 +21,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
+	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
@@ -108,7 +109,7 @@ func TestScore(t *testing.T) {
 	if p := resp.GetProbability(); !(p >= 0 && p <= 1) {
 		t.Errorf("probability %v outside [0,1]", p)
 	}
-	if got := counterValue(t, env.reg, "churn_scores_total", map[string]string{"rpc": "Score", "tier": tierLabel(resp.GetTier())}); got != 1 {
+	if got := metricstest.Value(t, env.reg, "churn_scores_total", map[string]string{"rpc": "Score", "tier": tierLabel(resp.GetTier())}); got != 1 {
 		t.Errorf("churn_scores_total{rpc=Score,tier=%s} = %v, want 1", resp.GetTier(), got)
 	}
 }
@@ -342,7 +343,7 @@ func TestScoreStream(t *testing.T) {
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("ScoreStream (-want +got):\n%s", diff)
 	}
-	if got := counterValue(t, env.reg, "churn_score_errors_total", map[string]string{"rpc": "ScoreStream", "code": "InvalidArgument"}); got != 1 {
+	if got := metricstest.Value(t, env.reg, "churn_score_errors_total", map[string]string{"rpc": "ScoreStream", "code": "InvalidArgument"}); got != 1 {
 		t.Errorf("churn_score_errors_total{rpc=ScoreStream,code=InvalidArgument} = %v, want 1", got)
 	}
 }
