@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,21 +127,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 func (r *Redis) scoreKey(id string) string { return r.prefix + ":score:{" + id + "}" }
 
 func (r *Redis) watchKey(t churnv1.RiskTier) string {
-	return r.prefix + ":watch:{watch}:" + tierName(t)
+	return r.prefix + ":watch:{watch}:" + strings.TrimPrefix(t.String(), "RISK_TIER_") // e.g. HIGH
 }
 
-// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH.
-func tierName(t churnv1.RiskTier) string {
-	switch t {
-	case churnv1.RiskTier_RISK_TIER_MEDIUM:
-		return "MEDIUM"
-	case churnv1.RiskTier_RISK_TIER_HIGH:
-		return "HIGH"
-	case churnv1.RiskTier_RISK_TIER_CRITICAL:
-		return "CRITICAL"
-	}
-	return strconv.Itoa(int(t))
-}
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 

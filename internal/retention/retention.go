@@ -35,6 +35,8 @@
 package retention
 
 import (
+	"strings"
+
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
 
@@ -482,16 +484,5 @@ func (r *Rules) highRisk(d *drafts, b []byte, p float64, tier churnv1.RiskTier) 
 	return b
 }
 
-func tierName(t churnv1.RiskTier) string {
-	switch t {
-	case churnv1.RiskTier_RISK_TIER_LOW:
-		return "LOW"
-	case churnv1.RiskTier_RISK_TIER_MEDIUM:
-		return "MEDIUM"
-	case churnv1.RiskTier_RISK_TIER_HIGH:
-		return "HIGH"
-	case churnv1.RiskTier_RISK_TIER_CRITICAL:
-		return "CRITICAL"
-	}
-	return "UNSPECIFIED"
-}
+// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH.
+func tierName(t churnv1.RiskTier) string { return strings.TrimPrefix(t.String(), "RISK_TIER_") }
