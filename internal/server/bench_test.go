@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
@@ -115,14 +114,7 @@ func BenchmarkEnrichment(b *testing.B) {
 	m, _ := store.Active()
 	rules := retention.DefaultRules()
 	for _, file := range []string{"basic", "complaints"} {
-		data, err := readRepoFile("testdata/requests/" + file + ".json")
-		if err != nil {
-			b.Fatal(err)
-		}
-		req := &churnv1.ScoreRequest{}
-		if err := protojson.Unmarshal(data, req); err != nil {
-			b.Fatal(err)
-		}
+		req := requestFile(b, file)
 		x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
 		imputed := make([]int, 0, m.Mapper.NumInputs())
 		for _, enrich := range []bool{false, true} {
@@ -177,14 +169,7 @@ func BenchmarkEnrichmentRetained(b *testing.B) {
 	}
 	m, _ := store.Active()
 	rules := retention.DefaultRules()
-	data, err := readRepoFile("testdata/requests/complaints.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := &churnv1.ScoreRequest{}
-	if err := protojson.Unmarshal(data, req); err != nil {
-		b.Fatal(err)
-	}
+	req := requestFile(b, "complaints")
 	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
 	imputed := make([]int, 0, m.Mapper.NumInputs())
 	type kept struct {

@@ -79,9 +79,12 @@ func startServer(t testing.TB, maxBatch int) *testEnv {
 }
 
 // basicRequest is testdata/requests/basic.json, the README's example.
-func basicRequest(t testing.TB) *churnv1.ScoreRequest {
+func basicRequest(t testing.TB) *churnv1.ScoreRequest { return requestFile(t, "basic") }
+
+// requestFile reads testdata/requests/<name>.json.
+func requestFile(t testing.TB, name string) *churnv1.ScoreRequest {
 	t.Helper()
-	data, err := readRepoFile("testdata/requests/basic.json")
+	data, err := readRepoFile("testdata/requests/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
