@@ -67,14 +67,7 @@ func Complement(n int, rows []int) []int {
 // and test rows. The same labels, fraction and seed always give the same split.
 func StratifiedSplit(labels []bool, testFraction float64, seed uint64) (trainRows, testRows []int) {
 	rng := rand.New(rand.NewPCG(seed, 0x636875726e)) // second word: "churn"
-	var byLabel [2][]int
-	for i, y := range labels {
-		k := 0
-		if y {
-			k = 1
-		}
-		byLabel[k] = append(byLabel[k], i)
-	}
+	byLabel := rowsByLabel(labels)
 	for _, rows := range byLabel {
 		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 		nTest := int(math.Round(testFraction * float64(len(rows))))
@@ -84,4 +77,18 @@ func StratifiedSplit(labels []bool, testFraction float64, seed uint64) (trainRow
 	slices.Sort(trainRows)
 	slices.Sort(testRows)
 	return trainRows, testRows
+}
+
+// rowsByLabel returns the indices of the negative rows ([0]) and of the positive rows ([1]), each
+// in order: what stratified splits and folds draw from.
+func rowsByLabel(labels []bool) [2][]int {
+	var byLabel [2][]int
+	for i, y := range labels {
+		k := 0
+		if y {
+			k = 1
+		}
+		byLabel[k] = append(byLabel[k], i)
+	}
+	return byLabel
 }

@@ -252,14 +252,7 @@ func StratifiedFolds(labels []bool, k int, seed uint64) ([]int, error) {
 	}
 	fold := make([]int, len(labels))
 	rng := rand.New(rand.NewPCG(seed, 0x666f6c6473)) // second word: "folds"
-	var byLabel [2][]int
-	for i, y := range labels {
-		b := 0
-		if y {
-			b = 1
-		}
-		byLabel[b] = append(byLabel[b], i)
-	}
+	byLabel := rowsByLabel(labels)
 	next := 0
 	for _, rows := range byLabel {
 		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
