@@ -258,42 +258,16 @@ func mustFeatures(t *testing.T, raw json.RawMessage) *churnv1.CustomerFeatures {
 	return &f
 }
 
-// referenceTrees walks a bundle's trees for a request, independently of the trainer: read each
-// input (NaN when missing under the native policy, the imputation value otherwise), transform,
-// one-hot, then walk.
+// referenceTrees walks a bundle's trees for a request, independently of the trainer: the columns
+// (referenceColumns; a tree ensemble standardises nothing), then the walk.
 func referenceTrees(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64 {
 	t.Helper()
-	var x []float64
-	f := mustFeatures(t, features)
 	for _, in := range b.Manifest.Inputs {
-		num, cat, ok := read(f, in.Source)
-		if in.Type == bundle.TypeCategorical {
-			if !ok {
-				cat = in.Missing.Category
-			}
-			for _, c := range in.Categories {
-				x = append(x, map[bool]float64{true: 1, false: 0}[c == cat])
-			}
-			continue
-		}
 		if in.Standardize != nil {
 			t.Fatalf("input %s of a tree ensemble is standardised", in.Name)
 		}
-		switch {
-		case !ok && in.Missing.Policy == bundle.MissingNative:
-			x = append(x, math.NaN())
-			continue
-		case !ok:
-			num = in.Missing.Value
-		}
-		switch in.Transform {
-		case bundle.TransformLog1p:
-			num = math.Log1p(num)
-		case bundle.TransformIndicator:
-			num = map[bool]float64{true: 1, false: 0}[num > 0]
-		}
-		x = append(x, num)
 	}
+	x := referenceColumns(t, b, features)
 	te := b.Model.Trees
 	m := te.BaseScore
 	for _, tr := range te.Trees {

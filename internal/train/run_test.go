@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -81,17 +79,29 @@ func toyRun(t *testing.T) (*Result, *Dataset, Config) {
 }
 
 // reference computes a request's probability from a parsed bundle's parameters alone, written
-// out independently of the trainer's code: read each input's source from the request, impute,
-// transform, standardise or one-hot, then the margin and the sigmoid.
+// out independently of the trainer's code: the columns (referenceColumns), then the margin and
+// the sigmoid.
 func reference(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64 {
 	t.Helper()
-	var f churnv1.CustomerFeatures
-	if err := protojson.Unmarshal(features, &f); err != nil {
-		t.Fatalf("check vector features %s: %v", features, err)
+	x := referenceColumns(t, b, features)
+	lr := b.Model.Logistic
+	m := lr.Intercept
+	for i := range lr.Weights {
+		m += lr.Weights[i] * x[i]
 	}
+	return referenceCalibration(t, &b.Manifest.Calibration, m)
+}
+
+// referenceColumns maps a request onto a bundle's columns, written out independently of the
+// trainer's and the server's code: read each input's source from the request (NaN when missing
+// under the native policy, the imputation value otherwise), transform, then standardise a numeric
+// input that says so, or one-hot a categorical one.
+func referenceColumns(t *testing.T, b *bundle.Bundle, features json.RawMessage) []float64 {
+	t.Helper()
+	f := mustFeatures(t, features)
 	var x []float64
 	for _, in := range b.Manifest.Inputs {
-		num, cat, ok := read(&f, in.Source)
+		num, cat, ok := read(f, in.Source)
 		if in.Type == bundle.TypeCategorical {
 			if !ok {
 				cat = in.Missing.Category
@@ -101,7 +111,11 @@ func reference(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64
 			}
 			continue
 		}
-		if !ok {
+		switch {
+		case !ok && in.Missing.Policy == bundle.MissingNative:
+			x = append(x, math.NaN())
+			continue
+		case !ok:
 			num = in.Missing.Value
 		}
 		switch in.Transform {
@@ -110,14 +124,12 @@ func reference(t *testing.T, b *bundle.Bundle, features json.RawMessage) float64
 		case bundle.TransformIndicator:
 			num = map[bool]float64{true: 1, false: 0}[num > 0]
 		}
-		x = append(x, (num-in.Standardize.Mean)/in.Standardize.Scale)
+		if in.Standardize != nil {
+			num = (num - in.Standardize.Mean) / in.Standardize.Scale
+		}
+		x = append(x, num)
 	}
-	lr := b.Model.Logistic
-	m := lr.Intercept
-	for i := range lr.Weights {
-		m += lr.Weights[i] * x[i]
-	}
-	return referenceCalibration(t, &b.Manifest.Calibration, m)
+	return x
 }
 
 // referenceCalibration applies a bundle's calibration to a margin, written out independently:
