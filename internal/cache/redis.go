@@ -130,7 +130,6 @@ func (r *Redis) watchKey(t churnv1.RiskTier) string {
 	return r.prefix + ":watch:{watch}:" + strings.TrimPrefix(t.String(), "RISK_TIER_") // e.g. HIGH
 }
 
-
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func unavailable(op string, err error) error {
