@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -106,12 +107,13 @@ func TestScoreAllocations(t *testing.T) {
 // cpu-ns/op is the CPU time of the whole process (every thread, so the collector's background
 // work too) per call: on a shared, loaded machine it moves far less than the wall time, which
 // also counts the time spent waiting for a core.
+//
+// CHURN_BENCH_MODEL names another bundle to measure instead of the default model (here and in
+// BenchmarkEnrichmentRetained), one that reads the same requests: a model trained on the same
+// spec, e.g. with churnctl train --trainer logistic. A relative path is from internal/server,
+// where go test runs the benchmarks.
 func BenchmarkEnrichment(b *testing.B) {
-	store, err := modelstore.New(defaultModels(b), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, _ := store.Active()
+	m := enrichmentModel(b)
 	rules := retention.DefaultRules()
 	for _, file := range []string{"basic", "complaints"} {
 		req := requestFile(b, file)
@@ -154,6 +156,23 @@ func BenchmarkEnrichment(b *testing.B) {
 	}
 }
 
+// enrichmentModel is the default model, or the bundle that CHURN_BENCH_MODEL names.
+func enrichmentModel(b *testing.B) *modelstore.Model {
+	if path := os.Getenv("CHURN_BENCH_MODEL"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := modelstore.Load(data)
+		if err != nil {
+			b.Fatalf("CHURN_BENCH_MODEL %s: %v", path, err)
+		}
+		b.Logf("model %s %s", m.Bundle.Manifest.Name, m.Bundle.Manifest.Version)
+		return m
+	}
+	return defaultModels(b)[0]
+}
+
 // BenchmarkEnrichmentRetained is BenchmarkEnrichment for complaints.json with a live heap like
 // churnd's when its in-process cache is full: the results of the last 100,000 customers stay
 // reachable, and each enriched call replaces the oldest (as the cache's eviction does). Both paths
@@ -163,11 +182,7 @@ func BenchmarkEnrichmentRetained(b *testing.B) {
 	if testing.Short() {
 		b.Skip("fills 100,000 results")
 	}
-	store, err := modelstore.New(defaultModels(b), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, _ := store.Active()
+	m := enrichmentModel(b)
 	rules := retention.DefaultRules()
 	req := requestFile(b, "complaints")
 	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
