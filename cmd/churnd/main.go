@@ -10,16 +10,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/churnhq/churn/internal/app"
 	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/internal/gcconfig"
 )
 
 func main() {
@@ -46,6 +49,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
+
+	gc, err := gcconfig.Apply(memlimit.FromCgroup)
+	if err != nil {
+		logger.Warn("garbage collector: no memory limit set", "err", err)
+	}
+	attrs := []any{"gogc", gc.GCPercent, "gogc_from", gc.GCPercentFrom, "memory_limit_from", gc.MemoryLimitFrom}
+	if gc.MemoryLimit != math.MaxInt64 {
+		attrs = append(attrs, "memory_limit_bytes", gc.MemoryLimit)
+	}
+	logger.Info("garbage collector", attrs...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
