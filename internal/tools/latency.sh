@@ -15,8 +15,6 @@ bench="${CHURN_BENCH_DIR:-$root/../shared/bench}"
 [ -d "$bench/floor" ] || { echo "need ../shared/bench/floor beside the repository (or CHURN_BENCH_DIR)" >&2; exit 2; }
 tmp=$(mktemp -d); pids=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$tmp/churnd" ./cmd/churnd)
 (cd "$root/internal/tools" && go build -o "$tmp/grpcload" ./grpcload)
 (cd "$bench/floor" && go build -o "$tmp/floor" .)
 convert() { # type, JSON file, output
@@ -26,20 +24,7 @@ convert churn.v1.ScoreRequest "$root/testdata/requests/complaints.json" "$tmp/sc
 echo '{"customerId": "cust-0042"}' >"$tmp/get.json"
 convert churn.v1.GetScoreRequest "$tmp/get.json" "$tmp/get.binpb"
 
-rport=$(port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
-pids+=($!)
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
-started=""
-start() { # name, extra flags...; sets $started to the gRPC port
-  local g h; g=$(port); h=$(port)
-  "$tmp/churnd" --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h" --log-level warn "${@:2}" >"$tmp/$1.log" 2>&1 &
-  pids+=($!)
-  until curl -sf "127.0.0.1:$h/healthz" >/dev/null; do sleep 0.1; done
-  started=$g
-}
-start memory; mem=$started
-start redis --redis-addr "127.0.0.1:$rport"; red=$started
+. "$root/internal/tools/churnd-pair.sh"
 fport=$(port)
 "$tmp/floor" -addr "127.0.0.1:$fport" 2>/dev/null &
 pids+=($!)
