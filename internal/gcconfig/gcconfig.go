@@ -43,14 +43,22 @@ type Settings struct {
 }
 
 // Apply sets the collector's defaults; limit reports the memory limit (memlimit.FromCgroup in
-// churnd; memlimit.ErrNoLimit when there is none). An error (a cgroup file it cannot read, a bad
-// AUTOMEMLIMIT) leaves the memory limit as it was: churnd runs on and logs it.
+// churnd). A process outside any cgroup, or on a system without cgroups, has no limit, as when
+// limit returns memlimit.ErrNoLimit. Another error (a cgroup file it cannot read, a bad
+// AUTOMEMLIMIT) leaves the memory limit as it was: churnd runs on and logs it. An empty GOGC or
+// GOMEMLIMIT counts as unset, as it does for the Go runtime.
 func Apply(limit memlimit.Provider) (Settings, error) {
 	var s Settings
-	_, fromEnv := os.LookupEnv("GOMEMLIMIT")
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok && v == "" {
+		os.Unsetenv("GOMEMLIMIT") // else memlimit would take it for a setting and skip the cgroup
+	}
+	fromEnv := os.Getenv("GOMEMLIMIT") != ""
 	noLimit := false
 	provider := func() (uint64, error) {
 		n, err := limit()
+		if errors.Is(err, memlimit.ErrNoCgroup) || errors.Is(err, memlimit.ErrCgroupsNotSupported) {
+			err = memlimit.ErrNoLimit
+		}
 		noLimit = errors.Is(err, memlimit.ErrNoLimit)
 		return n, err
 	}
@@ -67,9 +75,8 @@ func Apply(limit memlimit.Provider) (Settings, error) {
 		s.MemoryLimitFrom = "cgroup"
 	}
 
-	_, gogc := os.LookupEnv("GOGC")
 	switch {
-	case gogc:
+	case os.Getenv("GOGC") != "":
 		s.GCPercent, s.GCPercentFrom = currentGCPercent(), "GOGC"
 	case s.MemoryLimit != math.MaxInt64:
 		debug.SetGCPercent(LimitedGCPercent)

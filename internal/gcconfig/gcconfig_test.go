@@ -76,35 +76,58 @@ func TestNoMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestGOMEMLIMITAlone: a limit from the environment is a limit too: GOGC gets churnd's default.
+// TestGOMEMLIMITAlone: a limit from the environment is a limit too: GOGC gets churnd's default,
+// and the cgroup is not asked.
 func TestGOMEMLIMITAlone(t *testing.T) {
 	isolate(t)
 	t.Setenv("GOMEMLIMIT", "300MiB")
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(300 << 20)
-	s, err := gcconfig.Apply(memlimit.Limit(1 << 30))
+	limit, calls := fixedLimit(1 << 30)
+	s, err := gcconfig.Apply(limit)
 	want := gcconfig.Settings{GCPercent: gcconfig.LimitedGCPercent, GCPercentFrom: "memory limit", MemoryLimit: 300 << 20, MemoryLimitFrom: "GOMEMLIMIT"}
-	if err != nil || s != want || gcPercent() != gcconfig.LimitedGCPercent {
-		t.Errorf("settings %+v, err %v, runtime GC percent %d; want %+v", s, err, gcPercent(), want)
+	if err != nil || s != want || gcPercent() != gcconfig.LimitedGCPercent || debug.SetMemoryLimit(-1) != 300<<20 || *calls != 0 {
+		t.Errorf("settings %+v, err %v, runtime %d, %d, provider called %d times; want %+v, not called", s, err, gcPercent(), debug.SetMemoryLimit(-1), *calls, want)
 	}
 }
 
-// TestEnvironmentWins: with GOGC and GOMEMLIMIT set, Apply changes neither setting (the runtime
-// read them at start-up) and does not even ask for the cgroup limit.
-func TestEnvironmentWins(t *testing.T) {
+// TestGOGCAlone: GOGC from the environment stays, and the container's limit still applies.
+func TestGOGCAlone(t *testing.T) {
 	isolate(t)
 	t.Setenv("GOGC", "150")
-	t.Setenv("GOMEMLIMIT", "300MiB")
 	debug.SetGCPercent(150)
-	debug.SetMemoryLimit(300 << 20)
-	limit, calls := fixedLimit(1 << 30)
-	s, err := gcconfig.Apply(limit)
-	if err != nil {
-		t.Fatal(err)
+	s, err := gcconfig.Apply(memlimit.Limit(1 << 30))
+	want := gcconfig.Settings{GCPercent: 150, GCPercentFrom: "GOGC", MemoryLimit: 966_367_641, MemoryLimitFrom: "cgroup"}
+	if err != nil || s != want || gcPercent() != 150 || debug.SetMemoryLimit(-1) != want.MemoryLimit {
+		t.Errorf("settings %+v, err %v, runtime %d, %d; want %+v", s, err, gcPercent(), debug.SetMemoryLimit(-1), want)
 	}
-	want := gcconfig.Settings{GCPercent: 150, GCPercentFrom: "GOGC", MemoryLimit: 300 << 20, MemoryLimitFrom: "GOMEMLIMIT"}
-	if s != want || gcPercent() != 150 || debug.SetMemoryLimit(-1) != 300<<20 || *calls != 0 {
-		t.Errorf("settings %+v (runtime %d, %d), provider called %d times; want %+v, not called", s, gcPercent(), debug.SetMemoryLimit(-1), *calls, want)
+}
+
+// TestEmptyVariablesAreUnset: GOGC= and GOMEMLIMIT= (templating leaves them so) mean nothing to
+// the runtime, so they must not switch off churnd's defaults.
+func TestEmptyVariablesAreUnset(t *testing.T) {
+	isolate(t)
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetGCPercent(100)
+	s, err := gcconfig.Apply(memlimit.Limit(1 << 30))
+	want := gcconfig.Settings{GCPercent: gcconfig.LimitedGCPercent, GCPercentFrom: "memory limit", MemoryLimit: 966_367_641, MemoryLimitFrom: "cgroup"}
+	if err != nil || s != want || gcPercent() != gcconfig.LimitedGCPercent || debug.SetMemoryLimit(-1) != want.MemoryLimit {
+		t.Errorf("settings %+v, err %v, runtime %d, %d; want %+v", s, err, gcPercent(), debug.SetMemoryLimit(-1), want)
+	}
+}
+
+// TestNoCgroup: outside a cgroup, or on a system without cgroups (a developer's Mac), there is
+// no limit and nothing to warn about.
+func TestNoCgroup(t *testing.T) {
+	for _, cause := range []error{memlimit.ErrNoCgroup, memlimit.ErrCgroupsNotSupported} {
+		isolate(t)
+		debug.SetGCPercent(100)
+		s, err := gcconfig.Apply(func() (uint64, error) { return 0, cause })
+		want := gcconfig.Settings{GCPercent: 100, GCPercentFrom: "go default", MemoryLimit: math.MaxInt64, MemoryLimitFrom: "none"}
+		if err != nil || s != want {
+			t.Errorf("%v: settings %+v, err %v; want %+v and no error", cause, s, err, want)
+		}
 	}
 }
 
