@@ -15,7 +15,7 @@
 // would be measured as latency.
 //
 // It prints one line: rps=… p50_ms=… p90_ms=… p99_ms=… p999_ms=… max_ms=… calls=… errors=…
-// (and first_error=… when a call failed).
+// (and first_error=… when a call failed): rps and the latencies are of the successful calls.
 //
 // Hand-written: ghz, the usual Go tool, is the one whose overhead is the problem, and the
 // request/latency loop is a few dozen lines over grpc-go.
@@ -25,6 +25,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -54,7 +55,7 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "calls made first and not measured")
 	timeout := flag.Duration("timeout", 5*time.Second, "deadline of each call")
 	flag.Parse()
-	if *target == "" || *method == "" || *dataFile == "" || *conc < 1 || *dur <= 0 {
+	if *target == "" || *method == "" || *dataFile == "" || *conc < 1 || *dur <= 0 || *warm < 0 || *timeout <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -81,9 +82,9 @@ func fail(err error) {
 }
 
 type result struct {
-	lat      []time.Duration
-	errors   int
-	elapsed  time.Duration
+	lat      []time.Duration // of the successful calls started in the window
+	errors   int             // failed calls started in the window
+	window   time.Duration
 	firstErr error
 }
 
@@ -93,17 +94,19 @@ func (r result) String() string {
 		if len(r.lat) == 0 {
 			return -1
 		}
-		return float64(r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]) / 1e6 // nearest rank
+		rank := int(math.Ceil(p * float64(len(r.lat)))) // nearest rank: the smallest with p of the calls at or below it
+		return float64(r.lat[max(rank, 1)-1]) / 1e6
 	}
 	s := fmt.Sprintf("rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f calls=%d errors=%d",
-		float64(len(r.lat)+r.errors)/r.elapsed.Seconds(), q(0.50), q(0.90), q(0.99), q(0.999), q(1), len(r.lat), r.errors)
+		float64(len(r.lat))/r.window.Seconds(), q(0.50), q(0.90), q(0.99), q(0.999), q(1), len(r.lat), r.errors)
 	if r.firstErr != nil {
 		s += fmt.Sprintf(" first_error=%q", r.firstErr.Error())
 	}
 	return s
 }
 
-// run makes calls for warm, then measures the calls started in the next dur.
+// run makes calls for warm, then measures the calls started in the next dur: rps is the
+// successful ones over dur (a call that hangs past the window does not stretch it).
 func run(conn *grpc.ClientConn, method string, req []byte, c int, warm, dur, timeout time.Duration) (result, error) {
 	start := time.Now().Add(warm)
 	end := start.Add(dur)
@@ -139,7 +142,7 @@ func run(conn *grpc.ClientConn, method string, req []byte, c int, warm, dur, tim
 		}()
 	}
 	wg.Wait()
-	all := result{elapsed: time.Since(start)}
+	all := result{window: dur}
 	for _, r := range perWorker {
 		all.lat = append(all.lat, r.lat...)
 		all.errors += r.errors
