@@ -7,7 +7,7 @@
 #   Score with the in-process cache and with the Redis cache at concurrency 16 (the on/off ratio);
 #   GetScore with Redis, then the floor, at concurrency 16, 4 and 1.
 # usage: internal/tools/latency.sh [rounds=3] [duration=8s]    (from the repository root;
-# needs redis-server, curl and ../shared/bench beside the repository)
+# needs python3, redis-server, redis-cli, curl and ../shared/bench beside the repository)
 set -euo pipefail
 rounds=${1:-3}; dur=${2:-8s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,11 +38,13 @@ echo "$(nproc) cores; $(go version); $(redis-server --version | cut -d' ' -f3)"
 load "$red" Score "$tmp/score.binpb" -c 1 -d 1s >/dev/null # cust-0042 is cached from here on
 for i in $(seq "$rounds"); do
   m=$(load "$mem" Score "$tmp/score.binpb" -c 16); r=$(load "$red" Score "$tmp/score.binpb" -c 16)
+  ratio=$(python3 -c "print('%.3f' % ($(field rps "$r")/$(field rps "$m")))")
   echo "round $i Score c16: in-process cache $m"
   echo "round $i Score c16: Redis cache      $r"
-  echo "round $i Score c16: Redis/in-process rps $(python3 -c "print('%.3f' % ($(field rps "$r")/$(field rps "$m")))")"
+  echo "round $i Score c16: Redis/in-process rps $ratio"
   for c in 16 4 1; do
-    echo "round $i GetScore c$c: Redis $(load "$red" GetScore "$tmp/get.binpb" -c "$c")"
-    echo "round $i GetScore c$c: floor $(load "$fport" GetScore "$tmp/get.binpb" -c "$c")"
+    g=$(load "$red" GetScore "$tmp/get.binpb" -c "$c"); f=$(load "$fport" GetScore "$tmp/get.binpb" -c "$c")
+    echo "round $i GetScore c$c: Redis $g"
+    echo "round $i GetScore c$c: floor $f"
   done
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load runs for the score cache, on loopback: Score with the Redis cache against Score with the
 # in-process cache (alternating, same request, concurrency 16), then GetScore with Redis against
-# the no-op floor. Starts its own throwaway redis-server. Needs ghz, grpcurl, redis-server.
+# the no-op floor. Starts its own throwaway redis-server. Needs ghz, grpcurl, python3, redis-server,
+# redis-cli and curl.
 # churnd cannot run without a score cache: the in-process cache (no network round trip) is the
 # nearest it has to "caching off", so "Redis/in-process rps" is the on/off ratio.
 # usage: internal/tools/loadtest-cache.sh [runs=3] [duration=8s]    (from the repository root)
