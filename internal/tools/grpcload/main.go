@@ -35,7 +35,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// rawCodec sends and receives *[]byte as they are.
+// rawCodec sends and receives *[]byte as they are. It is named "proto", so that calls carry the
+// usual content type (application/grpc+proto) and the server decodes them with its own codec.
 type rawCodec struct{}
 
 func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
@@ -44,7 +45,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	*p = append((*p)[:0], data...)
 	return nil
 }
-func (rawCodec) Name() string { return "raw" }
+func (rawCodec) Name() string { return "proto" }
 
 func main() {
 	target := flag.String("target", "", "host:port of the server (required)")
@@ -113,9 +114,7 @@ func run(conn *grpc.ClientConn, method string, req []byte, c int, warm, dur, tim
 	perWorker := make([]result, c)
 	var wg sync.WaitGroup
 	for w := range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out := &perWorker[w]
 			out.lat = make([]time.Duration, 0, 1<<16)
 			var reply []byte
@@ -139,7 +138,7 @@ func run(conn *grpc.ClientConn, method string, req []byte, c int, warm, dur, tim
 				}
 				out.lat = append(out.lat, time.Since(sent))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	all := result{window: dur}
