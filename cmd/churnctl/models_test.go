@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/app/apptest"
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/models/modeltest"
@@ -261,20 +259,7 @@ func startChurnd(t *testing.T, edits ...func(*config.Config)) string {
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("churnd Run: %v", err)
-		}
-	})
-	return a.GRPCAddr().String()
+	return apptest.Start(t, cfg).GRPCAddr().String()
 }
 
 // cli runs one churnctl command line (as main does, through run and the commands map) with the

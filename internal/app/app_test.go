@@ -20,25 +20,20 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/app/apptest"
 	"github.com/churnhq/churn/internal/cache/redistest"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/models/modeltest"
 )
 
 // TestTwoAppsInOneProcess runs two apps side by side (nothing is global), scores with each, and
-// stops them by cancelling their contexts.
+// stops them by cancelling their contexts (apptest.Start's cleanup).
 func TestTwoAppsInOneProcess(t *testing.T) {
 	t.Parallel()
 	for i := range 2 {
 		cfg := config.Default()
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, t.TempDir()
-		a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatalf("app %d: %v", i, err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
+		a := apptest.Start(t, cfg)
 
 		conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -56,12 +51,6 @@ func TestTwoAppsInOneProcess(t *testing.T) {
 			resp.Body.Close()
 		}
 		conn.Close()
-		defer func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
 	}
 }
 
@@ -69,14 +58,7 @@ func TestNewFailsOnBusyPort(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	first, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	first := apptest.Start(t, cfg)
 
 	cfg.GRPCAddr = first.GRPCAddr().String()
 	if _, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
@@ -107,19 +89,7 @@ func TestLargeUploadThroughTheRedisModelStore(t *testing.T) {
 		cfg := config.Default()
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
 		cfg.RedisAddrs, cfg.ModelStore, cfg.AdminTokens = []string{addr}, "redis", []string{token}
-		a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
+		a := apptest.Start(t, cfg)
 		conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
