@@ -13,8 +13,7 @@ import (
 	"strings"
 
 	"github.com/churnhq/churn/internal/evaluate"
-	"github.com/churnhq/churn/internal/features"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/train"
 )
 
@@ -100,13 +99,9 @@ func evaluateCommand(ctx context.Context, f *evaluateFlags, stdout io.Writer) er
 
 // evaluateFiles reads the flags' files and evaluates the model on the chosen rows.
 func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, error) {
-	raw, err := os.ReadFile(f.model)
+	m, err := model.LoadFile(f.model)
 	if err != nil {
 		return nil, fmt.Errorf("--model: %w", err)
-	}
-	model, err := modelstore.Load(raw)
-	if err != nil {
-		return nil, fmt.Errorf("--model %s: %w", f.model, err)
 	}
 	rawSpec, err := os.ReadFile(f.spec)
 	if err != nil {
@@ -150,7 +145,7 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 			return nil, fmt.Errorf("--segment %q: %d values for %d data rows", f.segment, len(segOf), len(ds.Rows))
 		}
 	}
-	in, refused, err := scoreRows(ctx, model, ds, rows, segOf)
+	in, refused, err := scoreRows(ctx, m, ds, rows, segOf)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +153,7 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 	if f.rows != "" {
 		in.Split = strings.TrimSuffix(filepath.Base(f.rows), filepath.Ext(f.rows))
 	}
-	in.Tiers = &model.Bundle.Manifest.Tiers
+	in.Tiers = &m.Bundle.Manifest.Tiers
 	in.SegmentColumn = f.segment
 	if len(in.Labels) == 0 {
 		return nil, fmt.Errorf("the model refused all %d rows; first: row %d: %s", refused.Rows, refused.Examples[0].Row, refused.Examples[0].Reason)
@@ -167,7 +162,7 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 	if err != nil {
 		return nil, err
 	}
-	report.Model, report.Version = model.Name(), model.Version()
+	report.Model, report.Version = m.Name(), m.Version()
 	report.Data = filepath.Base(f.data)
 	if f.rows != "" {
 		report.RowsFile = filepath.Base(f.rows)
@@ -179,11 +174,9 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 // scoreRows scores each row as churnd would: the row becomes the request a caller would send, and
 // the model's one scoring path maps and evaluates it. Rows the model refuses are counted with the
 // fields they were refused for.
-func scoreRows(ctx context.Context, model *modelstore.Model, ds *train.Dataset, rows []int, segOf []string) (evaluate.Input, evaluate.Refusals, error) {
+func scoreRows(ctx context.Context, m *model.Model, ds *train.Dataset, rows []int, segOf []string) (evaluate.Input, evaluate.Refusals, error) {
 	var in evaluate.Input
 	var refused evaluate.Refusals
-	x := make([]float64, model.Mapper.Width())
-	var imputed []int
 	for k, i := range rows {
 		if k%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -194,10 +187,9 @@ func scoreRows(ctx context.Context, model *modelstore.Model, ds *train.Dataset, 
 		if err != nil {
 			return in, refused, err
 		}
-		var p float64
-		p, _, imputed, err = model.Score(req, x, imputed[:0])
+		res, err := m.Score(req)
 		if err != nil {
-			var ve *features.ValidationError
+			var ve *model.ValidationError
 			if !errors.As(err, &ve) {
 				return in, refused, fmt.Errorf("row %d: %w", i, err)
 			}
@@ -209,7 +201,7 @@ func scoreRows(ctx context.Context, model *modelstore.Model, ds *train.Dataset, 
 			continue
 		}
 		in.Labels = append(in.Labels, ds.Labels[i])
-		in.Probabilities = append(in.Probabilities, p)
+		in.Probabilities = append(in.Probabilities, res.Probability)
 		if segOf != nil {
 			in.Segments = append(in.Segments, segOf[i])
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 )
 
 var importData = filepath.Join("..", "..", "testdata", "import")
@@ -53,7 +53,7 @@ func TestImportCLI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := modelstore.Load(data)
+			m, err := model.Load(data)
 			if err != nil {
 				t.Fatalf("the written bundle does not load: %v", err)
 			}

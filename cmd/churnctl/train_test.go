@@ -15,7 +15,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/sharedtest"
 )
 
@@ -327,7 +327,7 @@ func TestTrainGolearnTrainers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := modelstore.Load(raw)
+			m, err := model.Load(raw)
 			if err != nil {
 				t.Fatalf("the bundle does not load: %v", err)
 			}

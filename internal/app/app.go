@@ -33,7 +33,6 @@ import (
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
-	"github.com/churnhq/churn/models"
 )
 
 // App is a built churnd, listening but not yet serving until Run.
@@ -61,7 +60,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		}
 	}()
 
-	models, err := loadModels(cfg)
+	models, err := loadModels(cfg.ModelDir)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +70,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	}
 	for _, m := range a.store.List() {
 		logger.Info("model loaded", "name", m.Name(), "version", m.Version(), "origin", m.Origin,
-			"type", m.Bundle.Model.Type, "inputs", m.Mapper.NumInputs(), "columns", m.Mapper.Width())
+			"type", m.Type(), "inputs", m.NumInputs(), "columns", m.Width())
 	}
 	var redisClient redis.UniversalClient
 	if len(cfg.RedisAddrs) > 0 {
@@ -117,7 +116,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		return nil, err
 	}
 	modelService, err := server.NewModelService(server.ModelServiceOptions{
-		Registry:       a.registry,
+		Registry:       ModelRegistry(a.registry),
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		Logger:         logger.With("component", "models"),
 	})
@@ -228,7 +227,7 @@ func (a *App) newRegistry(cfg config.Config, reg prometheus.Registerer) (*regist
 	if err != nil {
 		return nil, err
 	}
-	active, _ := a.store.Active()
+	active := a.store.Active()
 	a.logger.Info("model store", "backend", backend.Name(), "active", active.Version())
 	if cfg.ModelVersion != "" && cfg.ModelVersion != active.Version() {
 		a.logger.Warn("--model-version is overridden by the version activated through the model store; activate it there to change it",
@@ -257,17 +256,6 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	return t, nil
-}
-
-func loadModels(cfg config.Config) ([]*modelstore.Model, error) {
-	if cfg.ModelDir != "" {
-		return modelstore.LoadDir(cfg.ModelDir)
-	}
-	m, err := modelstore.LoadFS(models.FS, models.DefaultName)
-	if err != nil {
-		return nil, fmt.Errorf("embedded default model: %w", err)
-	}
-	return []*modelstore.Model{m}, nil
 }
 
 // newGRPCServer chains the interceptors metrics → logging → recovery → auth, so that panics and
@@ -303,8 +291,8 @@ func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		if _, err := a.store.Active(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if a.store.Active() == nil {
+			http.Error(w, "no active model", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -2,9 +2,10 @@
 // holds a manifest (name, version, input schema, preprocessing, calibration, tier thresholds, check
 // vectors, training record) and the model parameters (a logistic regression or a tree ensemble).
 //
-// The package only encodes, decodes and validates the structure; it does not evaluate anything
-// (internal/features maps inputs, internal/scoring evaluates, internal/modelstore runs the check
-// vectors). It depends on the standard library only.
+// The package encodes, decodes and validates the structure: Validate is the one validation of a
+// bundle's structure, and internal/features and internal/scoring compile what it passed without
+// checking it again. It does not evaluate anything: internal/model.Load, the gate every bundle
+// passes, validates, compiles and runs the check vectors. It depends on the standard library only.
 //
 // Layout of the model's input vector ("columns"): the entries of Manifest.Inputs in order; a
 // numeric or derived input contributes one column, a categorical input one column per category
@@ -308,52 +309,18 @@ type CalibrationBin struct {
 	ObservedRate  float64 `json:"observed_rate"`
 }
 
-// Typed sources: the CustomerFeatures fields a bundle may read, with their input type.
-var typedSources = map[string]string{
-	"activity.days_since_last_active":  TypeNumeric,
-	"activity.active_days_30d":         TypeNumeric,
-	"activity.usage_30d":               TypeNumeric,
-	"activity.usage_prev_30d":          TypeNumeric,
-	"complaints.count_30d":             TypeNumeric,
-	"complaints.count_90d":             TypeNumeric,
-	"complaints.open":                  TypeNumeric,
-	"complaints.escalated_90d":         TypeNumeric,
-	"service.tickets_90d":              TypeNumeric,
-	"service.avg_first_response_hours": TypeNumeric,
-	"service.p90_first_response_hours": TypeNumeric,
-	"service.avg_resolution_hours":     TypeNumeric,
-	"service.sla_breaches_90d":         TypeNumeric,
-	"account.tenure_months":            TypeNumeric,
-	"account.monthly_revenue":          TypeNumeric,
-	"account.contract":                 TypeCategorical,
-	"account.satisfaction":             TypeNumeric,
-}
-
-// Map-key prefixes of free-form sources.
+// Map-key prefixes of free-form sources: numeric.<key> and categorical.<key>.
 const (
 	NumericPrefix     = "numeric."
 	CategoricalPrefix = "categorical."
 )
 
-// SourceType returns the input type a source yields, or an error when the source is not a field
-// of CustomerFeatures.
-func SourceType(source string) (string, error) {
-	if t, ok := typedSources[source]; ok {
-		return t, nil
-	}
-	if key, ok := strings.CutPrefix(source, NumericPrefix); ok && validKey(key) {
-		return TypeNumeric, nil
-	}
-	if key, ok := strings.CutPrefix(source, CategoricalPrefix); ok && validKey(key) {
-		return TypeCategorical, nil
-	}
-	return "", fmt.Errorf("source %q is not a CustomerFeatures field (want a typed field such as complaints.count_30d, or numeric.<key> / categorical.<key>)", source)
-}
-
 // MaxKeyLen bounds the key of a numeric.<key> or categorical.<key> source.
 const MaxKeyLen = 128
 
-func validKey(k string) bool {
+// ValidKey reports whether k can be the key of a numeric.<key> or categorical.<key> source: not
+// empty, at most MaxKeyLen bytes, no white space.
+func ValidKey(k string) bool {
 	return k != "" && len(k) <= MaxKeyLen && !strings.ContainsAny(k, " \t\r\n")
 }
 
@@ -439,7 +406,8 @@ func finite(xs ...float64) bool {
 }
 
 // Validate checks the structure: names, schema, preprocessing, model shape, calibration, tiers.
-// It does not evaluate the check vectors (internal/modelstore does).
+// It does not evaluate the check vectors (internal/model.Load does), and leaves the input sources
+// to internal/features, whose table of typed fields says which exist.
 func (b *Bundle) Validate() error {
 	m := &b.Manifest
 	if m.FormatVersion != FormatVersion {
@@ -522,7 +490,7 @@ func CheckDerive(d *Derive) error {
 }
 
 func validateInput(in *Input, seen map[string]*Input, modelType string) error {
-	if !nameRE.MatchString(in.Name) && !validKey(in.Name) {
+	if !nameRE.MatchString(in.Name) && !ValidKey(in.Name) {
 		return fmt.Errorf("bad name %q", in.Name)
 	}
 	if strings.Contains(in.Name, "=") {
@@ -535,13 +503,8 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 	case in.Source != "" && in.Derive != nil:
 		return errors.New("has both source and derive")
 	case in.Source != "":
-		t, err := SourceType(in.Source)
-		if err != nil {
-			return err
-		}
-		if t != in.Type {
-			return fmt.Errorf("type %q, but source %s is %s", in.Type, in.Source, t)
-		}
+		// Which sources exist, and their types, is the feature mapper's table
+		// (internal/features.SourceType), checked when the schema is compiled.
 	case in.Derive != nil:
 		if in.Type != TypeNumeric {
 			return fmt.Errorf("a derived input must be numeric, not %q", in.Type)
@@ -576,8 +539,8 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		}
 		switch in.Missing.Policy {
 		case MissingImpute:
-			if !finite(in.Missing.Value) {
-				return errors.New("missing.value is not finite")
+			if err := checkImputed(in); err != nil {
+				return err
 			}
 		case MissingError:
 		case MissingNative:
@@ -624,6 +587,34 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 	return nil
 }
 
+// checkImputed checks that a numeric input's imputed value makes a finite column: a finite
+// value, not negative under log1p, finite once standardised.
+func checkImputed(in *Input) error {
+	v := in.Missing.Value
+	if !finite(v) {
+		return errors.New("missing.value is not finite")
+	}
+	x := v
+	switch in.Transform {
+	case TransformLog1p:
+		if v < 0 {
+			return fmt.Errorf("missing.value %g is negative, but the log1p transform needs >= 0", v)
+		}
+		x = math.Log1p(v)
+	case TransformIndicator:
+		x = 0
+		if v > 0 {
+			x = 1
+		}
+	}
+	if st := in.Standardize; st != nil && finite(st.Mean, st.Scale) && st.Scale > 0 {
+		if y := (x - st.Mean) / st.Scale; !finite(y) {
+			return fmt.Errorf("missing.value %g standardises to %g", v, y)
+		}
+	}
+	return nil
+}
+
 func (md *Model) validate(width int) error {
 	switch md.Type {
 	case ModelLogistic:
@@ -638,64 +629,110 @@ func (md *Model) validate(width int) error {
 			return errors.New("logistic parameters must be finite")
 		}
 	case ModelTrees:
-		te := md.Trees
-		if te == nil || md.Logistic != nil {
+		if md.Trees == nil || md.Logistic != nil {
 			return errors.New("a tree_ensemble model needs trees parameters only")
 		}
-		if te.Comparison != CompareLess && te.Comparison != CompareLessEqual {
-			return fmt.Errorf("trees.comparison %q (want lt or le)", te.Comparison)
-		}
-		if !finite(te.BaseScore) {
-			return errors.New("trees.base_score must be finite")
-		}
-		if len(te.Trees) == 0 {
-			return errors.New("trees.trees is empty")
-		}
-		for i := range te.Trees {
-			if err := te.Trees[i].validate(width); err != nil {
-				return fmt.Errorf("trees.trees[%d]: %v", i, err)
-			}
-		}
+		return md.Trees.validate(width)
 	default:
 		return fmt.Errorf("unknown type %q (want %s or %s)", md.Type, ModelLogistic, ModelTrees)
 	}
 	return nil
 }
 
-// MaxTreeNodes bounds the nodes of one tree.
-const MaxTreeNodes = 1 << 20
+// Bounds of a tree ensemble. They keep a hostile or broken bundle from making scoring slow or
+// its arithmetic overflow: the deepest tree sets how many steps every walk of its group of trees
+// takes, and the sum of the largest leaf magnitudes bounds every margin.
+const (
+	// MaxTreeNodes bounds the nodes of one tree.
+	MaxTreeNodes = 1 << 20
+	// MaxEnsembleNodes bounds the nodes of all the trees together.
+	MaxEnsembleNodes = 1 << 24
+	// MaxTreeDepth bounds the depth of a tree (the root is at depth 0). XGBoost's and
+	// scikit-learn's defaults are 6 and 3; LightGBM's 31 leaves reach depth 30 at most.
+	MaxTreeDepth = 256
+	// MaxMargin bounds BaseScore plus every tree's largest leaf magnitude, so that no sum of leaf
+	// values can overflow: a margin of 1e300 is a probability of exactly 0 or 1 anyway.
+	MaxMargin = 1e300
+)
 
-func (t *Tree) validate(width int) error {
+func (te *TreeEnsemble) validate(width int) error {
+	if te.Comparison != CompareLess && te.Comparison != CompareLessEqual {
+		return fmt.Errorf("trees.comparison %q (want lt or le)", te.Comparison)
+	}
+	if !finite(te.BaseScore) {
+		return errors.New("trees.base_score must be finite")
+	}
+	if len(te.Trees) == 0 {
+		return errors.New("trees.trees is empty")
+	}
+	total := 0
+	bound := math.Abs(te.BaseScore)
+	for i := range te.Trees {
+		largest, err := te.Trees[i].validate(width)
+		if err != nil {
+			return fmt.Errorf("trees.trees[%d]: %v", i, err)
+		}
+		bound += largest
+		if total += len(te.Trees[i].Left); total > MaxEnsembleNodes {
+			return fmt.Errorf("the trees have more than %d nodes", MaxEnsembleNodes)
+		}
+	}
+	if !(bound <= MaxMargin) {
+		return fmt.Errorf("base_score and the largest leaf values sum to %g, more than %g: the margin could overflow", bound, MaxMargin)
+	}
+	return nil
+}
+
+// validate checks one tree and returns its largest leaf magnitude. Nodes no walk reaches are
+// allowed (scoring leaves them out).
+func (t *Tree) validate(width int) (float64, error) {
 	n := len(t.Left)
 	if n == 0 || n > MaxTreeNodes {
-		return fmt.Errorf("has %d nodes, want 1..%d", n, MaxTreeNodes)
+		return 0, fmt.Errorf("has %d nodes, want 1..%d", n, MaxTreeNodes)
 	}
 	if len(t.Right) != n || len(t.Feature) != n || len(t.Threshold) != n || len(t.DefaultLeft) != n || len(t.Value) != n {
-		return errors.New("feature, threshold, left, right, default_left and value must have one entry per node")
+		return 0, errors.New("feature, threshold, left, right, default_left and value must have one entry per node")
 	}
-	for i := 0; i < n; i++ {
+	// depth[i] is node i's depth, -1 for a node no split points at yet; a root at 0. Children come
+	// after their parent, so the parent's depth is known when a child is reached.
+	depth := make([]int32, n)
+	for i := 1; i < n; i++ {
+		depth[i] = -1
+	}
+	largest := 0.0
+	for i := range n {
 		l, r := t.Left[i], t.Right[i]
 		if l == -1 {
 			if r != -1 {
-				return fmt.Errorf("node %d: a leaf needs left == right == -1", i)
+				return 0, fmt.Errorf("node %d: a leaf needs left == right == -1", i)
 			}
 			if !finite(t.Value[i]) {
-				return fmt.Errorf("node %d: leaf value is not finite", i)
+				return 0, fmt.Errorf("node %d: leaf value is not finite", i)
 			}
+			largest = max(largest, math.Abs(t.Value[i]))
 			continue
 		}
-		// Children after their parent rules out cycles, so evaluation always ends.
+		// Children after their parent rules out cycles, so evaluation always ends; one parent
+		// per node makes the tree a tree, which scoring copies node by node.
 		if l <= int32(i) || r <= int32(i) || int(l) >= n || int(r) >= n {
-			return fmt.Errorf("node %d: children %d, %d must come after it and be < %d", i, l, r, n)
+			return 0, fmt.Errorf("node %d: children %d, %d must come after it and be < %d", i, l, r, n)
+		}
+		if l == r || depth[l] != -1 || depth[r] != -1 {
+			return 0, fmt.Errorf("node %d: a child of two splits (children %d, %d)", i, l, r)
 		}
 		if t.Feature[i] < 0 || int(t.Feature[i]) >= width {
-			return fmt.Errorf("node %d: feature %d outside 0..%d", i, t.Feature[i], width-1)
+			return 0, fmt.Errorf("node %d: feature %d outside 0..%d", i, t.Feature[i], width-1)
 		}
 		if math.IsNaN(t.Threshold[i]) {
-			return fmt.Errorf("node %d: threshold is NaN", i)
+			return 0, fmt.Errorf("node %d: threshold is NaN", i)
 		}
+		d := max(depth[i], 0) + 1 // a node no split reaches counts as a root
+		if d > MaxTreeDepth {
+			return 0, fmt.Errorf("node %d: deeper than %d levels", i, MaxTreeDepth)
+		}
+		depth[l], depth[r] = d, d
 	}
-	return nil
+	return largest, nil
 }
 
 func (c *Calibration) validate() error {

@@ -3,7 +3,9 @@ package bundle
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +95,6 @@ func TestValidate(t *testing.T) {
 		{"bad version", func(b *Bundle) { b.Manifest.Version = "../x" }, "manifest.version"},
 		{"no created time", func(b *Bundle) { b.Manifest.CreatedAt = time.Time{} }, "created_at"},
 		{"no inputs", func(b *Bundle) { b.Manifest.Inputs = nil }, "inputs is empty"},
-		{"unknown source", func(b *Bundle) { b.Manifest.Inputs[0].Source = "complaints.count_7d" }, "inputs[0]"},
 		{"type mismatch", func(b *Bundle) { b.Manifest.Inputs[0].Type = TypeCategorical }, "inputs[0]"},
 		{"duplicate name", func(b *Bundle) { b.Manifest.Inputs[1].Name = "complaints" }, "duplicate name"},
 		{"zero scale", func(b *Bundle) { b.Manifest.Inputs[1].Standardize.Scale = 0 }, "standardize"},
@@ -128,6 +129,51 @@ func TestValidate(t *testing.T) {
 		{"tree feature out of range", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Feature[0] = 5 }, "feature 5"},
 		{"tree arrays of different lengths", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Value = nil }, "one entry per node"},
 		{"tree comparison", func(b *Bundle) { tree(b); b.Model.Trees.Comparison = "gt" }, "comparison"},
+		{"tree node with one child twice", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Right[0] = 1 }, "a child of two splits"},
+		{"tree node with two parents", func(b *Bundle) {
+			b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{{
+				Feature: []int32{0, 0, 0, 0, 0}, Threshold: []float64{1, 2, 0, 0, 0}, Left: []int32{1, 3, -1, -1, -1}, Right: []int32{2, 3, -1, -1, -1},
+				DefaultLeft: make([]bool, 5), Value: make([]float64, 5),
+			}}}}
+		}, "a child of two splits"},
+		{"tree leaf not finite", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Value[1] = math.Inf(1) }, "not finite"},
+		{"tree threshold NaN", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Threshold[0] = math.NaN() }, "threshold is NaN"},
+		{"tree leaves that could overflow", func(b *Bundle) {
+			tree(b)
+			b.Model.Trees.Trees[0].Value = []float64{0, -6e299, 6e299}
+			b.Model.Trees.Trees = append(b.Model.Trees.Trees, b.Model.Trees.Trees[0])
+		}, "could overflow"},
+		{"tree too deep", func(b *Bundle) {
+			b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{chain(MaxTreeDepth + 1)}}}
+		}, "deeper than 256"},
+		{"tree too large", func(b *Bundle) {
+			b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{leaves(MaxTreeNodes + 1)}}}
+		}, "nodes"},
+		{"impute NaN", func(b *Bundle) { b.Manifest.Inputs[0].Missing.Value = math.NaN() }, "not finite"},
+		{"negative impute under log1p", func(b *Bundle) {
+			b.Manifest.Inputs[0].Transform, b.Manifest.Inputs[0].Missing.Value = TransformLog1p, -1
+		}, "log1p"},
+		{"impute that standardises to infinity", func(b *Bundle) {
+			b.Manifest.Inputs[1].Missing = Missing{Policy: MissingImpute, Value: 1e308}
+			b.Manifest.Inputs[1].Standardize = &Standardize{Mean: -1e308, Scale: 1e-3}
+		}, "standardises to"},
+		{"infinite mean", func(b *Bundle) { b.Manifest.Inputs[1].Standardize.Mean = math.Inf(1) }, "finite mean"},
+		{"native standardised", func(b *Bundle) { tree(b); b.Manifest.Inputs[1].Missing.Policy = MissingNative }, "native cannot be combined"},
+		{"native categorical", func(b *Bundle) { tree(b); b.Manifest.Inputs[2].Missing.Policy = MissingNative }, "for a categorical input"},
+		{"no categories", func(b *Bundle) { b.Manifest.Inputs[2].Categories = nil }, "needs categories"},
+		{"standardised categorical", func(b *Bundle) { b.Manifest.Inputs[2].Standardize = &Standardize{Scale: 1} }, "numeric inputs only"},
+		{"source and derive", func(b *Bundle) { b.Manifest.Inputs[3].Source = "numeric.r" }, "both source and derive"},
+		{"neither source nor derive", func(b *Bundle) { b.Manifest.Inputs[0].Source = "" }, "needs a source or a derive"},
+		{"derive of itself", func(b *Bundle) { b.Manifest.Inputs[3].Derive.Args = []string{"ratio", "tenure"} }, "not an earlier input"},
+		{"categorical derive", func(b *Bundle) { b.Manifest.Inputs[3].Type = TypeCategorical }, "must be numeric"},
+		{"unknown input type", func(b *Bundle) { b.Manifest.Inputs[0].Type = "text" }, "unknown type"},
+		{"too many columns", func(b *Bundle) {
+			b.Manifest.Inputs[2].Categories = make([]string, MaxColumns)
+			for i := range b.Manifest.Inputs[2].Categories {
+				b.Manifest.Inputs[2].Categories[i] = strconv.Itoa(i)
+			}
+			b.Manifest.Inputs[2].Missing.Category = "0"
+		}, "columns, at most 4096"},
 	}
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("valid bundle: %v", err)
@@ -151,18 +197,36 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestSourceType(t *testing.T) {
-	for source, want := range map[string]string{
-		"complaints.count_30d": TypeNumeric, "account.contract": TypeCategorical,
-		"numeric.calls": TypeNumeric, "categorical.plan": TypeCategorical,
-	} {
-		if got, err := SourceType(source); err != nil || got != want {
-			t.Errorf("SourceType(%q) = %q, %v; want %q", source, got, err, want)
-		}
+// chain is a tree of n splits, each with a leaf on its left and the next split on its right:
+// depth n.
+func chain(n int) Tree {
+	var t Tree
+	for i := range n {
+		t.Feature = append(t.Feature, 0, 0)
+		t.Threshold = append(t.Threshold, float64(i), 0)
+		t.Left = append(t.Left, int32(2*i+1), -1)
+		t.Right = append(t.Right, int32(2*i+2), -1)
+		t.DefaultLeft = append(t.DefaultLeft, true, false)
+		t.Value = append(t.Value, 0, 1)
 	}
-	for _, bad := range []string{"", "numeric.", "complaints", "numeric.has space", "account.contract_type"} {
-		if _, err := SourceType(bad); err == nil {
-			t.Errorf("SourceType(%q) succeeded", bad)
-		}
+	t.Feature, t.Threshold, t.Left, t.Right = append(t.Feature, 0), append(t.Threshold, 0), append(t.Left, -1), append(t.Right, -1)
+	t.DefaultLeft, t.Value = append(t.DefaultLeft, false), append(t.Value, 1)
+	return t
+}
+
+// leaves is a tree of n nodes, a leaf at the root and n-1 unreachable leaves.
+func leaves(n int) Tree {
+	t := Tree{Feature: make([]int32, n), Threshold: make([]float64, n), Left: make([]int32, n), Right: make([]int32, n), DefaultLeft: make([]bool, n), Value: make([]float64, n)}
+	for i := range n {
+		t.Left[i], t.Right[i] = -1, -1
+	}
+	return t
+}
+
+func TestValidateAcceptsATreeAtTheDepthBound(t *testing.T) {
+	b := valid()
+	b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{chain(MaxTreeDepth)}}}
+	if err := b.Validate(); err != nil {
+		t.Fatalf("a chain %d splits deep: %v", MaxTreeDepth, err)
 	}
 }

@@ -1,14 +1,20 @@
 // Package features validates a CustomerFeatures message and maps it to a model's input vector by
 // a bundle's schema: its one job is to turn what a caller sent into the columns a model reads.
 //
-// Validate checks every typed field and map entry of a request, whether or not a model reads it.
-// New compiles a manifest's input schema (bundle.Manifest.Inputs) into a Mapper, and Mapper.Map
-// validates a request and writes its columns: the source read, the missing-value policy, the
-// derivation, the transform, the standardisation and the one-hot encoding, exactly as
-// internal/bundle documents them. Map allocates nothing when the request is valid.
+// The typed fields of CustomerFeatures (complaints.count_30d, account.contract, ...) are one
+// table (typedFields in source.go): which sources a bundle may read and their types (SourceType),
+// how a request reads them, their valid ranges (Validate) and the docs' table come from it, so a
+// new typed field is the proto field and one entry there.
 //
-// Set, for command-line tools, stores a value in a CustomerFeatures under a source name as a
-// bundle spells it (complaints.count_30d, numeric.calls).
+// Validate checks every typed field and map entry of a request, whether or not a model reads it.
+// New compiles a manifest's input schema (bundle.Manifest.Inputs), which bundle.Validate has
+// checked, into a Mapper; Mapper.Map validates a request and writes its columns: the source read,
+// the missing-value policy, the derivation, the transform, the standardisation and the one-hot
+// encoding, exactly as internal/bundle documents them. Map allocates nothing when the request is
+// valid.
+//
+// Set, SetNumber and SetText store a value in a CustomerFeatures under a source name as a bundle
+// spells it (complaints.count_30d, numeric.calls), for the tools that build requests from data.
 //
 // Errors about a request are *ValidationError values that name each bad field by its path in
 // the ScoreRequest (for example features.complaints.count_30d or features.numeric.calls); the

@@ -1,7 +1,6 @@
 package features
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -33,7 +32,7 @@ type from uint8
 const (
 	fromField       from = iota // a typed double field
 	fromNumeric                 // numeric.<key>
-	fromContract                // account.contract
+	fromText                    // a typed string field (account.contract)
 	fromCategorical             // categorical.<key>
 	fromDerive                  // earlier inputs
 )
@@ -91,7 +90,7 @@ const linearScanMax = 8
 // step is the compiled form of one input: only what the success path reads.
 type step struct {
 	from        from
-	field       field // fromField
+	field       int32 // fromField, fromText: the index in typedFields
 	missing     policy
 	transform   transform
 	op          op // fromDerive
@@ -125,15 +124,11 @@ type input struct {
 	allowed string
 }
 
-// New compiles the input schema of m. m should have passed bundle.Validate; New still checks
-// everything it relies on and returns an error for a schema it cannot compile.
+// New compiles the input schema of m, which must have passed bundle.Validate: New relies on it
+// and does not check the schema again (internal/model.Load does both). What it checks is the one
+// thing bundle.Validate leaves to this package: that every source is a field of CustomerFeatures
+// (SourceType) of the input's type.
 func New(m *bundle.Manifest) (*Mapper, error) {
-	if m == nil {
-		return nil, errors.New("nil manifest")
-	}
-	if len(m.Inputs) == 0 {
-		return nil, errors.New("the schema has no inputs")
-	}
 	mp := &Mapper{
 		steps:  make([]step, len(m.Inputs)),
 		inputs: make([]input, len(m.Inputs)),
@@ -145,26 +140,17 @@ func New(m *bundle.Manifest) (*Mapper, error) {
 			return nil, fmt.Errorf("inputs[%d] (%s): %w", i, in.Name, err)
 		}
 		byName[in.Name] = i
-		if mp.width > bundle.MaxColumns {
-			return nil, fmt.Errorf("the inputs make more than %d columns", bundle.MaxColumns)
-		}
 	}
 	for i := range mp.steps {
 		s := &mp.steps[i]
 		if s.standardize == standardizeLater {
 			mp.later = append(mp.later, int32(i))
 		}
-		if s.from == fromContract || s.from == fromCategorical || s.missing != policyImpute {
+		if s.from == fromText || s.from == fromCategorical || s.missing != policyImpute {
 			continue
 		}
-		// Precompute the imputed column, which also proves that it is finite.
-		v := s.imputeCol
-		x := s.transform.apply(v)
-		if s.standardize != standardizeNone {
-			if y := (x - s.mean) / s.scale; !finite(y) {
-				return nil, fmt.Errorf("inputs[%d] (%s): missing.value %g standardises to %g", i, mp.inputs[i].name, v, y)
-			}
-		}
+		// Precompute the imputed column (bundle.Validate proved it finite).
+		x := s.transform.apply(s.imputeCol)
 		if s.standardize == standardizeNow {
 			x = (x - s.mean) / s.scale
 		}
@@ -192,57 +178,46 @@ func (t transform) apply(x float64) float64 {
 func (mp *Mapper) compile(i int, in *bundle.Input, byName map[string]int) error {
 	s, info := &mp.steps[i], &mp.inputs[i]
 	info.name = in.Name
-	if in.Name == "" {
-		return errors.New("empty name")
-	}
-	if _, dup := byName[in.Name]; dup {
-		return fmt.Errorf("duplicate name %q", in.Name)
-	}
 	s.col = int32(mp.width)
-	switch {
-	case in.Source != "" && in.Derive != nil:
-		return errors.New("has both source and derive")
-	case in.Source != "":
-		t, err := bundle.SourceType(in.Source)
-		if err != nil {
-			return err
-		}
-		if t != in.Type {
-			return fmt.Errorf("type %q, but source %s is %s", in.Type, in.Source, t)
-		}
-		info.path = pathPrefix + in.Source
-		if key, ok := strings.CutPrefix(in.Source, bundle.NumericPrefix); ok {
-			s.from, s.key = fromNumeric, key
-			s.slot, mp.numKeys = slotOf(mp.numKeys, key)
-		} else if key, ok := strings.CutPrefix(in.Source, bundle.CategoricalPrefix); ok {
-			s.from, s.key = fromCategorical, key
-			s.slot, mp.catKeys = slotOf(mp.catKeys, key)
-		} else {
-			switch fd := fieldOf(in.Source); fd {
-			case noField:
-				return fmt.Errorf("source %s is not a field this build can read", in.Source)
-			case accountContract:
-				s.from = fromContract
-			default:
-				s.from, s.field = fromField, fd
-			}
-		}
-	case in.Derive != nil:
-		if err := mp.compileDerive(s, info, in, byName); err != nil {
-			return err
-		}
-	default:
-		return errors.New("needs a source or a derive")
+	if in.Derive != nil {
+		mp.compileDerive(s, info, in, byName)
+	} else if err := mp.compileSource(s, info, in); err != nil {
+		return err
 	}
-	switch in.Type {
-	case bundle.TypeNumeric:
-		mp.width++
-		return compileNumeric(s, in)
-	case bundle.TypeCategorical:
+	if in.Type == bundle.TypeCategorical {
 		mp.width += len(in.Categories)
-		return compileCategorical(s, info, in)
+		compileCategorical(s, info, in)
+	} else {
+		mp.width++
+		compileNumeric(s, in)
 	}
-	return fmt.Errorf("unknown type %q", in.Type)
+	return nil
+}
+
+// compileSource resolves where a read input's value comes from.
+func (mp *Mapper) compileSource(s *step, info *input, in *bundle.Input) error {
+	t, err := SourceType(in.Source)
+	if err != nil {
+		return err
+	}
+	if t != in.Type {
+		return fmt.Errorf("type %q, but source %s is %s", in.Type, in.Source, t)
+	}
+	info.path = pathPrefix + in.Source
+	if key, ok := strings.CutPrefix(in.Source, bundle.NumericPrefix); ok {
+		s.from, s.key = fromNumeric, key
+		s.slot, mp.numKeys = slotOf(mp.numKeys, key)
+	} else if key, ok := strings.CutPrefix(in.Source, bundle.CategoricalPrefix); ok {
+		s.from, s.key = fromCategorical, key
+		s.slot, mp.catKeys = slotOf(mp.catKeys, key)
+	} else {
+		s.field = int32(typedField(in.Source))
+		s.from = fromField
+		if typedFields[s.field].Text {
+			s.from = fromText
+		}
+	}
+	return nil
 }
 
 // slotOf returns the index of key in keys, appending it when it is new.
@@ -255,41 +230,20 @@ func slotOf(keys []string, key string) (int32, []string) {
 	return int32(len(keys)), append(keys, key)
 }
 
-// compileDerive compiles the derivation of a derived input.
-func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName map[string]int) error {
+// derivations maps a bundle's derive op to the step's.
+var derivations = map[string]op{
+	bundle.OpRatio: opRatio, bundle.OpDiff: opDiff, bundle.OpLog1p: opLog1p, bundle.OpIndicator: opIndicator, bundle.OpSum: opSum,
+}
+
+// compileDerive compiles the derivation of a derived input, whose arguments bundle.Validate found
+// among the earlier numeric inputs.
+func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName map[string]int) {
 	d := in.Derive
-	if in.Type != bundle.TypeNumeric {
-		return errors.New("a derived input must be numeric")
-	}
-	if err := bundle.CheckDerive(d); err != nil {
-		return err
-	}
-	arity := len(d.Args)
-	switch d.Op {
-	case bundle.OpRatio:
-		s.op = opRatio
-	case bundle.OpDiff:
-		s.op = opDiff
-	case bundle.OpLog1p:
-		s.op = opLog1p
-	case bundle.OpIndicator:
-		s.op = opIndicator
-	case bundle.OpSum:
-		s.op = opSum
-		s.sumArgs = make([]int32, 0, arity)
-	}
-	s.from = fromDerive
-	info.op = d.Op
-	info.args = d.Args
+	s.from, s.op = fromDerive, derivations[d.Op]
+	info.op, info.args = d.Op, d.Args
 	for k, a := range d.Args {
-		j, ok := byName[a]
-		if !ok {
-			return fmt.Errorf("derive argument %q is not an earlier input", a)
-		}
+		j := byName[a]
 		arg := &mp.steps[j]
-		if arg.from == fromContract || arg.from == fromCategorical {
-			return fmt.Errorf("derive argument %q is not numeric", a)
-		}
 		if s.op == opSum {
 			s.sumArgs = append(s.sumArgs, arg.col)
 		} else {
@@ -300,83 +254,47 @@ func (mp *Mapper) compileDerive(s *step, info *input, in *bundle.Input, byName m
 			arg.standardize = standardizeLater
 		}
 	}
-	if arity == 1 {
+	if len(d.Args) == 1 {
 		s.args[1] = s.args[0]
 	}
 	info.path = mp.inputs[info.argInputs[0]].path
-	return nil
 }
 
 // compileNumeric compiles the missing policy, transform and standardisation of a numeric input.
-func compileNumeric(s *step, in *bundle.Input) error {
+func compileNumeric(s *step, in *bundle.Input) {
 	switch in.Transform {
-	case "":
 	case bundle.TransformLog1p:
 		s.transform = transformLog1p
 	case bundle.TransformIndicator:
 		s.transform = transformIndicator
-	default:
-		return fmt.Errorf("unknown transform %q", in.Transform)
 	}
 	switch in.Missing.Policy {
 	case bundle.MissingImpute:
-		v := in.Missing.Value
-		if !finite(v) {
-			return errors.New("missing.value is not finite")
-		}
-		if s.transform == transformLog1p && v < 0 {
-			return fmt.Errorf("missing.value %g is negative, but the log1p transform needs >= 0", v)
-		}
-		s.missing, s.imputeCol = policyImpute, v
+		s.missing, s.imputeCol = policyImpute, in.Missing.Value
 	case bundle.MissingError:
 		s.missing = policyError
 	case bundle.MissingNative:
-		if in.Standardize != nil {
-			return errors.New("missing policy native cannot be combined with standardize")
-		}
 		s.missing = policyNative
-	default:
-		return fmt.Errorf("unknown missing.policy %q", in.Missing.Policy)
 	}
 	if st := in.Standardize; st != nil {
-		if !finite(st.Mean) || !finite(st.Scale) || st.Scale <= 0 {
-			return fmt.Errorf("standardize wants a finite mean and a positive scale, got %g, %g", st.Mean, st.Scale)
-		}
 		s.standardize, s.mean, s.scale = standardizeNow, st.Mean, st.Scale
 	}
-	return nil
 }
 
 // compileCategorical compiles the categories and the policies of a categorical input.
-func compileCategorical(s *step, info *input, in *bundle.Input) error {
-	if len(in.Categories) == 0 {
-		return errors.New("a categorical input needs categories")
-	}
-	if in.Transform != "" || in.Standardize != nil {
-		return errors.New("transform and standardize apply to numeric inputs only")
-	}
-	index := make(map[string]int32, len(in.Categories))
-	for k, c := range in.Categories {
-		if _, dup := index[c]; dup {
-			return fmt.Errorf("duplicate category %q", c)
-		}
-		index[c] = int32(k)
-	}
+func compileCategorical(s *step, info *input, in *bundle.Input) {
 	s.cats = in.Categories
 	if len(in.Categories) > linearScanMax {
-		s.index = index
+		s.index = make(map[string]int32, len(in.Categories))
+		for k, c := range in.Categories {
+			s.index[c] = int32(k)
+		}
 	}
 	switch in.Missing.Policy {
 	case bundle.MissingImpute:
-		k, ok := index[in.Missing.Category]
-		if !ok {
-			return fmt.Errorf("missing.category %q is not one of the categories", in.Missing.Category)
-		}
-		s.missing, s.imputeCat = policyImpute, k
+		s.missing, s.imputeCat = policyImpute, s.lookup(in.Missing.Category)
 	case bundle.MissingError:
 		s.missing = policyError
-	default:
-		return fmt.Errorf("missing policy %q does not apply to a categorical input (want impute or error)", in.Missing.Policy)
 	}
 	switch in.Unseen {
 	case bundle.UnseenError:
@@ -385,11 +303,8 @@ func compileCategorical(s *step, info *input, in *bundle.Input) error {
 		s.unseen = unseenIgnore
 	case bundle.UnseenMissing:
 		s.unseen = unseenMissing
-	default:
-		return fmt.Errorf("unknown unseen policy %q", in.Unseen)
 	}
 	info.allowed = allowedList(in.Categories)
-	return nil
 }
 
 // allowedList quotes the categories for an error, the first ten at most.
@@ -445,11 +360,11 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 	m.readCategorical(&c, cat, &cats)
 	for i := range m.steps {
 		s := &m.steps[i]
-		if s.from == fromContract || s.from == fromCategorical {
+		if s.from == fromText || s.from == fromCategorical {
 			v := ""
-			if s.from == fromContract {
-				if a := f.GetAccount(); a != nil && a.Contract != nil {
-					v = *a.Contract
+			if s.from == fromText {
+				if p := typedFields[s.field].str(f); p != nil {
+					v = *p
 				}
 			} else if s.slot < slots {
 				v = cats.v[s.slot]
@@ -463,7 +378,7 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 		present := false
 		switch s.from {
 		case fromField:
-			if p := s.field.double(f); p != nil {
+			if p := typedFields[s.field].num(f); p != nil {
 				x, present = *p, true
 			}
 		case fromNumeric:

@@ -1,7 +1,6 @@
 package features
 
 import (
-	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -12,11 +11,11 @@ import (
 // Validate checks every typed field and map entry of f, whether or not any model reads it, and
 // returns every violation it finds as a *ValidationError. A nil f is valid.
 //
-// The rules: every double is finite; counts (complaints.*, service.tickets_90d,
-// service.sla_breaches_90d), days, hours, usage, tenure and revenue are >= 0;
-// activity.active_days_30d is in 0..31; account.satisfaction is in 1..5; complaints.count_30d is
-// at most complaints.count_90d when both are set; account.contract and categorical values are
-// valid UTF-8 of at most 256 bytes; each map has at most 256 entries whose keys are non-empty
+// The rules: every typed double is finite and within its range in the table of typed fields
+// (TypedFields: counts, days, hours, usage, tenure and revenue >= 0, activity.active_days_30d in
+// 0..31, account.satisfaction in 1..5); complaints.count_30d is at most complaints.count_90d when
+// both are set and valid; typed text fields (account.contract) and categorical values are valid
+// UTF-8 of at most 256 bytes; each map has at most 256 entries whose keys are non-empty
 // and at most bundle.MaxKeyLen bytes; numeric values are finite. A violation of a map entry is
 // named by its key (features.numeric.calls); a bad key, or too many entries, by the map.
 //
@@ -38,77 +37,50 @@ func (c *collector) validate(f *churnv1.CustomerFeatures) {
 	}
 }
 
-// validateTyped adds the violations of f's typed fields.
+// validateTyped adds the violations of f's typed fields, by the table of typed fields, and of
+// the one cross-field rule: complaints.count_30d <= complaints.count_90d.
 func (c *collector) validateTyped(f *churnv1.CustomerFeatures) {
 	if f == nil {
 		return
 	}
-	if a := f.Activity; a != nil {
-		c.within(pathDaysSinceLastActive, a.DaysSinceLastActive, 0, noMax)
-		c.within(pathActiveDays30d, a.ActiveDays_30D, 0, 31)
-		c.within(pathUsage30d, a.Usage_30D, 0, noMax)
-		c.within(pathUsagePrev30d, a.UsagePrev_30D, 0, noMax)
-	}
-	if cm := f.Complaints; cm != nil {
-		ok30 := c.within(pathCount30d, cm.Count_30D, 0, noMax)
-		ok90 := c.within(pathCount90d, cm.Count_90D, 0, noMax)
-		c.within(pathOpen, cm.Open, 0, noMax)
-		c.within(pathEscalated90d, cm.Escalated_90D, 0, noMax)
-		if ok30 && ok90 && cm.Count_30D != nil && cm.Count_90D != nil && *cm.Count_30D > *cm.Count_90D {
-			c.add(pathCount30d, "must be <= count_90d ("+formatFloat(*cm.Count_90D)+"), got "+formatFloat(*cm.Count_30D))
+	for i := range typedFields {
+		t := &typedFields[i]
+		if t.Text {
+			if p := t.str(f); p != nil && (len(*p) > maxValueLen || !validUTF8(*p)) {
+				c.add(pathPrefix+t.Source, textProblem(*p))
+			}
+			continue
 		}
+		c.within(t, t.num(f))
 	}
-	if s := f.Service; s != nil {
-		c.within(pathTickets90d, s.Tickets_90D, 0, noMax)
-		c.within(pathAvgFirstResponseHours, s.AvgFirstResponseHours, 0, noMax)
-		c.within(pathP90FirstResponseHours, s.P90FirstResponseHours, 0, noMax)
-		c.within(pathAvgResolutionHours, s.AvgResolutionHours, 0, noMax)
-		c.within(pathSLABreaches90d, s.SlaBreaches_90D, 0, noMax)
-	}
-	if a := f.Account; a != nil {
-		c.within(pathTenureMonths, a.TenureMonths, 0, noMax)
-		c.within(pathMonthlyRevenue, a.MonthlyRevenue, 0, noMax)
-		if a.Contract != nil {
-			c.text(pathContract, *a.Contract)
-		}
-		c.within(pathSatisfaction, a.Satisfaction, 1, 5)
+	n30, n90 := typedFields[count30d].num(f), typedFields[count90d].num(f)
+	if n30 != nil && n90 != nil && *n30 > *n90 && finite(*n90) && *n30 >= 0 && *n90 >= 0 && finite(*n30) {
+		c.add(pathPrefix+typedFields[count30d].Source, "must be <= count_90d ("+formatFloat(*n90)+"), got "+formatFloat(*n30))
 	}
 }
 
-// noMax is the upper bound of a double that must only be finite and >= a lower bound.
-const noMax = math.MaxFloat64
-
-// within checks an optional double that must be in lo..hi, and reports whether it is absent or
-// valid. It is small enough to be inlined, so that a valid field costs two comparisons.
-func (c *collector) within(path string, p *float64, lo, hi float64) bool {
-	if p == nil || (*p >= lo && *p <= hi) {
-		return true
+// within checks a typed double, absent (nil) or in t.Min..t.Max. It is small enough to be
+// inlined, so that a valid field costs two comparisons.
+func (c *collector) within(t *TypedField, p *float64) {
+	if p == nil || (*p >= t.Min && *p <= t.Max) {
+		return
 	}
-	return c.notWithin(path, p, lo, hi)
+	c.notWithin(t, *p)
 }
 
-// notWithin adds the violation of a double *p outside lo..hi; a non-finite one is reported as
-// such. It returns false.
-func (c *collector) notWithin(path string, p *float64, lo, hi float64) bool {
-	x := *p
+// notWithin adds the violation of a typed double x outside t.Min..t.Max; a non-finite one is
+// reported as such.
+func (c *collector) notWithin(t *TypedField, x float64) {
 	var want string
 	switch {
 	case !finite(x):
 		want = "must be a finite number"
-	case hi == noMax:
-		want = "must be >= " + formatFloat(lo)
+	case t.Max == noMax:
+		want = "must be >= " + formatFloat(t.Min)
 	default:
-		want = "must be in " + formatFloat(lo) + ".." + formatFloat(hi)
+		want = "must be in " + formatFloat(t.Min) + ".." + formatFloat(t.Max)
 	}
-	c.add(path, want+", got "+formatFloat(x))
-	return false
-}
-
-// text checks a string field: valid UTF-8 of at most maxValueLen bytes.
-func (c *collector) text(path, s string) {
-	if len(s) > maxValueLen || !validUTF8(s) {
-		c.add(path, textProblem(s))
-	}
+	c.add(pathPrefix+t.Source, want+", got "+formatFloat(x))
 }
 
 // textProblem describes what is wrong with a string that is too long or not UTF-8.

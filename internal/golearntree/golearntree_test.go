@@ -119,11 +119,7 @@ func evaluator(tb testing.TB, ens *bundle.TreeEnsemble, d int) *scoring.Evaluato
 	if err := b.Validate(); err != nil {
 		tb.Fatalf("the exported ensemble is not a valid bundle: %v", err)
 	}
-	e, err := scoring.New(b)
-	if err != nil {
-		tb.Fatalf("scoring.New: %v", err)
-	}
-	return e
+	return scoring.New(b)
 }
 
 func probabilities(e *scoring.Evaluator, X []float64, n, d int) []float64 {

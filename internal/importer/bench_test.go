@@ -78,11 +78,10 @@ func compile(b *testing.B, m *Model) *scoring.Evaluator {
 		Calibration: bundle.Calibration{Method: bundle.CalibrationNone}, Tiers: bundle.Tiers{Medium: 0.5, High: 0.5, Critical: 0.5},
 		CheckVectors: []bundle.CheckVector{{Features: []byte("{}")}}},
 		Model: bundle.Model{Type: bundle.ModelTrees, Trees: m.Trees}}
-	e, err := scoring.New(bd)
-	if err != nil {
+	if err := bd.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	return e
+	return scoring.New(bd)
 }
 
 // BenchmarkImportedXGBoost scores one customer (margin + probability, input vector ready) with

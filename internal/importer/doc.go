@@ -15,7 +15,7 @@
 // Build runs every row through the serving path itself (internal/features maps the row's
 // CustomerFeatures by the bundle's schema, internal/scoring evaluates), refuses the import when
 // any row differs from the library's probability by more than the tolerance, and finally loads
-// the encoded bundle with internal/modelstore.Load, the gate every served bundle passes.
+// the encoded bundle with internal/model.Load, the gate every served bundle passes.
 //
 // # Exactness
 //

@@ -82,11 +82,7 @@ func evaluator(t *testing.T, m *Model) *scoring.Evaluator {
 	if err := b.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	e, err := scoring.New(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return scoring.New(b)
 }
 
 // probes are the values where missing types differ: NaN, the zero band and its edges, and each

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/features"
 	"github.com/churnhq/churn/internal/scoring"
 )
 
@@ -48,10 +49,7 @@ func checkParsed(t *testing.T, m *Model) {
 	if err := b.Validate(); err != nil {
 		t.Fatalf("a parsed model makes an invalid bundle: %v", err)
 	}
-	e, err := scoring.New(b)
-	if err != nil {
-		t.Fatalf("a parsed model does not compile: %v", err)
-	}
+	e := scoring.New(b)
 	x := make([]float64, e.Width())
 	if mg := e.Margin(x); math.IsNaN(mg) {
 		t.Fatalf("margin on zeros is NaN")
@@ -123,7 +121,7 @@ func FuzzSchema(f *testing.F) {
 				continue
 			}
 			for i, in := range inputs {
-				if _, err := bundle.SourceType(in.Source); err != nil || in.Name == "" {
+				if _, err := features.SourceType(in.Source); err != nil || in.Name == "" {
 					t.Fatalf("input %d of a parsed schema: %+v", i, in)
 				}
 			}

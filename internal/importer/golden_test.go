@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 )
 
 // dir is the committed foreign models, schemas and rows (testdata/import/make_models.py and
@@ -79,7 +79,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := modelstore.Load(data); err != nil {
+			if _, err := model.Load(data); err != nil {
 				t.Fatalf("the bundle does not load: %v", err)
 			}
 			t.Logf("%d rows, %d missing cells, max |diff| %.3g at line %d, mean %.3g", rep.Rows, rep.MissingValues, rep.MaxAbsDiff, rep.MaxDiffLine, rep.MeanAbsDiff)

@@ -15,8 +15,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/features"
-	"github.com/churnhq/churn/internal/modelstore"
-	"github.com/churnhq/churn/internal/scoring"
+	"github.com/churnhq/churn/internal/model"
 )
 
 // Formats accepted by Parse.
@@ -112,7 +111,7 @@ type Report struct {
 // Build makes a bundle of m: inputs by the schema, parameters from m, tiers from the options or
 // the rows, and check vectors from the rows. It verifies every row through the serving path and
 // refuses the import when one differs from the library by more than the tolerance; the bundle it
-// returns has passed modelstore.Load.
+// returns has passed model.Load.
 func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report, error) {
 	if m == nil || s == nil || rows == nil {
 		return nil, nil, errors.New("import: model, schema and rows are required")
@@ -167,16 +166,9 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 	// the parameters only.
 	b.Manifest.Tiers = bundle.Tiers{Medium: 1, High: 1, Critical: 1}
 	b.Manifest.CheckVectors = []bundle.CheckVector{{Features: json.RawMessage("{}"), Probability: 0}}
-	if err := b.Validate(); err != nil {
+	serving, err := model.Compile(b)
+	if err != nil {
 		return nil, nil, fmt.Errorf("import: %w", err)
-	}
-	mapper, err := features.New(&b.Manifest)
-	if err != nil {
-		return nil, nil, fmt.Errorf("import: input schema: %w", err)
-	}
-	eval, err := scoring.New(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("import: model: %w", err)
 	}
 
 	col, err := rowColumns(rows, m.Features)
@@ -187,7 +179,6 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 	probs := make([]float64, len(rows.Rows))
 	feats := make([]*churnv1.CustomerFeatures, len(rows.Rows))
 	missing := make([]int, len(rows.Rows))
-	x := make([]float64, mapper.Width())
 	var sum float64
 	for r := range rows.Rows {
 		row := &rows.Rows[r]
@@ -202,10 +193,11 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 				return nil, nil, fmt.Errorf("rows: line %d: column %q: %v", row.Line, m.Features[i], err)
 			}
 		}
-		if _, err := mapper.Map(f, x, nil); err != nil {
+		res, err := serving.Score(f)
+		if err != nil {
 			return nil, nil, fmt.Errorf("rows: line %d: the row is not a valid request under the schema: %v", row.Line, err)
 		}
-		p := eval.Probability(eval.Margin(x))
+		p := res.Probability
 		d := math.Abs(p - row.Probability)
 		if !(d <= o.Tolerance) {
 			return nil, nil, fmt.Errorf("rows: line %d: serving computes %.17g, the library computed %.17g (difference %.3g > tolerance %g): the import does not reproduce the model",
@@ -241,7 +233,7 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 	if err != nil {
 		return nil, nil, fmt.Errorf("import: %w", err)
 	}
-	loaded, err := modelstore.Load(data)
+	loaded, err := model.Load(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("import: the bundle does not load: %w", err)
 	}

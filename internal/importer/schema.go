@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/features"
 )
 
 // Schema maps a foreign model's feature columns onto CustomerFeatures. It is a JSON document:
@@ -124,7 +125,7 @@ func ParseSchema(data []byte) (*Schema, error) {
 }
 
 func (f *SchemaFeature) check() error {
-	typ, err := bundle.SourceType(f.Source)
+	typ, err := features.SourceType(f.Source)
 	if err != nil {
 		return fmt.Errorf("source: %v", err)
 	}

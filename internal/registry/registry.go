@@ -1,7 +1,7 @@
 // Package registry is the model lifecycle behind ModelService: it stores uploaded model versions
 // and the activation history in a Backend (a local directory by default, Redis when replicas
-// share it), passes every upload through the validation gate (modelstore.Load: parse, schema,
-// check vectors; then Model.Probe) before anything is stored, and keeps the in-memory
+// share it), passes every upload through the validation gate (model.Load: parse, validate,
+// compile, check vectors, probes) before anything is stored, and keeps the in-memory
 // modelstore.Store of this replica in step with the backend: at start-up, at once when another
 // replica publishes a change, and by a periodic reconcile as a safety net.
 //
@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
 )
 
@@ -36,6 +36,8 @@ var (
 	ErrChecksum = errors.New("sha256 mismatch")
 	// ErrMetadata means the upload's announced name or version differ from the manifest's.
 	ErrMetadata = errors.New("upload metadata differs from the manifest")
+	// ErrNotFound means no version of that name is stored or loaded.
+	ErrNotFound = errors.New("model version not found")
 	// ErrUnavailable wraps a failure to read or write the backend (Redis down, a disk error).
 	// A write whose reply was lost may still have been stored: list the versions before retrying.
 	ErrUnavailable = errors.New("model store unavailable")
@@ -129,7 +131,7 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 		metrics: newMetrics(o.Registerer),
 		failed:  map[string]Failure{}, records: map[string]Record{},
 	}
-	if m, err := o.Store.Active(); err == nil {
+	if m := o.Store.Active(); m != nil {
 		r.metrics.active.WithLabelValues(m.Name(), m.Version()).Set(1)
 	}
 	if err := r.Sync(ctx); err != nil {
@@ -189,7 +191,7 @@ func (r *Registry) sync(ctx context.Context) error {
 			continue
 		}
 		if err := r.load(ctx, rec); err != nil {
-			if !errors.Is(err, bundle.ErrInvalid) {
+			if !errors.Is(err, model.ErrInvalid) {
 				// Unreadable now (a timeout, an evicted key): skip it this round, retry at the
 				// next sync, and go on with the other versions and the activation state.
 				errs = append(errs, fmt.Errorf("version %q: %w", rec.Version, err))
@@ -206,7 +208,7 @@ func (r *Registry) sync(ctx context.Context) error {
 	}
 	r.history = st.History
 	if st.Active != "" {
-		if cur, err := r.store.Active(); err != nil || cur.Version() != st.Active {
+		if cur := r.store.Active(); cur == nil || cur.Version() != st.Active {
 			if err := r.store.Activate(st.Active); err != nil {
 				// Activated elsewhere but not servable here (a version this replica refused, or
 				// the embedded default of another build): keep serving the current model.
@@ -225,17 +227,14 @@ func (r *Registry) load(ctx context.Context, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	m, err := modelstore.Load(data)
-	if err == nil {
-		err = m.Probe()
-	}
+	m, err := model.Load(data)
 	if err != nil {
 		return err
 	}
 	if m.Version() != rec.Version {
-		return fmt.Errorf("%w: stored as %q, the manifest says %q", bundle.ErrInvalid, rec.Version, m.Version())
+		return fmt.Errorf("%w: stored as %q, the manifest says %q", model.ErrInvalid, rec.Version, m.Version())
 	}
-	m.Origin = modelstore.OriginStore
+	m.Origin = model.OriginStore
 	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {
 		return err
 	}
@@ -243,8 +242,8 @@ func (r *Registry) load(ctx context.Context, rec Record) error {
 }
 
 func (r *Registry) applied(version string) {
-	m, err := r.store.Get(version)
-	if err != nil {
+	m, ok := r.store.Get(version)
+	if !ok {
 		return
 	}
 	r.metrics.active.Reset()
@@ -265,13 +264,13 @@ type Upload struct {
 
 // Upload verifies the bytes against their digest, loads and probes the bundle, and stores it. A
 // version that exists with the same bytes is returned as it is (a retried upload); with other
-// bytes it is modelstore.ErrExists. Nothing is stored unless every check passed.
-func (r *Registry) Upload(ctx context.Context, u Upload) (*modelstore.Model, error) {
+// bytes it is ErrExists. Nothing is stored unless every check passed.
+func (r *Registry) Upload(ctx context.Context, u Upload) (*model.Model, error) {
 	m, err := r.upload(ctx, u)
 	switch {
 	case err == nil:
 		r.metrics.uploads.WithLabelValues("stored").Inc()
-	case errors.Is(err, bundle.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, ErrMetadata), errors.Is(err, modelstore.ErrExists):
+	case errors.Is(err, model.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, ErrMetadata), errors.Is(err, ErrExists):
 		r.metrics.uploads.WithLabelValues("refused").Inc()
 	default:
 		r.metrics.uploads.WithLabelValues("error").Inc()
@@ -279,12 +278,12 @@ func (r *Registry) Upload(ctx context.Context, u Upload) (*modelstore.Model, err
 	return m, err
 }
 
-func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, error) {
+func (r *Registry) upload(ctx context.Context, u Upload) (*model.Model, error) {
 	sum := sha256.Sum256(u.Data)
 	if got := hex.EncodeToString(sum[:]); got != u.SHA256 {
 		return nil, fmt.Errorf("%w: the bytes received hash to %s, the upload announced %s", ErrChecksum, got, u.SHA256)
 	}
-	m, err := modelstore.Load(u.Data)
+	m, err := model.Load(u.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -294,21 +293,18 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 	if u.Version != "" && u.Version != m.Version() {
 		return nil, fmt.Errorf("%w: version %q, the manifest says %q", ErrMetadata, u.Version, m.Version())
 	}
-	if err := m.Probe(); err != nil {
-		return nil, err
-	}
-	m.Origin = modelstore.OriginStore
+	m.Origin = model.OriginStore
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, err := r.store.Get(m.Version()); err == nil {
+	if old, ok := r.store.Get(m.Version()); ok {
 		if old.SHA256 == m.SHA256 {
 			return old, nil
 		}
-		return nil, fmt.Errorf("%w: %q with other bytes (sha256 %s)", modelstore.ErrExists, m.Version(), old.SHA256)
+		return nil, fmt.Errorf("%w: %q with other bytes (sha256 %s)", ErrExists, m.Version(), old.SHA256)
 	}
 	if f, failed := r.failed[m.Version()]; failed {
-		return nil, fmt.Errorf("%w: %q is stored already, and this replica refused it: %v", modelstore.ErrExists, m.Version(), f.Err)
+		return nil, fmt.Errorf("%w: %q, and this replica refused it: %v", ErrExists, m.Version(), f.Err)
 	}
 	rec := Record{Version: m.Version(), SHA256: m.SHA256, Size: m.Size, StoredAt: r.now().UTC(), Description: u.Description}
 	if err := r.backend.Put(ctx, rec, u.Data); err != nil {
@@ -322,7 +318,7 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 			return nil, lerr
 		}
 		if stored.SHA256 != m.SHA256 {
-			return nil, fmt.Errorf("%w: %q was stored meanwhile with other bytes (sha256 %s)", modelstore.ErrExists, m.Version(), stored.SHA256)
+			return nil, fmt.Errorf("%w: %q was stored meanwhile with other bytes (sha256 %s)", ErrExists, m.Version(), stored.SHA256)
 		}
 		rec = stored
 	}
@@ -339,25 +335,25 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*modelstore.Model, err
 
 // Activate makes a loaded version the active one: first in the backend (so that it survives a
 // restart and reaches the other replicas), then here.
-func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Model, error) {
+func (r *Registry) Activate(ctx context.Context, version string) (*model.Model, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, err := r.store.Get(version)
-	if errors.Is(err, modelstore.ErrNotFound) {
+	m, ok := r.store.Get(version)
+	if !ok {
 		// Perhaps uploaded on another replica a moment ago, before its notice arrived.
 		if serr := r.sync(ctx); serr != nil {
 			r.logger.Warn("sync before activation", "err", serr)
 		}
-		m, err = r.store.Get(version)
+		m, ok = r.store.Get(version)
 	}
-	if f, ok := r.failed[version]; ok {
+	if f, failed := r.failed[version]; failed {
 		return nil, fmt.Errorf("%w: %q: %v", ErrFailed, version, f.Err)
 	}
-	if err != nil {
-		return nil, err
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, version)
 	}
 	now := r.now().UTC()
-	if cur, err := r.store.Active(); err == nil && len(r.history) == 0 && cur.Version() != version {
+	if cur := r.store.Active(); cur != nil && len(r.history) == 0 && cur.Version() != version {
 		// The first activation through the store: record the version serving until now (the
 		// embedded default or --model-version), so that a roll back has somewhere to go.
 		if err := r.ensureStored(ctx, cur); err != nil {
@@ -393,8 +389,8 @@ func (r *Registry) Activate(ctx context.Context, version string) (*modelstore.Mo
 // ensureStored puts a version that did not come from the store (the embedded default, a
 // --model-dir bundle) into it before it is named in the activation state, so that every replica,
 // and a later build that embeds another default, can load it and roll back to it.
-func (r *Registry) ensureStored(ctx context.Context, m *modelstore.Model) error {
-	if _, ok := r.records[m.Version()]; ok || m.Origin == modelstore.OriginStore {
+func (r *Registry) ensureStored(ctx context.Context, m *model.Model) error {
+	if _, ok := r.records[m.Version()]; ok || m.Origin == model.OriginStore {
 		return nil
 	}
 	data, err := m.Bundle.Encode()
@@ -426,9 +422,9 @@ func (r *Registry) storedRecord(ctx context.Context, version string) (Record, er
 
 // Version is what the registry knows of one version, for ListModels and GetModel.
 type Version struct {
-	Model  *modelstore.Model // nil when it failed to load
-	Record *Record           // nil for a version that was not uploaded (embedded, --model-dir)
-	Err    error             // why it failed to load
+	Model  *model.Model // nil when it failed to load
+	Record *Record      // nil for a version that was not uploaded (embedded, --model-dir)
+	Err    error        // why it failed to load
 	Active bool
 }
 
@@ -437,7 +433,7 @@ type Version struct {
 func (r *Registry) List() ([]Version, []Activation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	active, _ := r.store.Active()
+	active := r.store.Active()
 	var out []Version
 	for _, m := range r.store.List() {
 		out = append(out, r.version(m, active))
@@ -454,7 +450,7 @@ func (r *Registry) List() ([]Version, []Activation) {
 	return out, append([]Activation(nil), r.history...)
 }
 
-// Get returns one version; modelstore.ErrNotFound when unknown.
+// Get returns one version; ErrNotFound when unknown.
 func (r *Registry) Get(version string) (Version, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -462,15 +458,14 @@ func (r *Registry) Get(version string) (Version, error) {
 		rec := f.Record
 		return Version{Record: &rec, Err: f.Err}, nil
 	}
-	m, err := r.store.Get(version)
-	if err != nil {
-		return Version{}, err
+	m, ok := r.store.Get(version)
+	if !ok {
+		return Version{}, fmt.Errorf("%w: %q", ErrNotFound, version)
 	}
-	active, _ := r.store.Active()
-	return r.version(m, active), nil
+	return r.version(m, r.store.Active()), nil
 }
 
-func (r *Registry) version(m, active *modelstore.Model) Version {
+func (r *Registry) version(m, active *model.Model) Version {
 	v := Version{Model: m, Active: m == active}
 	if rec, ok := r.records[m.Version()]; ok {
 		v.Record = &rec

@@ -15,6 +15,7 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/cache/redistest"
 	"github.com/churnhq/churn/internal/metricstest"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/models"
@@ -23,11 +24,11 @@ import (
 
 func newStore(t testing.TB) *modelstore.Store {
 	t.Helper()
-	m, err := modelstore.LoadFS(models.FS, models.DefaultName)
+	m, err := model.LoadFS(models.FS, models.DefaultName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := modelstore.New([]*modelstore.Model{m}, "")
+	s, err := modelstore.New([]*model.Model{m}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,16 +169,16 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	r, store := newRegistry(t, d, reg)
-	initial, _ := store.Active()
+	initial := store.Active()
 	data := modeltest.WithVersion(t, "v2", nil)
 	m, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data, Description: "retrained"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Version() != "v2" || m.Origin != modelstore.OriginStore || m.SHA256 != modeltest.SHA256(data) {
+	if m.Version() != "v2" || m.Origin != model.OriginStore || m.SHA256 != modeltest.SHA256(data) {
 		t.Fatalf("uploaded model = %s %s %s", m.Version(), m.Origin, m.SHA256)
 	}
-	if active, _ := store.Active(); active.Version() == "v2" {
+	if active := store.Active(); active.Version() == "v2" {
 		t.Fatal("an upload activated the version")
 	}
 	// The same bytes again: the stored version, not an error (a retried upload).
@@ -187,13 +188,13 @@ func TestUploadActivateAndRestart(t *testing.T) {
 	if _, err := r.Activate(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}
-	if active, _ := store.Active(); active.Version() != "v2" {
+	if active := store.Active(); active.Version() != "v2" {
 		t.Fatalf("active = %s, want v2", active.Version())
 	}
 	if got := metricstest.Value(t, reg, "churn_model_active_info", map[string]string{"name": "churn-default", "version": "v2"}); got != 1 {
 		t.Fatalf("churn_model_active_info{version=v2} = %v, want 1", got)
 	}
-	if _, err := r.Activate(ctx, "nope"); !errors.Is(err, modelstore.ErrNotFound) {
+	if _, err := r.Activate(ctx, "nope"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Activate(nope) = %v, want ErrNotFound", err)
 	}
 
@@ -203,7 +204,7 @@ func TestUploadActivateAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2, store2 := newRegistry(t, d2, prometheus.NewRegistry())
-	if active, _ := store2.Active(); active.Version() != "v2" {
+	if active := store2.Active(); active.Version() != "v2" {
 		t.Fatalf("after restart active = %s, want v2", active.Version())
 	}
 	versions, history := r2.List()
@@ -238,7 +239,7 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 		{"truncated", registry.Upload{SHA256: modeltest.SHA256(good[:100]), Data: good[:100]}, bundle.ErrInvalid},
 		{"check vectors fail", registry.Upload{SHA256: modeltest.SHA256(badChecks), Data: badChecks}, bundle.ErrInvalid},
 		{"not json", registry.Upload{SHA256: modeltest.SHA256([]byte("PK\x03\x04")), Data: []byte("PK\x03\x04")}, bundle.ErrInvalid},
-		{"existing version, other bytes", registry.Upload{SHA256: modeltest.SHA256(sameVersionOtherBytes), Data: sameVersionOtherBytes}, modelstore.ErrExists},
+		{"existing version, other bytes", registry.Upload{SHA256: modeltest.SHA256(sameVersionOtherBytes), Data: sameVersionOtherBytes}, registry.ErrExists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := r.Upload(ctx, tc.up); !errors.Is(err, tc.want) {
@@ -300,7 +301,7 @@ func replicaFollows(t *testing.T, addrs []string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if m, _ := storeB.Active(); m.Version() == "v2" {
+		if m := storeB.Active(); m.Version() == "v2" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -308,8 +309,8 @@ func replicaFollows(t *testing.T, addrs []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if m, err := storeB.Get("v2"); err != nil || m.Origin != modelstore.OriginStore {
-		t.Fatalf("b's v2 = %v, %v", m, err)
+	if m, ok := storeB.Get("v2"); !ok || m.Origin != model.OriginStore {
+		t.Fatalf("b's v2 = %v, loaded %v", m, ok)
 	}
 	cancel()
 	<-done
@@ -355,7 +356,7 @@ func TestStoredVersionThatFailsToLoad(t *testing.T) {
 	if len(versions) != 2 || versions[1].Err == nil || versions[0].Model == nil || !versions[0].Active {
 		t.Fatalf("List = %+v", versions)
 	}
-	if active, _ := store.Active(); active.Origin != modelstore.OriginEmbedded {
+	if active := store.Active(); active.Origin != model.OriginEmbedded {
 		t.Fatalf("active = %s (%s), want the embedded model", active.Version(), active.Origin)
 	}
 }
@@ -387,7 +388,7 @@ func TestRetriedUploadAfterALostReply(t *testing.T) {
 	if err := d2.Put(ctx, registry.Record{Version: "v2", SHA256: modeltest.SHA256(data)}, data); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r2.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(other), Data: other}); !errors.Is(err, modelstore.ErrExists) {
+	if _, err := r2.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(other), Data: other}); !errors.Is(err, registry.ErrExists) {
 		t.Fatalf("upload of other bytes under a stored version = %v, want ErrExists", err)
 	}
 }
@@ -413,7 +414,7 @@ func TestSyncSkipsAnUnreadableVersion(t *testing.T) {
 		t.Fatalf("DEL = %d, %v", n, err)
 	}
 	b, storeB := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
-	if m, _ := storeB.Active(); m.Version() != "cand-2" {
+	if m := storeB.Active(); m.Version() != "cand-2" {
 		t.Fatalf("replica b serves %s, want cand-2 despite the unreadable cand-1", m.Version())
 	}
 	if err := b.Sync(ctx); err == nil || !strings.Contains(err.Error(), `"cand-1"`) {
@@ -431,7 +432,7 @@ func TestFirstActivationStoresTheEmbeddedDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, store := newRegistry(t, d, prometheus.NewRegistry())
-	old, _ := store.Active()
+	old := store.Active()
 	data := modeltest.WithVersion(t, "v2", nil)
 	if _, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
 		t.Fatal(err)
@@ -440,12 +441,12 @@ func TestFirstActivationStoresTheEmbeddedDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another build: its embedded default has another version.
-	next, err := modelstore.Load(modeltest.WithVersion(t, "next-default", nil))
+	next, err := model.Load(modeltest.WithVersion(t, "next-default", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	next.Origin = modelstore.OriginEmbedded
-	store2, err := modelstore.New([]*modelstore.Model{next}, "")
+	next.Origin = model.OriginEmbedded
+	store2, err := modelstore.New([]*model.Model{next}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +461,7 @@ func TestFirstActivationStoresTheEmbeddedDefault(t *testing.T) {
 	if _, err := r2.Activate(ctx, old.Version()); err != nil {
 		t.Fatalf("rolling back to the old build's default %s: %v", old.Version(), err)
 	}
-	if m, _ := store2.Active(); m.Version() != old.Version() || m.Origin != modelstore.OriginStore {
+	if m := store2.Active(); m.Version() != old.Version() || m.Origin != model.OriginStore {
 		t.Fatalf("active = %s (%s), want %s from the store", m.Version(), m.Origin, old.Version())
 	}
 }

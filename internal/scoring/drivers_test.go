@@ -193,11 +193,10 @@ func TestExplainAllocations(t *testing.T) {
 	}
 }
 
-// TestExplainDeepChain: a chain 65,536 splits deep that alternates two columns gets a path table
-// of at most two steps a leaf (building it leaf by leaf up to the root would take 2^31 steps; the
-// depth-first build takes one per node), and its contributions are the reference's.
+// TestExplainDeepChain: a chain as deep as bundle.MaxTreeDepth allows, alternating two columns,
+// gets a path table of at most two steps a leaf, and its contributions are the reference's.
 func TestExplainDeepChain(t *testing.T) {
-	const depth = 1 << 16
+	const depth = bundle.MaxTreeDepth
 	rng := rand.New(rand.NewPCG(5, 5))
 	tree := chain(depth, rng)
 	for d := range depth {

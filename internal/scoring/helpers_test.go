@@ -47,14 +47,13 @@ func newBundle(tb testing.TB, width int, model bundle.Model, mod func(*bundle.Bu
 	return b
 }
 
-// mustNew compiles b or fails the test.
+// mustNew validates and compiles b or fails the test.
 func mustNew(tb testing.TB, b *bundle.Bundle) *scoring.Evaluator {
 	tb.Helper()
-	e, err := scoring.New(b)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
+	if err := b.Validate(); err != nil {
+		tb.Fatalf("Validate: %v", err)
 	}
-	return e
+	return scoring.New(b)
 }
 
 func logisticModel(intercept float64, w ...float64) bundle.Model {

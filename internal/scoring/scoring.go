@@ -24,9 +24,9 @@
 package scoring
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -97,47 +97,22 @@ type Evaluator struct {
 	tiers bundle.Tiers
 }
 
-// New compiles a bundle's parameters, calibration and tiers. The bundle should have passed
-// b.Validate(); New checks again everything it relies on and returns an error, never panics, on
-// anything inconsistent. It does not keep b.
-func New(b *bundle.Bundle) (*Evaluator, error) {
-	if b == nil {
-		return nil, errors.New("nil bundle")
-	}
-	e := &Evaluator{width: width(&b.Manifest)}
-	if e.width == 0 {
-		return nil, errors.New("the inputs make no columns")
-	}
+// New compiles a bundle's parameters, calibration and tiers. The bundle must have passed
+// bundle.Validate, which checks everything New relies on (internal/model.Load is the one path that
+// does both); New does not check it again. It does not keep b.
+func New(b *bundle.Bundle) *Evaluator {
+	e := &Evaluator{width: width(&b.Manifest), tiers: b.Manifest.Tiers}
 	md := &b.Model
 	switch md.Type {
 	case bundle.ModelLogistic:
-		if md.Logistic == nil || md.Trees != nil {
-			return nil, errors.New("a logistic_regression model needs logistic parameters only")
-		}
-		if err := e.compileLogistic(md.Logistic); err != nil {
-			return nil, err
-		}
+		e.kind = kindLogistic
+		e.intercept = md.Logistic.Intercept
+		e.weights = slices.Clone(md.Logistic.Weights)
 	case bundle.ModelTrees:
-		if md.Trees == nil || md.Logistic != nil {
-			return nil, errors.New("a tree_ensemble model needs trees parameters only")
-		}
-		f, err := compileForest(md.Trees, e.width)
-		if err != nil {
-			return nil, err
-		}
-		e.kind, e.trees = kindTrees, f
-	default:
-		return nil, fmt.Errorf("unknown model type %q", md.Type)
+		e.kind, e.trees = kindTrees, compileForest(md.Trees, e.width)
 	}
-	if err := e.compileCalibration(&b.Manifest.Calibration); err != nil {
-		return nil, fmt.Errorf("calibration: %w", err)
-	}
-	t := b.Manifest.Tiers
-	if !finite(t.Medium) || !finite(t.High) || !finite(t.Critical) || !(0 < t.Medium && t.Medium <= t.High && t.High <= t.Critical && t.Critical <= 1) {
-		return nil, fmt.Errorf("tiers: want 0 < medium <= high <= critical <= 1, got %g, %g, %g", t.Medium, t.High, t.Critical)
-	}
-	e.tiers = t
-	return e, nil
+	e.compileCalibration(&b.Manifest.Calibration)
+	return e
 }
 
 // width is the number of columns the manifest's inputs make (bundle.Manifest.Columns, counted).
@@ -153,51 +128,15 @@ func width(m *bundle.Manifest) int {
 	return n
 }
 
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-func (e *Evaluator) compileLogistic(l *bundle.Logistic) error {
-	if len(l.Weights) != e.width {
-		return fmt.Errorf("logistic.weights has %d weights for %d columns", len(l.Weights), e.width)
-	}
-	if !finite(l.Intercept) {
-		return errors.New("logistic.intercept is not finite")
-	}
-	for i, w := range l.Weights {
-		if !finite(w) {
-			return fmt.Errorf("logistic.weights[%d] is not finite", i)
-		}
-	}
-	e.kind = kindLogistic
-	e.intercept = l.Intercept
-	e.weights = append([]float64(nil), l.Weights...)
-	return nil
-}
-
-func (e *Evaluator) compileCalibration(c *bundle.Calibration) error {
+func (e *Evaluator) compileCalibration(c *bundle.Calibration) {
 	switch c.Method {
-	case bundle.CalibrationNone:
-		e.cal = calNone
 	case bundle.CalibrationPlatt:
-		if !finite(c.A) || !finite(c.B) {
-			return errors.New("platt a and b must be finite")
-		}
 		e.cal, e.plattA, e.plattB = calPlatt, c.A, c.B
 	case bundle.CalibrationIsotonic:
 		n := len(c.X)
-		if n < 2 || len(c.Y) != n {
-			return errors.New("isotonic needs x and y of the same length >= 2")
-		}
-		for i := range n {
-			if !finite(c.X[i]) || !finite(c.Y[i]) || c.Y[i] < 0 || c.Y[i] > 1 {
-				return fmt.Errorf("isotonic point %d must be finite with y in [0,1]", i)
-			}
-			if i > 0 && (c.X[i] < c.X[i-1] || c.Y[i] < c.Y[i-1]) {
-				return fmt.Errorf("isotonic points must be non-decreasing in x and y (point %d)", i)
-			}
-		}
 		e.cal = calIsotonic
-		e.isoX = append([]float64(nil), c.X...)
-		e.isoY = append([]float64(nil), c.Y...)
+		e.isoX = slices.Clone(c.X)
+		e.isoY = slices.Clone(c.Y)
 		e.isoSlope = make([]float64, n-1)
 		for i := range n - 1 {
 			if dx := c.X[i+1] - c.X[i]; dx > 0 {
@@ -206,9 +145,8 @@ func (e *Evaluator) compileCalibration(c *bundle.Calibration) error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown method %q", c.Method)
+		e.cal = calNone
 	}
-	return nil
 }
 
 // Width returns the number of columns the model reads: Margin's x must be at least this long.

@@ -1,8 +1,6 @@
 package scoring
 
 import (
-	"errors"
-	"fmt"
 	"math"
 
 	"github.com/churnhq/churn/internal/bundle"
@@ -63,48 +61,15 @@ type forest struct {
 // treeNode names node node of tree tree of a bundle's ensemble.
 type treeNode struct{ tree, node, depth int32 }
 
-// maxNodes bounds the nodes of an ensemble, so that every index of the compiled nodes (one more,
-// the sink) and left+1 fit a uint32, and an int on 32-bit platforms.
-const maxNodes = math.MaxInt32 - 1
-
-// maxMargin bounds the sum of BaseScore and every tree's largest leaf magnitude, so that no sum
-// of leaf values can overflow: a margin of 1e300 is a probability of exactly 0 or 1 anyway.
-const maxMargin = 1e300
-
-// compileForest checks an ensemble against width columns and lays it out.
-func compileForest(te *bundle.TreeEnsemble, width int) (forest, error) {
-	var le bool
-	switch te.Comparison {
-	case bundle.CompareLess:
-	case bundle.CompareLessEqual:
-		le = true
-	default:
-		return forest{}, fmt.Errorf("trees.comparison %q (want %s or %s)", te.Comparison, bundle.CompareLess, bundle.CompareLessEqual)
-	}
-	if width > math.MaxUint16+1 {
-		return forest{}, fmt.Errorf("%d columns do not fit a tree node (at most %d)", width, math.MaxUint16+1)
-	}
-	if !finite(te.BaseScore) {
-		return forest{}, errors.New("trees.base_score must be finite")
-	}
-	if len(te.Trees) == 0 {
-		return forest{}, errors.New("trees.trees is empty")
-	}
+// compileForest lays out a validated ensemble (bundle.Validate checks what the layout relies on:
+// one entry per node in every array, children after their parent and of one parent each, columns
+// below width and so below 1<<16, no NaN threshold, finite leaves whose sum cannot overflow, at
+// most bundle.MaxEnsembleNodes nodes, so every index fits a uint32).
+func compileForest(te *bundle.TreeEnsemble, width int) forest {
+	le := te.Comparison == bundle.CompareLessEqual
 	total := 0
-	bound := math.Abs(te.BaseScore)
 	for i := range te.Trees {
-		largest, err := checkTree(&te.Trees[i], width)
-		if err != nil {
-			return forest{}, fmt.Errorf("trees.trees[%d]: %w", i, err)
-		}
-		bound += largest
 		total += len(te.Trees[i].Left)
-		if total > maxNodes {
-			return forest{}, fmt.Errorf("the trees have more than %d nodes", maxNodes)
-		}
-	}
-	if !(bound <= maxMargin) {
-		return forest{}, fmt.Errorf("base_score and the largest leaf values sum to %g, more than %g: the margin could overflow", bound, maxMargin)
 	}
 
 	// Breadth-first over the whole ensemble. queue[k] is the (tree, node, depth) that becomes
@@ -155,7 +120,7 @@ func compileForest(te *bundle.TreeEnsemble, width int) (forest, error) {
 	if f.paths, ok = buildPaths(te, means, queue, len(nodes), width); !ok {
 		f.attr, f.attrLessEqual = compileAttribution(te, means), le
 	}
-	return f, nil
+	return f
 }
 
 // lessThreshold returns the threshold t' of an "lt" split equivalent to the "le" split at t: for
@@ -169,49 +134,6 @@ func lessThreshold(t float64) float64 {
 		return math.NaN()
 	}
 	return math.Nextafter(t, math.Inf(1))
-}
-
-// checkTree checks what evaluation relies on: parallel arrays of one length, children after
-// their parent (so a walk ends), no node with two parents (so the tree is a tree and compiling it
-// takes one copy per node), columns below width, no NaN threshold, finite leaves. Nodes no walk
-// reaches are allowed and left out. It returns the largest leaf magnitude.
-func checkTree(t *bundle.Tree, width int) (float64, error) {
-	n := len(t.Left)
-	if n == 0 || n > bundle.MaxTreeNodes {
-		return 0, fmt.Errorf("has %d nodes, want 1..%d", n, bundle.MaxTreeNodes)
-	}
-	if len(t.Right) != n || len(t.Feature) != n || len(t.Threshold) != n || len(t.DefaultLeft) != n || len(t.Value) != n {
-		return 0, errors.New("feature, threshold, left, right, default_left and value must have one entry per node")
-	}
-	parent := make([]bool, n)
-	largest := 0.0
-	for i := range n {
-		l, r := t.Left[i], t.Right[i]
-		if l == -1 {
-			if r != -1 {
-				return 0, fmt.Errorf("node %d: a leaf needs left == right == -1", i)
-			}
-			if !finite(t.Value[i]) {
-				return 0, fmt.Errorf("node %d: leaf value is not finite", i)
-			}
-			largest = max(largest, math.Abs(t.Value[i]))
-			continue
-		}
-		if l <= int32(i) || r <= int32(i) || int(l) >= n || int(r) >= n {
-			return 0, fmt.Errorf("node %d: children %d, %d must come after it and be < %d", i, l, r, n)
-		}
-		if l == r || parent[l] || parent[r] {
-			return 0, fmt.Errorf("node %d: a child of two splits (children %d, %d)", i, l, r)
-		}
-		parent[l], parent[r] = true, true
-		if t.Feature[i] < 0 || int(t.Feature[i]) >= width {
-			return 0, fmt.Errorf("node %d: feature %d outside 0..%d", i, t.Feature[i], width-1)
-		}
-		if math.IsNaN(t.Threshold[i]) {
-			return 0, fmt.Errorf("node %d: threshold is NaN", i)
-		}
-	}
-	return largest, nil
 }
 
 // group is the number of trees walked together, interleaved. The walks of different trees are

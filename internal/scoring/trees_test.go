@@ -1,11 +1,13 @@
 package scoring_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/scoring"
@@ -175,9 +177,9 @@ func TestTreesRandom(t *testing.T) {
 	}
 }
 
-// TestNewRefuses feeds New bundles that did not pass Validate: it must return an error, never
-// panic, for anything it cannot evaluate.
-func TestNewRefuses(t *testing.T) {
+// TestValidateGuardsNew: New compiles without checking, relying on bundle.Validate; every bundle
+// it could not evaluate must fail Validate.
+func TestValidateGuardsNew(t *testing.T) {
 	t.Parallel()
 	good := func() *bundle.Bundle {
 		return newBundle(t, 2, treesModel(bundle.CompareLess, 0, split(1, 0.5, true, -1, 1)), nil)
@@ -185,19 +187,28 @@ func TestNewRefuses(t *testing.T) {
 	tree := func(mod func(*bundle.Tree)) func(*bundle.Bundle) {
 		return func(b *bundle.Bundle) { mod(&b.Model.Trees.Trees[0]) }
 	}
+	// logistic makes the bundle a logistic regression: its inputs impute (native is for trees).
+	logistic := func(m bundle.Model) func(*bundle.Bundle) {
+		return func(b *bundle.Bundle) {
+			b.Model = m
+			for i := range b.Manifest.Inputs {
+				b.Manifest.Inputs[i].Missing = bundle.Missing{Policy: bundle.MissingImpute}
+			}
+		}
+	}
 	tests := []struct {
 		name string
 		mod  func(*bundle.Bundle)
 		want string
 	}{
-		{"unknown model type", func(b *bundle.Bundle) { b.Model.Type = "svm" }, "unknown model type"},
-		{"no inputs", func(b *bundle.Bundle) { b.Manifest.Inputs = nil }, "no columns"},
+		{"unknown model type", func(b *bundle.Bundle) { logistic(b.Model)(b); b.Model.Type = "svm" }, "unknown type"},
+		{"no inputs", func(b *bundle.Bundle) { b.Manifest.Inputs = nil }, "inputs is empty"},
 		{"trees missing", func(b *bundle.Bundle) { b.Model.Trees = nil }, "trees parameters"},
-		{"logistic missing", func(b *bundle.Bundle) { b.Model = bundle.Model{Type: bundle.ModelLogistic} }, "logistic parameters"},
+		{"logistic missing", logistic(bundle.Model{Type: bundle.ModelLogistic}), "logistic parameters"},
 		{"both parameter sets", func(b *bundle.Bundle) { b.Model.Logistic = &bundle.Logistic{Weights: []float64{1, 2}} }, "trees parameters only"},
-		{"weights for other columns", func(b *bundle.Bundle) { b.Model = logisticModel(0, 1, 2, 3) }, "3 weights for 2 columns"},
-		{"infinite weight", func(b *bundle.Bundle) { b.Model = logisticModel(0, 1, math.Inf(1)) }, "weights[1]"},
-		{"NaN intercept", func(b *bundle.Bundle) { b.Model = logisticModel(math.NaN(), 1, 2) }, "intercept"},
+		{"weights for other columns", logistic(logisticModel(0, 1, 2, 3)), "3 weights for 2 columns"},
+		{"infinite weight", logistic(logisticModel(0, 1, math.Inf(1))), "must be finite"},
+		{"NaN intercept", logistic(logisticModel(math.NaN(), 1, 2)), "must be finite"},
 		{"unknown comparison", func(b *bundle.Bundle) { b.Model.Trees.Comparison = "gt" }, "comparison"},
 		{"no trees", func(b *bundle.Bundle) { b.Model.Trees.Trees = nil }, "empty"},
 		{"infinite base score", func(b *bundle.Bundle) { b.Model.Trees.BaseScore = math.Inf(-1) }, "base_score"},
@@ -243,17 +254,14 @@ func TestNewRefuses(t *testing.T) {
 			t.Parallel()
 			b := good()
 			tc.mod(b)
-			e, err := scoring.New(b)
+			err := b.Validate()
 			if err == nil {
-				t.Fatalf("New accepted the bundle: %+v", e)
+				t.Fatal("Validate accepted the bundle")
 			}
 			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("New: %v, want an error mentioning %q", err, tc.want)
+				t.Errorf("Validate: %v, want an error mentioning %q", err, tc.want)
 			}
 		})
-	}
-	if _, err := scoring.New(nil); err == nil {
-		t.Error("New(nil) returned no error")
 	}
 }
 
@@ -278,20 +286,22 @@ func TestUnreachableNodes(t *testing.T) {
 func ExampleEvaluator() {
 	b := &bundle.Bundle{
 		Manifest: bundle.Manifest{
+			FormatVersion: bundle.FormatVersion, Name: "example", Version: "v1", CreatedAt: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC),
 			Inputs: []bundle.Input{
-				{Name: "complaints", Source: "complaints.count_30d", Type: bundle.TypeNumeric},
-				{Name: "tenure", Source: "account.tenure_months", Type: bundle.TypeNumeric},
+				{Name: "complaints", Source: "complaints.count_30d", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
+				{Name: "tenure", Source: "account.tenure_months", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
 			},
-			Calibration: bundle.Calibration{Method: bundle.CalibrationNone},
-			Tiers:       bundle.Tiers{Medium: 0.3, High: 0.6, Critical: 0.85},
+			Calibration:  bundle.Calibration{Method: bundle.CalibrationNone},
+			Tiers:        bundle.Tiers{Medium: 0.3, High: 0.6, Critical: 0.85},
+			CheckVectors: []bundle.CheckVector{{Features: json.RawMessage(`{"complaints": {"count30d": 3}, "account": {"tenureMonths": 12}}`), Probability: 0.69}},
 		},
 		Model: bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Intercept: -1, Weights: []float64{0.8, -0.05}}},
 	}
-	e, err := scoring.New(b) // normally after bundle.Parse, which validates
-	if err != nil {
+	if err := b.Validate(); err != nil { // bundle.Parse validates a bundle it reads
 		fmt.Println(err)
 		return
 	}
+	e := scoring.New(b)
 	x := []float64{3, 12} // 3 complaints, 12 months
 	m := e.Margin(x)
 	p := e.Probability(m)

@@ -77,7 +77,7 @@ func (s *Server) GetScore(ctx context.Context, req *churnv1.GetScoreRequest) (*c
 // customer is no longer the active one.
 func (s *Server) markCached(r *churnv1.ScoreResponse) {
 	r.FromCache = true
-	if active, err := s.models.Active(); err == nil {
+	if active := s.models.Active(); active != nil {
 		r.ModelSuperseded = r.GetModel().GetVersion() != active.Version()
 	}
 }

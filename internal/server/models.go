@@ -8,23 +8,61 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/modelstore"
-	"github.com/churnhq/churn/internal/registry"
+	"github.com/churnhq/churn/internal/model"
 )
 
-// ModelRegistry stores, validates and activates model versions. *registry.Registry is one.
+// ModelRegistry stores, validates and activates model versions, in ModelService's terms. The app
+// adapts *registry.Registry to it; its errors are the registry's (registry.ErrExists, ...), which
+// toStatus maps.
 type ModelRegistry interface {
-	Upload(ctx context.Context, u registry.Upload) (*modelstore.Model, error)
-	Activate(ctx context.Context, version string) (*modelstore.Model, error)
-	List() ([]registry.Version, []registry.Activation)
-	Get(version string) (registry.Version, error)
+	// Upload validates and stores a bundle and returns the version it stored.
+	Upload(ctx context.Context, u ModelUpload) (ModelVersion, error)
+	// Activate makes a stored version the active one, on every replica.
+	Activate(ctx context.Context, version string) (ModelVersion, error)
+	// List returns every version and the activation history, most recent first.
+	List() ([]ModelVersion, []Activation)
+	// Get returns one version.
+	Get(version string) (ModelVersion, error)
+}
+
+// ModelUpload is a bundle to validate and store.
+type ModelUpload struct {
+	// Name and Version, when set, must equal the manifest's.
+	Name, Version string
+	// SHA256 is the announced lower-case hex digest of Data.
+	SHA256      string
+	Description string
+	Data        []byte
+}
+
+// ModelVersion is what ModelService reports of one version.
+type ModelVersion struct {
+	// Model is the loaded version; nil when this replica could not load it (LoadError says why).
+	Model     *model.Model
+	LoadError error
+	Active    bool
+	// Stored says the version is in the model store (uploaded, or recorded at an activation),
+	// with the fields below; false for the embedded default or a --model-dir bundle never
+	// activated through the store.
+	Stored      bool
+	Version     string
+	SHA256      string
+	Size        int64
+	StoredAt    time.Time
+	Description string
+}
+
+// Activation is one entry of the activation history.
+type Activation struct {
+	Version string
+	At      time.Time
 }
 
 // FormatBundleJSON is the one upload format: a churn model bundle (internal/bundle).
@@ -33,7 +71,7 @@ const FormatBundleJSON = "churn-bundle-json"
 // ModelServiceOptions configure a ModelService.
 type ModelServiceOptions struct {
 	Registry ModelRegistry
-	// MaxUploadBytes bounds an upload; default modelstore.MaxBundleBytes.
+	// MaxUploadBytes bounds an upload; default model.MaxBundleBytes.
 	MaxUploadBytes int64
 	Logger         *slog.Logger
 }
@@ -54,8 +92,8 @@ func NewModelService(o ModelServiceOptions) (*ModelService, error) {
 	if o.Registry == nil {
 		return nil, errors.New("server: no model registry")
 	}
-	if o.MaxUploadBytes <= 0 || o.MaxUploadBytes > modelstore.MaxBundleBytes {
-		o.MaxUploadBytes = modelstore.MaxBundleBytes
+	if o.MaxUploadBytes <= 0 || o.MaxUploadBytes > model.MaxBundleBytes {
+		o.MaxUploadBytes = model.MaxBundleBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -112,15 +150,11 @@ func (s *ModelService) UploadModel(stream churnv1.ModelService_UploadModelServer
 	if n := md.GetSizeBytes(); n > 0 && int64(buf.Len()) != n {
 		return invalidArgument("metadata.size_bytes", fmt.Sprintf("the upload is truncated: %d of %d bytes arrived", buf.Len(), n))
 	}
-	m, err := s.registry.Upload(stream.Context(), registry.Upload{
+	v, err := s.registry.Upload(stream.Context(), ModelUpload{
 		Name: md.GetName(), Version: md.GetVersion(), SHA256: md.GetSha256(), Description: md.GetDescription(), Data: buf.Bytes(),
 	})
 	if err != nil {
-		return s.toStatus(stream.Context(), err)
-	}
-	v, err := s.registry.Get(m.Version())
-	if err != nil {
-		return s.toStatus(stream.Context(), err)
+		return toStatus(stream.Context(), s.logger, err)
 	}
 	return stream.SendAndClose(modelInfo(v))
 }
@@ -137,11 +171,11 @@ func (s *ModelService) checkMetadata(md *churnv1.UploadMetadata) error {
 	} else if n > s.maxBytes {
 		return status.Errorf(codes.ResourceExhausted, "metadata.size_bytes: %d bytes exceed the size limit of %d bytes", n, s.maxBytes)
 	}
-	if v := md.GetVersion(); v != "" && !bundle.ValidVersion(v) {
-		return invalidArgument("metadata.version", "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	if v := md.GetVersion(); v != "" && !model.ValidVersion(v) {
+		return invalidArgument("metadata.version", versionSyntax)
 	}
-	if n := md.GetName(); n != "" && !bundle.ValidVersion(n) {
-		return invalidArgument("metadata.name", "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	if n := md.GetName(); n != "" && !model.ValidVersion(n) {
+		return invalidArgument("metadata.name", versionSyntax)
 	}
 	return nil
 }
@@ -153,7 +187,7 @@ func (s *ModelService) ListModels(context.Context, *churnv1.ListModelsRequest) (
 	for i, v := range versions {
 		resp.Models[i] = modelInfo(v)
 		if v.Active {
-			resp.ActiveVersion = v.Model.Version()
+			resp.ActiveVersion = v.Version
 		}
 	}
 	for _, a := range history {
@@ -169,7 +203,7 @@ func (s *ModelService) GetModel(ctx context.Context, req *churnv1.GetModelReques
 	}
 	v, err := s.registry.Get(req.GetVersion())
 	if err != nil {
-		return nil, s.toStatus(ctx, err)
+		return nil, toStatus(ctx, s.logger, err)
 	}
 	return modelInfo(v), nil
 }
@@ -182,21 +216,17 @@ func (s *ModelService) ActivateModel(ctx context.Context, req *churnv1.ActivateM
 	if n := req.GetName(); n != "" {
 		v, err := s.registry.Get(req.GetVersion())
 		if err != nil {
-			return nil, s.toStatus(ctx, err)
+			return nil, toStatus(ctx, s.logger, err)
 		}
 		if v.Model != nil && v.Model.Name() != n {
 			return nil, status.Errorf(codes.NotFound, "name: version %q belongs to model %q, not %q", req.GetVersion(), v.Model.Name(), n)
 		}
 	}
-	m, err := s.registry.Activate(ctx, req.GetVersion())
+	v, err := s.registry.Activate(ctx, req.GetVersion())
 	if err != nil {
-		return nil, s.toStatus(ctx, err)
+		return nil, toStatus(ctx, s.logger, err)
 	}
-	s.logger.InfoContext(ctx, "model activated by request", "version", m.Version())
-	v, err := s.registry.Get(m.Version())
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
+	s.logger.InfoContext(ctx, "model activated by request", "version", v.Version)
 	return modelInfo(v), nil
 }
 
@@ -204,58 +234,27 @@ func checkVersion(v string) error {
 	if v == "" {
 		return invalidArgument("version", "is required")
 	}
-	if !bundle.ValidVersion(v) {
-		return invalidArgument("version", "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	if !model.ValidVersion(v) {
+		return invalidArgument("version", versionSyntax)
 	}
 	return nil
 }
 
-// toStatus maps the registry's errors to gRPC statuses; unknown errors are logged and become a
-// generic INTERNAL.
-func (s *ModelService) toStatus(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(err, registry.ErrChecksum):
-		return invalidArgument("metadata.sha256", err.Error())
-	case errors.Is(err, registry.ErrMetadata):
-		return invalidArgument("metadata", err.Error())
-	case errors.Is(err, bundle.ErrInvalid):
-		return invalidArgument("bundle", err.Error())
-	case errors.Is(err, modelstore.ErrExists):
-		return status.Error(codes.AlreadyExists, "version: "+err.Error())
-	case errors.Is(err, modelstore.ErrNotFound):
-		return status.Error(codes.NotFound, "version: "+err.Error())
-	case errors.Is(err, registry.ErrFailed):
-		return status.Error(codes.FailedPrecondition, "version: "+err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	if errors.Is(err, registry.ErrUnavailable) {
-		s.logger.WarnContext(ctx, "model store unavailable", "err", err)
-		return status.Error(codes.Unavailable, "the model store is unavailable; a write whose answer was lost may have been applied: list the models before retrying")
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.logger.ErrorContext(ctx, "model service failed", "err", err)
-	return status.Error(codes.Internal, "internal error")
-}
-
 // modelInfo describes a version for the API.
-func modelInfo(v registry.Version) *churnv1.ModelInfo {
-	info := &churnv1.ModelInfo{Format: FormatBundleJSON, Status: churnv1.ModelStatus_MODEL_STATUS_READY}
-	if v.Record != nil {
-		info.Version = v.Record.Version
-		info.Sha256 = v.Record.SHA256
-		info.SizeBytes = v.Record.Size
-		info.StoredAt = timestamppb.New(v.Record.StoredAt)
-		info.Description = v.Record.Description
-		info.Origin = modelstore.OriginStore
+func modelInfo(v ModelVersion) *churnv1.ModelInfo {
+	info := &churnv1.ModelInfo{Format: FormatBundleJSON, Status: churnv1.ModelStatus_MODEL_STATUS_READY, Version: v.Version}
+	if v.Stored {
+		info.Sha256 = v.SHA256
+		info.SizeBytes = v.Size
+		info.StoredAt = timestamppb.New(v.StoredAt)
+		info.Description = v.Description
+		info.Origin = model.OriginStore
 	}
-	if v.Err != nil {
+	if v.Model == nil {
 		info.Status = churnv1.ModelStatus_MODEL_STATUS_FAILED
-		info.Error = v.Err.Error()
+		if v.LoadError != nil {
+			info.Error = v.LoadError.Error()
+		}
 		return info
 	}
 	m := v.Model
@@ -265,7 +264,7 @@ func modelInfo(v registry.Version) *churnv1.ModelInfo {
 	}
 	info.Name, info.Version, info.Origin = m.Name(), m.Version(), m.Origin
 	info.Sha256, info.SizeBytes = m.SHA256, m.Size
-	info.ModelType = m.Bundle.Model.Type
+	info.ModelType = m.Type()
 	info.CreatedAt = timestamppb.New(man.CreatedAt)
 	if info.Description == "" {
 		info.Description = man.Description

@@ -19,7 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/app"
 	"github.com/churnhq/churn/internal/cache"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/server"
@@ -42,11 +44,11 @@ type modelEnv struct {
 // store in a temporary directory, as churnd does.
 func startModelServer(t testing.TB, maxUpload int64, scoringTokens ...string) *modelEnv {
 	t.Helper()
-	def, err := modelstore.LoadFS(models.FS, models.DefaultName)
+	def, err := model.LoadFS(models.FS, models.DefaultName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := modelstore.New([]*modelstore.Model{def}, "")
+	store, err := modelstore.New([]*model.Model{def}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func startModelServer(t testing.TB, maxUpload int64, scoringTokens ...string) *m
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := server.NewModelService(server.ModelServiceOptions{Registry: reg, MaxUploadBytes: maxUpload})
+	ms, err := server.NewModelService(server.ModelServiceOptions{Registry: app.ModelRegistry(reg), MaxUploadBytes: maxUpload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +112,14 @@ func TestUploadActivateRollBack(t *testing.T) {
 	t.Parallel()
 	env := startModelServer(t, 0)
 	ctx := withToken(context.Background(), adminToken)
-	before, _ := env.store.Active()
+	before := env.store.Active()
 	data := modeltest.WithVersion(t, "retrained-2", nil)
 	info, err := upload(ctx, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data), SizeBytes: int64(len(data)), Description: "weekly retrain"}, data)
 	if err != nil {
 		t.Fatalf("UploadModel: %v", err)
 	}
 	if info.GetVersion() != "retrained-2" || info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_READY || info.GetSha256() != modeltest.SHA256(data) ||
-		info.GetOrigin() != modelstore.OriginStore || info.GetDescription() != "weekly retrain" || len(info.GetInputs()) == 0 || info.GetEvaluation().GetRocAuc() == 0 {
+		info.GetOrigin() != model.OriginStore || info.GetDescription() != "weekly retrain" || len(info.GetInputs()) == 0 || info.GetEvaluation().GetRocAuc() == 0 {
 		t.Fatalf("UploadModel info = %v", info)
 	}
 	// The same bytes again are the stored version (a retried upload), not an error.
@@ -191,7 +193,7 @@ func TestBadUploadsChangeNothing(t *testing.T) {
 	admin := withToken(context.Background(), adminToken)
 	badChecks := modeltest.WithVersion(t, "candidate-1", modeltest.BreakCheckVector)
 	big := append(append([]byte(nil), good...), make([]byte, 200)...)
-	before, _ := env.store.Active()
+	before := env.store.Active()
 
 	tests := []struct {
 		name  string
@@ -309,7 +311,7 @@ func TestActivationUnderLoadFailsNoCall(t *testing.T) {
 	if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data)}, data); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := env.store.Active()
+	first := env.store.Active()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var calls, failures atomic.Int64

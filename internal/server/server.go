@@ -1,8 +1,11 @@
-// Package server is churn's gRPC edge: it validates requests, picks the model, runs the feature
-// mapping and the scoring engine, and turns the results and errors into protobuf messages and gRPC
-// status codes. It owns the interceptors (metrics, logging, panic recovery, bearer-token auth)
-// and the per-score metrics. It reaches models only through the small ModelSource interface, and
-// the model lifecycle (ModelService, models.go) only through ModelRegistry.
+// Package server is churn's gRPC edge: it validates requests' ids, picks the model, has it score
+// the customer (internal/model: feature mapping, then the scoring engine), adds the retention
+// insight (internal/retention), remembers the score (ScoreCache), and turns results into protobuf
+// messages and errors into gRPC statuses (toStatus, the one mapping). It owns the interceptors
+// (metrics, logging, panic recovery, bearer-token auth) and the per-score metrics. It reaches the
+// loaded models only through the small Models interface, the score cache through ScoreCache, and
+// the model lifecycle (ModelService, models.go) through ModelRegistry, each declared here in the
+// server's own terms.
 package server
 
 import (
@@ -10,7 +13,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,12 +22,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/cache"
-	"github.com/churnhq/churn/internal/features"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/retention"
-	"github.com/churnhq/churn/internal/scoring"
 )
 
 // ScoreCache remembers scores and keeps the watchlist. *cache.Redis and *cache.Memory are ones.
@@ -35,15 +34,17 @@ type ScoreCache interface {
 	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (cache.Page, error)
 }
 
-// ModelSource hands out models: the active one or a loaded version. *modelstore.Store is one.
-type ModelSource interface {
-	Active() (*modelstore.Model, error)
-	Get(version string) (*modelstore.Model, error)
+// Models hands out the models this replica has loaded. *modelstore.Store is one.
+type Models interface {
+	// Active returns the active model, nil when none is.
+	Active() *model.Model
+	// Get returns a loaded version; false when this replica has not loaded it.
+	Get(version string) (*model.Model, bool)
 }
 
 // Options configure a Server.
 type Options struct {
-	Models ModelSource
+	Models Models
 	// Cache remembers every score; required.
 	Cache ScoreCache
 	// Rules raise the warnings and choose the action; retention.DefaultRules when nil.
@@ -59,7 +60,7 @@ type Options struct {
 type Server struct {
 	churnv1.UnimplementedScoringServiceServer
 
-	models   ModelSource
+	models   Models
 	cache    ScoreCache
 	rules    *retention.Rules
 	cacheLog throttledLog
@@ -67,7 +68,6 @@ type Server struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
-	scratch  sync.Pool // *scratch: per-call buffers, so scoring allocates only the response
 }
 
 var _ churnv1.ScoringServiceServer = (*Server)(nil)
@@ -108,24 +108,16 @@ func New(o Options) (*Server, error) {
 		logger:   o.Logger,
 		now:      o.Now,
 		metrics:  newMetrics(o.Registerer),
-		scratch:  sync.Pool{New: func() any { return new(scratch) }},
 	}, nil
-}
-
-type scratch struct {
-	x       []float64
-	contrib []float64
-	imputed []int
 }
 
 // Score scores one customer.
 func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
-	sc := s.scratch.Get().(*scratch)
-	resp, err := s.score(req, sc)
-	s.scratch.Put(sc)
+	resp, err := s.score(req)
 	if err != nil {
-		s.metrics.errors.WithLabelValues(rpcScore, codeOf(err).String()).Inc()
-		return nil, s.toStatus(ctx, err)
+		st := toStatus(ctx, s.logger, err)
+		s.metrics.errors.WithLabelValues(rpcScore, status.Code(st).String()).Inc()
+		return nil, st
 	}
 	s.remember(ctx, []*churnv1.ScoreResponse{resp})
 	s.metrics.countScore(rpcScore, resp)
@@ -141,18 +133,15 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	if n > s.maxBatch {
 		return nil, status.Errorf(codes.ResourceExhausted, "requests: %d items, the limit is %d per batch; split the batch or use ScoreStream", n, s.maxBatch)
 	}
-	sc := s.scratch.Get().(*scratch)
-	defer s.scratch.Put(sc)
 	results := make([]*churnv1.ScoreBatchResult, n)
 	scored := make([]*churnv1.ScoreResponse, 0, n)
 	for i, item := range req.GetRequests() {
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
-		resp, err := s.score(item, sc)
+		resp, err := s.score(item)
 		if err != nil {
-			s.metrics.errors.WithLabelValues(rpcBatch, codeOf(err).String()).Inc()
-			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, err, i)}}
+			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, rpcBatch, err, i)}}
 			continue
 		}
 		scored = append(scored, resp)
@@ -169,8 +158,6 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 // read, so a slow reader slows the stream through gRPC flow control instead of growing a queue.
 func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) error {
 	ctx := stream.Context()
-	sc := s.scratch.Get().(*scratch)
-	defer s.scratch.Put(sc)
 	for i := 0; ; i++ {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -179,10 +166,9 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 		if err != nil {
 			return err
 		}
-		resp, err := s.score(req, sc)
+		resp, err := s.score(req)
 		if err != nil {
-			s.metrics.errors.WithLabelValues(rpcStream, codeOf(err).String()).Inc()
-			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, err, i)}
+			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, rpcStream, err, i)}
 		} else {
 			s.remember(ctx, []*churnv1.ScoreResponse{resp})
 			s.metrics.countScore(rpcStream, resp)
@@ -193,8 +179,10 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 	}
 }
 
-// score validates one request and scores it with the model it asks for.
-func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreResponse, error) {
+// score validates one request and scores it with the model it asks for: the model maps and
+// evaluates the features and explains the score, the rules add the retention insight, and the
+// results become the response.
+func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
 		return nil, err
 	}
@@ -202,49 +190,54 @@ func (s *Server) score(req *churnv1.ScoreRequest, sc *scratch) (*churnv1.ScoreRe
 	if err != nil {
 		return nil, err
 	}
-	w := m.Mapper.Width()
-	if cap(sc.x) < w {
-		sc.x, sc.contrib = make([]float64, w), make([]float64, w)
-	}
-	x := sc.x[:w]
-	ex, imputed, err := m.Explain(req.GetFeatures(), x, sc.contrib[:w], sc.imputed[:0])
-	sc.imputed = imputed
+	res, err := m.Explain(req.GetFeatures())
 	if err != nil {
 		return nil, err
 	}
-	tier := tierProto(ex.Tier)
-	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: ex.Probability, Tier: tier})
-	resp := &churnv1.ScoreResponse{
-		CustomerId:   req.GetCustomerId(),
-		Probability:  ex.Probability,
-		Tier:         tier,
-		Warnings:     insight.Warnings,
-		Drivers:      ex.Drivers,
-		Action:       insight.Action,
-		Stage:        insight.Stage,
-		ExpectedLoss: insight.ExpectedLoss,
-		Margin:       ex.Margin,
-		DriversBase:  ex.Base,
-		Model:        m.Ref,
-		ScoredAt:     timestamppb.New(s.now()),
-	}
-	if len(imputed) > 0 {
-		resp.ImputedInputs = make([]string, len(imputed))
-		for i, idx := range imputed {
-			resp.ImputedInputs[i] = m.Mapper.InputName(idx)
-		}
-	}
-	return resp, nil
+	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier})
+	return &churnv1.ScoreResponse{
+		CustomerId:    req.GetCustomerId(),
+		Probability:   res.Probability,
+		Tier:          res.Tier,
+		Warnings:      insight.Warnings,
+		Drivers:       driverMessages(res.Drivers),
+		Action:        insight.Action,
+		Stage:         insight.Stage,
+		ExpectedLoss:  insight.ExpectedLoss,
+		ImputedInputs: res.Imputed,
+		Margin:        res.Margin,
+		DriversBase:   res.Base,
+		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
+		ScoredAt:      timestamppb.New(s.now()),
+	}, nil
 }
 
-func (s *Server) model(version string) (*modelstore.Model, error) {
+// driverMessages makes the drivers' messages, in one block rather than one allocation each.
+func driverMessages(drivers []model.Driver) []*churnv1.Driver {
+	block := make([]churnv1.Driver, len(drivers))
+	out := make([]*churnv1.Driver, len(drivers))
+	for i, d := range drivers {
+		block[i].Feature, block[i].Value, block[i].Contribution = d.Feature, d.Value, d.Contribution
+		out[i] = &block[i]
+	}
+	return out
+}
+
+// model returns the model a request asks for: the active one, or a loaded version.
+func (s *Server) model(version string) (*model.Model, error) {
 	if version == "" {
-		return s.models.Active()
+		if m := s.models.Active(); m != nil {
+			return m, nil
+		}
+		return nil, errNoActiveModel
 	}
-	if !bundle.ValidVersion(version) {
-		return nil, invalidArgument("model_version", "must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit")
+	if !model.ValidVersion(version) {
+		return nil, invalidArgument("model_version", versionSyntax)
 	}
-	return s.models.Get(version)
+	if m, ok := s.models.Get(version); ok {
+		return m, nil
+	}
+	return nil, versionNotLoaded("model_version", version)
 }
 
 func validateCustomerID(id string) error {
@@ -262,27 +255,4 @@ func validateCustomerID(id string) error {
 		}
 	}
 	return nil
-}
-
-func tierProto(t scoring.Tier) churnv1.RiskTier {
-	switch t {
-	case scoring.TierLow:
-		return churnv1.RiskTier_RISK_TIER_LOW
-	case scoring.TierMedium:
-		return churnv1.RiskTier_RISK_TIER_MEDIUM
-	case scoring.TierHigh:
-		return churnv1.RiskTier_RISK_TIER_HIGH
-	case scoring.TierCritical:
-		return churnv1.RiskTier_RISK_TIER_CRITICAL
-	}
-	return churnv1.RiskTier_RISK_TIER_UNSPECIFIED
-}
-
-// featureViolations is how errors name bad fields; features' paths are already request paths.
-func featureViolations(err error) ([]features.Violation, bool) {
-	var ve *features.ValidationError
-	if errors.As(err, &ve) {
-		return ve.Violations, true
-	}
-	return nil, false
 }

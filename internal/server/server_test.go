@@ -22,6 +22,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/metricstest"
+	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
@@ -37,9 +38,9 @@ type testEnv struct {
 }
 
 // defaultModels loads the embedded default model and a copy of it under a second version.
-func defaultModels(t testing.TB) []*modelstore.Model {
+func defaultModels(t testing.TB) []*model.Model {
 	t.Helper()
-	def, err := modelstore.LoadFS(models.FS, models.DefaultName)
+	def, err := model.LoadFS(models.FS, models.DefaultName)
 	if err != nil {
 		t.Fatalf("default model: %v", err)
 	}
@@ -50,11 +51,11 @@ func defaultModels(t testing.TB) []*modelstore.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := modelstore.Load(data)
+	second, err := model.Load(data)
 	if err != nil {
 		t.Fatalf("second model: %v", err)
 	}
-	return []*modelstore.Model{def, second}
+	return []*model.Model{def, second}
 }
 
 // startServer runs the scoring service on an in-process bufconn listener and returns a client.
@@ -104,7 +105,7 @@ func TestScore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Score: %v", err)
 	}
-	active, _ := env.store.Active()
+	active := env.store.Active()
 	want := wantResponse(t, active, req)
 	if diff := cmp.Diff(want, resp, protocmp.Transform()); diff != "" {
 		t.Errorf("Score (-want +got):\n%s", diff)
@@ -118,35 +119,30 @@ func TestScore(t *testing.T) {
 }
 
 // wantResponse computes the expected response through the model directly.
-func wantResponse(t testing.TB, m *modelstore.Model, req *churnv1.ScoreRequest) *churnv1.ScoreResponse {
+func wantResponse(t testing.TB, m *model.Model, req *churnv1.ScoreRequest) *churnv1.ScoreResponse {
 	t.Helper()
-	x := make([]float64, m.Mapper.Width())
-	p, tier, imputed, err := m.Score(req.GetFeatures(), x, nil)
-	if err != nil {
-		t.Fatalf("model.Score: %v", err)
-	}
-	s, _, err := m.Explain(req.GetFeatures(), x, make([]float64, len(x)), nil)
+	r, err := m.Explain(req.GetFeatures())
 	if err != nil {
 		t.Fatalf("model.Explain: %v", err)
 	}
 	rules := retention.DefaultRules()
-	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: p, Tier: churnv1.RiskTier(tier)})
+	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: r.Probability, Tier: r.Tier})
 	want := &churnv1.ScoreResponse{
-		CustomerId:   req.GetCustomerId(),
-		Probability:  p,
-		Tier:         churnv1.RiskTier(tier),
-		Warnings:     insight.Warnings,
-		Action:       insight.Action,
-		Stage:        insight.Stage,
-		ExpectedLoss: insight.ExpectedLoss,
-		Drivers:      s.Drivers,
-		Margin:       m.Eval.Margin(x),
-		DriversBase:  s.Base,
-		Model:        &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:     timestamp(fixedNow),
+		CustomerId:    req.GetCustomerId(),
+		Probability:   r.Probability,
+		Tier:          r.Tier,
+		Warnings:      insight.Warnings,
+		Action:        insight.Action,
+		Stage:         insight.Stage,
+		ExpectedLoss:  insight.ExpectedLoss,
+		ImputedInputs: r.Imputed,
+		Margin:        r.Margin,
+		DriversBase:   r.Base,
+		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
+		ScoredAt:      timestamp(fixedNow),
 	}
-	for _, i := range imputed {
-		want.ImputedInputs = append(want.ImputedInputs, m.Mapper.InputName(i))
+	for _, d := range r.Drivers {
+		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution})
 	}
 	return want
 }
@@ -177,7 +173,7 @@ func TestScoreReportsImputedInputs(t *testing.T) {
 	if len(resp.GetImputedInputs()) != 1 {
 		t.Fatalf("imputed inputs %q, want exactly the tenure input", resp.GetImputedInputs())
 	}
-	active, _ := env.store.Active()
+	active := env.store.Active()
 	if diff := cmp.Diff(wantResponse(t, active, req), resp, protocmp.Transform()); diff != "" {
 		t.Errorf("Score (-want +got):\n%s", diff)
 	}
@@ -265,7 +261,7 @@ func TestScoreBatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ScoreBatch: %v", err)
 	}
-	active, _ := env.store.Active()
+	active := env.store.Active()
 	want := &churnv1.ScoreBatchResponse{Results: []*churnv1.ScoreBatchResult{
 		{Outcome: &churnv1.ScoreBatchResult_Response{Response: wantResponse(t, active, good)}},
 		{Outcome: &churnv1.ScoreBatchResult_Error{Error: &churnv1.ItemError{
@@ -298,7 +294,7 @@ func TestScoreStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	active, _ := env.store.Active()
+	active := env.store.Active()
 	const n = 50
 	var want []*churnv1.ScoreResponse
 	sendErr := make(chan error, 1)
@@ -363,7 +359,5 @@ func TestNoActiveModel(t *testing.T) {
 
 type emptySource struct{}
 
-func (emptySource) Active() (*modelstore.Model, error) { return nil, modelstore.ErrNoActive }
-func (emptySource) Get(v string) (*modelstore.Model, error) {
-	return nil, modelstore.ErrNotFound
-}
+func (emptySource) Active() *model.Model              { return nil }
+func (emptySource) Get(v string) (*model.Model, bool) { return nil, false }

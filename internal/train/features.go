@@ -3,90 +3,31 @@ package train
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/features"
 )
 
 // This file turns a dataset row into the CustomerFeatures a caller would send for it, so that
-// check vectors and golden rows are real requests. Typed sources (account.tenure_months) are set
-// through protobuf reflection by their proto field names, which is what a bundle's source names
-// are; numeric.<key> and categorical.<key> go into the maps.
+// check vectors and golden rows are real requests. Values are stored under their sources by
+// internal/features, the package that reads them back at serving time.
 
 // setFeature stores one value of a row in f under source. A missing value is not set.
 func setFeature(f *churnv1.CustomerFeatures, source string, v Value) error {
 	if v.Missing {
 		return nil
 	}
-	if k, ok := strings.CutPrefix(source, bundle.NumericPrefix); ok {
-		if f.Numeric == nil {
-			f.Numeric = map[string]float64{}
-		}
-		f.Numeric[k] = v.Num
-		return nil
-	}
-	if k, ok := strings.CutPrefix(source, bundle.CategoricalPrefix); ok {
-		if f.Categorical == nil {
-			f.Categorical = map[string]string{}
-		}
-		f.Categorical[k] = v.Cat
-		return nil
-	}
-	gfd, fd, err := typedField(source)
+	t, err := features.SourceType(source)
 	if err != nil {
 		return err
 	}
-	sub := f.ProtoReflect().Mutable(gfd).Message()
-	if fd.Kind() == protoreflect.StringKind {
-		sub.Set(fd, protoreflect.ValueOfString(v.Cat))
-	} else {
-		sub.Set(fd, protoreflect.ValueOfFloat64(v.Num))
+	if t == bundle.TypeCategorical {
+		return features.SetText(f, source, v.Cat)
 	}
-	return nil
-}
-
-// typedField resolves a typed source such as account.contract to its group field in
-// CustomerFeatures and the scalar field inside it (a double or a string).
-func typedField(source string) (group, field protoreflect.FieldDescriptor, err error) {
-	g, name, ok := strings.Cut(source, ".")
-	if !ok {
-		return nil, nil, fmt.Errorf("source %q is not group.field", source)
-	}
-	group = (&churnv1.CustomerFeatures{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(g))
-	if group == nil || group.Kind() != protoreflect.MessageKind || group.IsList() || group.IsMap() {
-		return nil, nil, fmt.Errorf("source %q: CustomerFeatures has no message field %q", source, g)
-	}
-	field = group.Message().Fields().ByName(protoreflect.Name(name))
-	if field == nil || field.IsList() || field.IsMap() ||
-		(field.Kind() != protoreflect.DoubleKind && field.Kind() != protoreflect.StringKind) {
-		return nil, nil, fmt.Errorf("source %q: %s has no double or string field %q", source, group.Message().Name(), name)
-	}
-	return group, field, nil
-}
-
-// checkSettable reports whether setFeature can write source, and whether the proto field's kind
-// agrees with the input type the bundle gives the source.
-func checkSettable(source string) error {
-	t, err := bundle.SourceType(source)
-	if err != nil {
-		return err
-	}
-	if strings.HasPrefix(source, bundle.NumericPrefix) || strings.HasPrefix(source, bundle.CategoricalPrefix) {
-		return nil
-	}
-	_, fd, err := typedField(source)
-	if err != nil {
-		return err
-	}
-	if (fd.Kind() == protoreflect.StringKind) != (t == bundle.TypeCategorical) {
-		return fmt.Errorf("source %q: proto field kind %v does not match the bundle type %s", source, fd.Kind(), t)
-	}
-	return nil
+	return features.SetNumber(f, source, v.Num)
 }
 
 // rowFeatures builds the CustomerFeatures of row; missing values are left unset.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/evaluate"
+	"github.com/churnhq/churn/internal/model"
 )
 
 // TierQuantiles are the shares of the training rows, by decreasing predicted probability, that
@@ -184,8 +185,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Bundle = assemble(cfg, best, tiers, checks, res.Test)
-	if err := res.Bundle.Validate(); err != nil {
+	// The gate churnd passes every bundle through, on the bytes churnctl writes: a bundle the
+	// trainer returns is one the server serves.
+	data, err := res.Bundle.Encode()
+	if err != nil {
 		return nil, err
+	}
+	if _, err := model.Load(data); err != nil {
+		return nil, fmt.Errorf("the trained bundle does not load as churnd would load it: %w", err)
 	}
 	return res, nil
 }

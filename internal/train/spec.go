@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/churnhq/churn/internal/bundle"
+	"github.com/churnhq/churn/internal/features"
 )
 
 // Spec is a dataset spec: which CSV column is the label, which columns are ignored, and how each
@@ -57,7 +58,7 @@ type Label struct {
 type Column struct {
 	// CSV is the CSV header of the column (the key in the spec's columns object).
 	CSV string `json:"-"`
-	// Source is where serving reads the value in CustomerFeatures (see bundle.SourceType).
+	// Source is where serving reads the value in CustomerFeatures (see features.SourceType).
 	Source string `json:"source"`
 	// Name is the model input's name; default: the key of a numeric.<key> or categorical.<key>
 	// source, or the source itself for a typed field (account.tenure_months).
@@ -244,7 +245,7 @@ func (s *Spec) Validate() error {
 // Type returns the input type of the column's source (bundle.TypeNumeric or TypeCategorical).
 // It is valid after Validate.
 func (c *Column) Type() string {
-	t, _ := bundle.SourceType(c.Source)
+	t, _ := features.SourceType(c.Source)
 	return t
 }
 
@@ -253,11 +254,8 @@ func (c *Column) validate() error {
 	if c.CSV == "" {
 		return errors.New("key: the CSV column name is empty")
 	}
-	typ, err := bundle.SourceType(c.Source)
+	typ, err := features.SourceType(c.Source)
 	if err != nil {
-		return fmt.Errorf("source: %v", err)
-	}
-	if err := checkSettable(c.Source); err != nil {
 		return fmt.Errorf("source: %v", err)
 	}
 	if len(c.Values) == 0 {

@@ -1,6 +1,7 @@
-package modelstore
+package model
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -9,28 +10,23 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/bundle"
 )
 
 // probeFactors scale every numeric value of a check vector to make the probe set: customers
 // around the ones the trainer vouched for, from none of everything to ten times as much.
 var probeFactors = []float64{0, 0.1, 0.5, 2, 10}
 
-// Probe scores a probe set derived from the bundle's check vectors (each scaled by the
+// probe scores a probe set derived from the bundle's check vectors (each scaled by the
 // probeFactors, and a customer with no features at all) and fails when any probe the model
 // accepts gets a probability that is not a number in [0, 1]. Probes whose features the schema
 // refuses (a required input missing, a count above its bound) are skipped: those are refusals of
-// the input, not faults of the model. It is the last gate of an upload, after Load's check
-// vectors: a bundle can reproduce its trainer on eight customers and still overflow on the ninth
-// (weights of ±1e308 are finite).
-func (m *Model) Probe() error {
-	x := make([]float64, m.Mapper.Width())
+// the input, not faults of the model. It is the last step of Load, after the check vectors: a
+// bundle can reproduce its trainer on eight customers and still overflow on the ninth (weights
+// of ±1e308 are finite).
+func (m *Model) probe() error {
 	try := func(name string, f *churnv1.CustomerFeatures) error {
-		if _, err := m.Mapper.Map(f, x, nil); err != nil {
-			return nil
-		}
-		if p := m.Eval.Probability(m.Eval.Margin(x)); !(p >= 0 && p <= 1) {
-			return fmt.Errorf("%w: probe %s: probability %v is outside [0, 1]", bundle.ErrInvalid, name, p)
+		if _, err := m.Score(f); errors.Is(err, ErrUnscorable) {
+			return fmt.Errorf("%w: probe %s: %v", ErrInvalid, name, err)
 		}
 		return nil
 	}
@@ -40,7 +36,7 @@ func (m *Model) Probe() error {
 	for i, cv := range m.Bundle.Manifest.CheckVectors {
 		var f churnv1.CustomerFeatures
 		if err := protojson.Unmarshal(cv.Features, &f); err != nil {
-			return fmt.Errorf("%w: check_vectors[%d].features: %v", bundle.ErrInvalid, i, err)
+			return fmt.Errorf("%w: check_vectors[%d].features: %v", ErrInvalid, i, err)
 		}
 		for _, k := range probeFactors {
 			g := proto.Clone(&f).(*churnv1.CustomerFeatures)

@@ -1,4 +1,4 @@
-package modelstore_test
+package model_test
 
 import (
 	"encoding/json"
@@ -8,23 +8,13 @@ import (
 	"time"
 
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 )
-
-func TestProbeAcceptsTheDefaultModel(t *testing.T) {
-	m, err := modelstore.Load(defaultBundle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Probe(); err != nil {
-		t.Fatalf("Probe: %v", err)
-	}
-}
 
 // overflowBundle is a valid logistic regression with weights of ±1e308 on numeric.a and
 // numeric.b: it reproduces its check vector (a = b = 1: the terms cancel) and overflows to NaN as
 // soon as both inputs are doubled.
-func overflowBundle(t *testing.T) []byte {
+func overflowBundle(t testing.TB) []byte {
 	t.Helper()
 	b := bundle.Bundle{
 		Manifest: bundle.Manifest{
@@ -48,15 +38,10 @@ func overflowBundle(t *testing.T) []byte {
 	return data
 }
 
-// Load accepts the overflowing model (its check vector reproduces); Probe must not.
-func TestProbeRefusesAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
-	data := overflowBundle(t)
-	m, err := modelstore.Load(data)
-	if err != nil {
-		t.Fatalf("Load: %v (the test needs a bundle that passes Load)", err)
-	}
-	err = m.Probe()
+// The overflowing model reproduces its check vector; Load's probes must refuse it.
+func TestLoadProbesRefuseAModelThatOverflowsNearItsCheckVectors(t *testing.T) {
+	_, err := model.Load(overflowBundle(t))
 	if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), "check_vectors[0] × 2") {
-		t.Fatalf("Probe = %v, want ErrInvalid naming the ×2 probe", err)
+		t.Fatalf("Load = %v, want ErrInvalid naming the ×2 probe", err)
 	}
 }

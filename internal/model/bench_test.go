@@ -1,4 +1,4 @@
-package modelstore_test
+package model_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 )
 
 // BenchmarkExplain is the default model's customers (its ten check vectors, real customers of
@@ -14,7 +14,7 @@ import (
 // their drivers (path=explain: Explain), in the same run, so that the difference is what the
 // drivers add.
 func BenchmarkExplain(b *testing.B) {
-	m, err := modelstore.Load(defaultBundle(b))
+	m, err := model.Load(defaultBundle(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,13 +26,11 @@ func BenchmarkExplain(b *testing.B) {
 		}
 		rows = append(rows, f)
 	}
-	x, contrib := make([]float64, m.Mapper.Width()), make([]float64, m.Mapper.Width())
-	imputed := make([]int, 0, m.Mapper.NumInputs())
 	b.Run("path=score", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if _, _, _, err := m.Score(rows[i%len(rows)], x, imputed); err != nil {
+			if _, err := m.Score(rows[i%len(rows)]); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -42,7 +40,7 @@ func BenchmarkExplain(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if _, _, err := m.Explain(rows[i%len(rows)], x, contrib, imputed); err != nil {
+			if _, err := m.Explain(rows[i%len(rows)]); err != nil {
 				b.Fatal(err)
 			}
 			i++
