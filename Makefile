@@ -41,8 +41,9 @@ generate-check: generate ## fail when the committed generated code is stale
 	@git diff --exit-code -- api || { echo "api/ is stale: run 'make generate' and commit the result" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- api)" || { echo "api/ has untracked generated files: run 'make generate' and commit them" >&2; git status --porcelain -- api >&2; exit 1; }
 
-lint: ## go vet, gofmt and buf lint
+lint: ## go vet, staticcheck, gofmt and buf lint
 	$(GO) vet ./...
+	$(TOOL) staticcheck ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^api/'); echo "gofmt: files above need formatting" >&2; exit 1; }
 	$(TOOL) buf lint
 

@@ -568,14 +568,6 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
-func manyNames(n int) []string {
-	s := make([]string, n)
-	for i := range s {
-		s[i] = fmt.Sprint("c", i)
-	}
-	return s
-}
-
 // TestMapManyKeys reads more map keys than Map holds on its stack.
 func TestMapManyKeys(t *testing.T) {
 	t.Parallel()

@@ -15,8 +15,6 @@ import (
 	"github.com/churnhq/churn/internal/features"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // feats builds CustomerFeatures from source=value pairs with features.Set.
 func feats(t testing.TB, pairs ...string) *churnv1.CustomerFeatures {
 	t.Helper()

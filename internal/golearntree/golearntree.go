@@ -249,7 +249,7 @@ func checkData(X []float64, n, d int, y []bool) error {
 	}
 	for i, v := range X {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("X row %d column %d is %v: golearn's trees need finite values (impute missing values first)", i/d, i%d, v)
+			return fmt.Errorf("row %d, column %d of X is %v: golearn's trees need finite values (impute missing values first)", i/d, i%d, v)
 		}
 	}
 	pos := 0

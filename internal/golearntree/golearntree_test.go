@@ -20,15 +20,12 @@ import (
 
 // dataset is a CSV read into a row-major matrix, split into the standard train and test rows.
 type dataset struct {
-	columns        []string
-	d              int
-	trainX, testX  []float64
-	trainY, testY  []bool
-	nTrain, nTest  int
-	positiveTrain  int
-	rowsTotal      int
-	testIdxSource  string
-	dataFileSource string
+	columns       []string
+	d             int
+	trainX, testX []float64
+	trainY, testY []bool
+	nTrain, nTest int
+	positiveTrain int
 }
 
 // loadShared reads a dataset of ../shared: every column but label is numeric. A missing file

@@ -55,9 +55,10 @@ type Driver struct {
 // and those that lowered it most, each with its contribution to the margin (its one-hot columns
 // added up), ordered from most raising to most lowering. The contributions of the remaining
 // inputs are added up in one OtherDrivers entry, so that the base and the drivers' contributions
-// add up to the margin.
-func (m *Model) drivers(x, contrib []float64) []Driver {
-	all := make([]Driver, 0, len(m.inputs))
+// add up to the margin. all is scratch space for every input's driver; the result is a new slice
+// of at most 2·MaxDriversPerSide+1.
+func (m *Model) drivers(x, contrib []float64, all []Driver) []Driver {
+	all = all[:0]
 	for _, s := range m.inputs {
 		var c float64
 		for j := s.start; j < s.start+s.n; j++ {
@@ -86,16 +87,16 @@ func (m *Model) drivers(x, contrib []float64) []Driver {
 		down++
 	}
 	rest := all[up : len(all)-down]
-	if len(rest) == 0 {
-		return all
+	out := make([]Driver, 0, up+down+1)
+	out = append(out, all[:up]...)
+	if len(rest) > 0 {
+		other := Driver{Feature: OtherDrivers, Value: float64(len(rest))}
+		for _, d := range rest {
+			other.Contribution += d.Contribution
+		}
+		out = append(out, other)
 	}
-	other := Driver{Feature: OtherDrivers, Value: float64(len(rest))}
-	for _, d := range rest {
-		other.Contribution += d.Contribution
-	}
-	n := copy(all[up+1:], all[len(all)-down:]) // len(rest) >= 1, so the named fit after other
-	all[up] = other
-	return all[:up+1+n]
+	return append(out, all[len(all)-down:]...)
 }
 
 // roundValue rounds to 9 decimals (for |v| < 1e6; larger values are left alone): undoing the
