@@ -18,6 +18,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/poll"
 	"github.com/churnhq/churn/internal/sharedtest"
 )
 
@@ -87,12 +88,8 @@ func (l *load) lastVersion() string {
 // waitVersion waits until the load sees version, and returns how long after start it did.
 func waitVersion(t *testing.T, l *load, version string, start time.Time, within time.Duration) time.Duration {
 	t.Helper()
-	for l.lastVersion() != version {
-		if time.Since(start) > within {
-			t.Fatalf("the replica still answers with %q %s later, want %q", l.lastVersion(), within, version)
-		}
-		time.Sleep(time.Millisecond) // polling the recorder the load goroutine updates
-	}
+	poll.Until(t, within-time.Since(start), func() bool { return l.lastVersion() == version },
+		"the replica answers with %q", version)
 	return time.Since(start)
 }
 
@@ -193,20 +190,13 @@ func TestModelLifecycleEndToEnd(t *testing.T) {
 	if resp, err := clientA.Score(context.Background(), req); err != nil || resp.GetModel().GetVersion() != original {
 		t.Fatalf("after rollback a answers with %q (%v), want %s", resp.GetModel().GetVersion(), err, original)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, func() bool {
 		resp, err := clientB.Score(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.GetModel().GetVersion() == original {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b still answers with %q 5s after the rollback", resp.GetModel().GetVersion())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return resp.GetModel().GetVersion() == original
+	}, "b answers with %q after the rollback", original)
 	list := &churnv1.ListModelsResponse{}
 	if err := protojson.Unmarshal([]byte(ctl(b, "models", "list", "--json")), list); err != nil {
 		t.Fatalf("models list --json: %v", err)

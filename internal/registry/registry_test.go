@@ -17,6 +17,7 @@ import (
 	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/poll"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/models"
 	"github.com/churnhq/churn/models/modeltest"
@@ -286,12 +287,7 @@ func replicaFollows(t *testing.T, addrs []string) {
 	go func() { b.Run(ctx); close(done) }()
 	// Wait until b has subscribed, so that the test measures pub/sub and not a lucky reconcile.
 	// A cluster node counts only its own subscribers: ask every node.
-	for deadline := time.Now().Add(10 * time.Second); subscribers(t, ctx, addrs) != 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("replica b did not subscribe within 10s")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for a duration
-	}
+	poll.Until(t, 10*time.Second, func() bool { return subscribers(t, ctx, addrs) == 1 }, "replica b subscribes")
 	data := modeltest.WithVersion(t, "v2", nil)
 	if _, err := a.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
 		t.Fatal(err)
@@ -299,16 +295,7 @@ func replicaFollows(t *testing.T, addrs []string) {
 	if _, err := a.Activate(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if m := storeB.Active(); m.Version() == "v2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica b did not follow the activation within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, func() bool { return storeB.Active().Version() == "v2" }, "replica b follows the activation")
 	if m, ok := storeB.Get("v2"); !ok || m.Origin != model.OriginStore {
 		t.Fatalf("b's v2 = %v, loaded %v", m, ok)
 	}
