@@ -98,17 +98,9 @@ func (r *ranking) rocAUC() (float64, error) {
 	return area / (pos * neg), nil
 }
 
-// AveragePrecision is the area under the precision-recall curve as a step function, the sum over
+// averagePrecision is the area under the precision-recall curve as a step function, the sum over
 // distinct thresholds of (R_k - R_{k-1}) × P_k, without interpolation, as
 // sklearn.metrics.average_precision_score.
-func AveragePrecision(y []bool, p []float64) (float64, error) {
-	if err := check(y, p); err != nil {
-		return 0, err
-	}
-	r := rank(y, p)
-	return r.averagePrecision()
-}
-
 func (r *ranking) averagePrecision() (float64, error) {
 	if r.positive == 0 || r.negative() == 0 {
 		return 0, ErrOneClass
@@ -210,20 +202,9 @@ func topRows(share float64, n int) int {
 	return min(max(k, 1), n)
 }
 
-// Lift measures the top share of rows by decreasing p (0 < share <= 1). Rows tied with the last
+// lift measures the top share of rows by decreasing p (0 < share <= 1). Rows tied with the last
 // row taken count pro rata, the expected result of breaking the tie at random, so the figures do
 // not depend on the order of the rows. It needs at least one positive row.
-func Lift(y []bool, p []float64, share float64) (bundle.LiftPoint, error) {
-	if err := check(y, p); err != nil {
-		return bundle.LiftPoint{}, err
-	}
-	if len(y) == 0 {
-		return bundle.LiftPoint{}, errors.New("no rows")
-	}
-	r := rank(y, p)
-	return r.lift(share)
-}
-
 func (r *ranking) lift(share float64) (bundle.LiftPoint, error) {
 	if !(share > 0 && share <= 1) {
 		return bundle.LiftPoint{}, fmt.Errorf("top share %g: want 0 < share <= 1", share)

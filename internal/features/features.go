@@ -3,14 +3,14 @@
 //
 // The typed fields of CustomerFeatures (complaints.count_30d, account.contract, ...) are one
 // table (typedFields in source.go): which sources a bundle may read and their types (SourceType),
-// how a request reads them, their valid ranges (Validate) and the docs' table come from it, so a
+// how a request reads them, their valid ranges (validate.go) and the docs' table come from it, so a
 // new typed field is the proto field and one entry there.
 //
-// Validate checks every typed field and map entry of a request, whether or not a model reads it.
 // New compiles a manifest's input schema (bundle.Manifest.Inputs), which bundle.Validate has
 // checked, into a Mapper; Mapper.Map validates a request and writes its columns: the source read,
 // the missing-value policy, the derivation, the transform, the standardisation and the one-hot
-// encoding, exactly as internal/bundle documents them. Map allocates nothing when the request is
+// encoding, exactly as internal/bundle documents them. Map checks every typed field and map entry
+// of a request, whether or not the schema reads it, and allocates nothing when the request is
 // valid.
 //
 // Set, SetNumber and SetText store a value in a CustomerFeatures under a source name as a bundle
@@ -47,7 +47,7 @@ const (
 // Description says what was wrong and what is allowed.
 type Violation struct{ Field, Description string }
 
-// ValidationError is every violation found in one request. Validate and Mapper.Map return it as
+// ValidationError is every violation found in one request. Mapper.Map returns it as
 // *ValidationError, always with at least one violation.
 type ValidationError struct{ Violations []Violation }
 

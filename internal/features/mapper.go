@@ -333,14 +333,14 @@ func (m *Mapper) NumInputs() int { return len(m.steps) }
 // InputName returns the name of Manifest.Inputs[i], for 0 <= i < NumInputs().
 func (m *Mapper) InputName(i int) string { return m.inputs[i].name }
 
-// Map validates f as Validate does and writes its Width() columns into dst[:Width()], by the
+// Map validates all of f (the rules are validate.go's) and writes its Width() columns into dst[:Width()], by the
 // schema: for each input in order, the value is read from its source (an absent typed field,
 // map entry or empty string is missing) or derived from earlier inputs (an undefined result is
 // missing); a missing value is imputed (and the input's index appended to imputed), refused, or
 // written as NaN (native); a numeric value is then transformed and standardised, a categorical
 // one is one-hot encoded. It returns imputed, extended.
 //
-// Errors are *ValidationError, with the violations of Validate first and then those of the
+// Errors are *ValidationError, with the violations of the request first and then those of the
 // mapping (a required input missing, an unknown category, a value its preprocessing cannot
 // take). The only other error is a dst shorter than Width(), a programming error. On error, dst
 // and the appended indices are unspecified.
@@ -455,7 +455,7 @@ type categoricalSlots struct {
 }
 
 // readNumeric looks the schema's keys up in the numeric map, keeps their values in s, and
-// validates the map as Validate does. When every entry is one of the schema's keys (the usual
+// validates the map (validate.go). When every entry is one of the schema's keys (the usual
 // request), the lookups have seen every entry and the map is not ranged over, which is what
 // makes validation cheap: ranging over a map costs more than looking its keys up.
 func (m *Mapper) readNumeric(c *collector, num map[string]float64, s *numericSlots) {

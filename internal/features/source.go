@@ -34,7 +34,7 @@ type TypedField struct {
 const noMax = math.MaxFloat64
 
 // typedFields is the one table of CustomerFeatures' typed fields: which sources a bundle may
-// read, their types, how a request reads them, their valid ranges (Validate), and the docs
+// read, their types, how a request reads them, their valid ranges (validate.go), and the docs
 // (docs/MODELS.md's table is rendered from it, and a test fails when they differ). Adding a typed
 // field to the proto takes one entry here; a test fails when a proto field has none.
 var typedFields = [...]TypedField{
@@ -77,9 +77,6 @@ func text[G any](group func(*churnv1.CustomerFeatures) *G, field func(*G) *strin
 		return nil
 	}
 }
-
-// TypedFields returns the typed fields a bundle may read, in the table's order.
-func TypedFields() []TypedField { return typedFields[:] }
 
 // typedField returns the index of a typed source in typedFields, or -1.
 func typedField(source string) int {
@@ -130,7 +127,7 @@ func SourceType(source string) (string, error) {
 
 // Set stores value in f under a bundle source name: a typed field such as complaints.count_30d
 // or account.contract, or numeric.<key> / categorical.<key>. A numeric value is parsed with
-// strconv.ParseFloat. It does not validate the value (Validate does); it is how command-line
+// strconv.ParseFloat. It does not validate the value (Map does); it is how command-line
 // tools build a request from source=value pairs.
 func Set(f *churnv1.CustomerFeatures, source, value string) error {
 	typ, err := SourceType(source)

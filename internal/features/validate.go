@@ -1,5 +1,16 @@
 package features
 
+// Request validation. Map checks every typed field and map entry of a request, whether or not
+// its schema reads it, and reports every violation it finds as a *ValidationError. The rules:
+// every typed double is finite and within its range in the table of typed fields (counts, days,
+// hours, usage, tenure and revenue >= 0, activity.active_days_30d in 0..31,
+// account.satisfaction in 1..5); complaints.count_30d is at most complaints.count_90d when both
+// are set and valid; typed text fields (account.contract) and categorical values are valid UTF-8
+// of at most 256 bytes; each map has at most 256 entries whose keys are non-empty and at most
+// bundle.MaxKeyLen bytes; numeric values are finite. A violation of a map entry is named by its
+// key (features.numeric.calls); a bad key, or too many entries, by the map. Validation allocates
+// only to build the error.
+
 import (
 	"strconv"
 	"unicode/utf8"
@@ -7,35 +18,6 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 )
-
-// Validate checks every typed field and map entry of f, whether or not any model reads it, and
-// returns every violation it finds as a *ValidationError. A nil f is valid.
-//
-// The rules: every typed double is finite and within its range in the table of typed fields
-// (TypedFields: counts, days, hours, usage, tenure and revenue >= 0, activity.active_days_30d in
-// 0..31, account.satisfaction in 1..5); complaints.count_30d is at most complaints.count_90d when
-// both are set and valid; typed text fields (account.contract) and categorical values are valid
-// UTF-8 of at most 256 bytes; each map has at most 256 entries whose keys are non-empty
-// and at most bundle.MaxKeyLen bytes; numeric values are finite. A violation of a map entry is
-// named by its key (features.numeric.calls); a bad key, or too many entries, by the map.
-//
-// Validate allocates only to build the error.
-func Validate(f *churnv1.CustomerFeatures) error {
-	var c collector
-	c.validate(f)
-	return c.err()
-}
-
-// validate adds the violations of f.
-func (c *collector) validate(f *churnv1.CustomerFeatures) {
-	c.validateTyped(f)
-	if len(f.GetNumeric()) > 0 {
-		c.numericMap(f.Numeric)
-	}
-	if len(f.GetCategorical()) > 0 {
-		c.categoricalMap(f.Categorical)
-	}
-}
 
 // validateTyped adds the violations of f's typed fields, by the table of typed fields, and of
 // the one cross-field rule: complaints.count_30d <= complaints.count_90d.

@@ -123,25 +123,6 @@ func (bn *binned) fill(inst *base.DenseInstances, specs []base.AttributeSpec, cs
 	return nil
 }
 
-// instances builds golearn instances of other rows (for golearn's own predictions in tests),
-// with the same attributes.
-func (bn *binned) instances(X []float64, n, d int) (*base.DenseInstances, error) {
-	var inst *base.DenseInstances
-	err := guard("building instances", func() error {
-		inst = base.NewDenseInstances()
-		specs := make([]base.AttributeSpec, d)
-		for j := range d {
-			specs[j] = inst.AddAttribute(bn.attrs[j])
-		}
-		cspec := inst.AddAttribute(bn.class)
-		if err := inst.AddClassAttribute(bn.class); err != nil {
-			return err
-		}
-		return bn.fill(inst, specs, cspec, X, n, d, nil)
-	})
-	return inst, err
-}
-
 // id3Model is a fitted golearn ID3 tree or forest, after settle, with its instances.
 type id3Model struct {
 	bn    *binned
