@@ -20,9 +20,6 @@ type Mapper struct {
 	// later lists the steps whose standardisation waits until every derived input is computed,
 	// because a derived input reads their value before standardisation.
 	later []int32
-	// numKeys and catKeys are the distinct keys the schema reads from the numeric and the
-	// categorical map; a step's slot indexes them.
-	numKeys, catKeys []string
 	width            int
 }
 
@@ -105,7 +102,6 @@ type step struct {
 	imputeCol   float64
 	mean, scale float64
 	key         string // fromNumeric, fromCategorical
-	slot        int32  // index of key in numKeys or catKeys
 	cats        []string
 	index       map[string]int32 // category lookup when there are more than linearScanMax
 }
@@ -206,10 +202,8 @@ func (mp *Mapper) compileSource(s *step, info *input, in *bundle.Input) error {
 	info.path = pathPrefix + in.Source
 	if key, ok := strings.CutPrefix(in.Source, bundle.NumericPrefix); ok {
 		s.from, s.key = fromNumeric, key
-		s.slot, mp.numKeys = slotOf(mp.numKeys, key)
 	} else if key, ok := strings.CutPrefix(in.Source, bundle.CategoricalPrefix); ok {
 		s.from, s.key = fromCategorical, key
-		s.slot, mp.catKeys = slotOf(mp.catKeys, key)
 	} else {
 		s.field = int32(typedField(in.Source))
 		s.from = fromField
@@ -218,16 +212,6 @@ func (mp *Mapper) compileSource(s *step, info *input, in *bundle.Input) error {
 		}
 	}
 	return nil
-}
-
-// slotOf returns the index of key in keys, appending it when it is new.
-func slotOf(keys []string, key string) (int32, []string) {
-	for i, k := range keys {
-		if k == key {
-			return int32(i), keys
-		}
-	}
-	return int32(len(keys)), append(keys, key)
 }
 
 // derivations maps a bundle's derive op to the step's.
@@ -354,10 +338,12 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 	var c collector
 	c.validateTyped(f)
 	num, cat := f.GetNumeric(), f.GetCategorical()
-	var nums numericSlots
-	var cats categoricalSlots
-	m.readNumeric(&c, num, &nums)
-	m.readCategorical(&c, cat, &cats)
+	if len(num) > 0 {
+		c.numericMap(num)
+	}
+	if len(cat) > 0 {
+		c.categoricalMap(cat)
+	}
 	for i := range m.steps {
 		s := &m.steps[i]
 		if s.from == fromText || s.from == fromCategorical {
@@ -366,8 +352,6 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 				if p := typedFields[s.field].str(f); p != nil {
 					v = *p
 				}
-			} else if s.slot < slots {
-				v = cats.v[s.slot]
 			} else {
 				v = cat[s.key]
 			}
@@ -382,11 +366,7 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 				x, present = *p, true
 			}
 		case fromNumeric:
-			if s.slot < slots {
-				x, present = nums.x[s.slot], nums.have&(1<<s.slot) != 0
-			} else {
-				x, present = num[s.key]
-			}
+			x, present = num[s.key]
 		case fromDerive:
 			x, present = s.derive(dst)
 		}
@@ -437,69 +417,6 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 		dst[s.col] = y
 	}
 	return imputed, c.err()
-}
-
-// slots bounds the map keys whose values Map holds on its stack (in each map); a step that reads
-// a further key looks it up in the map again.
-const slots = 32
-
-// numericSlots holds the numeric map's values of numKeys[:slots], present where have has a bit.
-type numericSlots struct {
-	x    [slots]float64
-	have uint32
-}
-
-// categoricalSlots holds the categorical map's values of catKeys[:slots]; absent is "".
-type categoricalSlots struct {
-	v [slots]string
-}
-
-// readNumeric looks the schema's keys up in the numeric map, keeps their values in s, and
-// validates the map (validate.go). When every entry is one of the schema's keys (the usual
-// request), the lookups have seen every entry and the map is not ranged over, which is what
-// makes validation cheap: ranging over a map costs more than looking its keys up.
-func (m *Mapper) readNumeric(c *collector, num map[string]float64, s *numericSlots) {
-	if len(num) == 0 {
-		return
-	}
-	found, valid := 0, true
-	for j, k := range m.numKeys {
-		x, ok := num[k]
-		if !ok {
-			continue
-		}
-		found++
-		valid = valid && finite(x)
-		if j < slots {
-			s.x[j] = x
-			s.have |= 1 << j
-		}
-	}
-	if found < len(num) || !valid {
-		c.numericMap(num)
-	}
-}
-
-// readCategorical is readNumeric for the categorical map.
-func (m *Mapper) readCategorical(c *collector, cat map[string]string, s *categoricalSlots) {
-	if len(cat) == 0 {
-		return
-	}
-	found, valid := 0, true
-	for j, k := range m.catKeys {
-		v, ok := cat[k]
-		if !ok {
-			continue
-		}
-		found++
-		valid = valid && len(v) <= maxValueLen && validUTF8(v)
-		if j < slots {
-			s.v[j] = v
-		}
-	}
-	if found < len(cat) || !valid {
-		c.categoricalMap(cat)
-	}
 }
 
 // derive computes a derived value from the raw columns of its arguments; false means undefined.
