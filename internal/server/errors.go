@@ -55,8 +55,7 @@ func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 		return nil
 	case errors.As(err, &ve):
 		return badRequest(err.Error(), ve.Violations)
-	case errors.Is(err, model.ErrUnscorable):
-		logger.ErrorContext(ctx, "the model could not score a valid request", "err", err)
+	case errors.Is(err, model.ErrUnscorable): // counted and logged where it happens (Server.unscorable)
 		return status.Error(codes.Internal, err.Error()+": the model's fault, not the request's; report it to the model's owner")
 
 	// The score cache.

@@ -25,6 +25,8 @@ type metrics struct {
 	warnings *prometheus.CounterVec
 	// cacheWrites counts score-cache writes by result (ok, error); a failed write never fails a score.
 	cacheWrites *prometheus.CounterVec
+	// unscorable counts valid requests a model could not score (model.ErrUnscorable), by version.
+	unscorable *prometheus.CounterVec
 	byTier      map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
 }
 
@@ -47,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "churn_cache_writes_total",
 			Help: "Score-cache writes by result (ok, error); a batch is one write.",
 		}, []string{"result"}),
+		unscorable: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_unscorable_total",
+			Help: "Valid requests a model version could not score (its probability was not a number): the model's fault; each is an INTERNAL error.",
+		}, []string{"version"}),
 		byTier: map[string][5]prometheus.Counter{},
 	}
 	for c := range churnv1.WarningCode_name {

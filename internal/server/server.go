@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -68,6 +69,8 @@ type Server struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
+	// unscorableLogged holds the model versions whose ErrUnscorable has been logged: once each.
+	unscorableLogged sync.Map
 }
 
 var _ churnv1.ScoringServiceServer = (*Server)(nil)
@@ -191,6 +194,9 @@ func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error
 		return nil, err
 	}
 	res, err := m.Explain(req.GetFeatures())
+	if errors.Is(err, model.ErrUnscorable) {
+		s.unscorable(m, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +216,17 @@ func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error
 		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
 		ScoredAt:      timestamppb.New(s.now()),
 	}, nil
+}
+
+// unscorable counts a valid request the model could not score, and logs it once per version:
+// the model's owner must fix it, and an attacker must not flood the log with it.
+func (s *Server) unscorable(m *model.Model, err error) {
+	s.metrics.unscorable.WithLabelValues(m.Version()).Inc()
+	if _, logged := s.unscorableLogged.LoadOrStore(m.Version(), true); !logged {
+		s.logger.Error("a model cannot score valid requests: it computes a probability that is not a number; "+
+			"they fail with INTERNAL (logged once per version, counted in churn_model_unscorable_total)",
+			"version", m.Version(), "err", err)
+	}
 }
 
 // driverMessages makes the drivers' messages, in one block rather than one allocation each.

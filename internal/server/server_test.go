@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/model"
@@ -361,3 +365,60 @@ type emptySource struct{}
 
 func (emptySource) Active() *model.Model              { return nil }
 func (emptySource) Get(v string) (*model.Model, bool) { return nil, false }
+
+// TestUnscorableIsTheModelsFault: a model that passes the gate (its check vector and probes
+// score) but whose probability is not a number for an extreme valid request answers INTERNAL,
+// not INVALID_ARGUMENT blaming the caller, counts each in churn_model_unscorable_total by version,
+// and logs it once.
+func TestUnscorableIsTheModelsFault(t *testing.T) {
+	t.Parallel()
+	b := bundle.Bundle{
+		Manifest: bundle.Manifest{
+			FormatVersion: bundle.FormatVersion, Name: "fragile", Version: "fragile-1", CreatedAt: fixedNow,
+			Inputs: []bundle.Input{
+				{Name: "a", Source: "numeric.a", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
+				{Name: "b", Source: "numeric.b", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
+			},
+			Calibration:  bundle.Calibration{Method: bundle.CalibrationNone},
+			Tiers:        bundle.Tiers{Medium: 0.3, High: 0.5, Critical: 0.8},
+			CheckVectors: []bundle.CheckVector{{Features: json.RawMessage(`{"numeric":{"a":1,"b":1}}`), Probability: 0.5}},
+		},
+		Model: bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Weights: []float64{1e11, -1e11}}},
+	}
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fragile, err := model.Load(data)
+	if err != nil {
+		t.Fatalf("the test needs a model that passes the gate: %v", err)
+	}
+	def := defaultModels(t)
+	store, err := modelstore.New(append(def, fragile), def[0].Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(server.Options{
+		Models: store, Cache: cache.NewMemory(cache.MemoryOptions{TTL: time.Hour}), MaxBatch: 10, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &churnv1.ScoreRequest{CustomerId: "c1", ModelVersion: "fragile-1", Features: &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 1e300, "b": 1e300}}}
+	for range 3 {
+		_, err := srv.Score(context.Background(), req)
+		assertStatus(t, err, codes.Internal, "")
+		if !strings.Contains(status.Convert(err).Message(), "the model's fault") {
+			t.Errorf("message %q does not say whose fault it is", status.Convert(err).Message())
+		}
+	}
+	if got := metricstest.Value(t, reg, "churn_model_unscorable_total", map[string]string{"version": "fragile-1"}); got != 3 {
+		t.Errorf("churn_model_unscorable_total{version=fragile-1} = %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "cannot score valid requests"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+}

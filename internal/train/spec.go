@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/churnhq/churn/internal/bundle"
@@ -76,8 +75,8 @@ type Column struct {
 // decodes and encodes the object itself, keeping the keys in document order.
 type Columns []Column
 
-// UnmarshalJSON decodes a JSON object of Column values in key order, refusing unknown fields and
-// duplicate keys.
+// UnmarshalJSON decodes a JSON object of Column values in key order, refusing unknown fields
+// (bundle.DecodeStrict, which reads specs, refuses a key given twice).
 func (cs *Columns) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
@@ -107,9 +106,6 @@ func (cs *Columns) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("columns[%q]: %v", key, err)
 		}
 		col.CSV = key
-		if slices.ContainsFunc(out, func(c Column) bool { return c.CSV == key }) {
-			return fmt.Errorf("columns[%q]: duplicate key", key)
-		}
 		out = append(out, col)
 	}
 	*cs = out

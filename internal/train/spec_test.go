@@ -78,7 +78,7 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{"bad missing", func(s string) string { return strings.Replace(s, `"missing": "error"`, `"missing": "zero"`, 1) }, `columns["complaints"].missing: "zero"`},
 		{"duplicate column key", func(s string) string {
 			return strings.Replace(s, `"region": {`, `"tenure": {"source": "numeric.x"}, "region": {`, 1)
-		}, `columns["tenure"]: duplicate key`},
+		}, `duplicate object member name "tenure" within "/columns"`},
 		{"label also mapped", func(s string) string { return strings.Replace(s, `"tenure": {`, `"churn": {`, 1) }, `columns["churn"]: column is already label.column`},
 		{"dropped and mapped", func(s string) string { return strings.Replace(s, `"drop": ["id"]`, `"drop": ["id", "calls"]`, 1) }, `columns["calls"]: column is already drop[1]`},
 		{"dropped twice", func(s string) string { return strings.Replace(s, `"drop": ["id"]`, `"drop": ["id", "id"]`, 1) }, `drop[1]: column "id" is already drop[0]`},
