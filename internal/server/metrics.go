@@ -27,7 +27,9 @@ type metrics struct {
 	cacheWrites *prometheus.CounterVec
 	// unscorable counts valid requests a model could not score (model.ErrUnscorable), by version.
 	unscorable *prometheus.CounterVec
-	byTier      map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
+	// unknownCategories counts categories a model did not know and scored as missing, by input.
+	unknownCategories *prometheus.CounterVec
+	byTier            map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "churn_model_unscorable_total",
 			Help: "Valid requests a model version could not score (its probability was not a number): the model's fault; each is an INTERNAL error.",
 		}, []string{"version"}),
+		unknownCategories: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_unknown_categories_total",
+			Help: "Categories a model did not know, scored as missing (its unseen policy) and listed in the response, by model input.",
+		}, []string{"input"}),
 		byTier: map[string][5]prometheus.Counter{},
 	}
 	for c := range churnv1.WarningCode_name {

@@ -201,20 +201,24 @@ func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error
 		return nil, err
 	}
 	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier})
+	for _, u := range res.Unknown {
+		s.metrics.unknownCategories.WithLabelValues(u.Input).Inc()
+	}
 	return &churnv1.ScoreResponse{
-		CustomerId:    req.GetCustomerId(),
-		Probability:   res.Probability,
-		Tier:          res.Tier,
-		Warnings:      insight.Warnings,
-		Drivers:       driverMessages(res.Drivers),
-		Action:        insight.Action,
-		Stage:         insight.Stage,
-		ExpectedLoss:  insight.ExpectedLoss,
-		ImputedInputs: res.Imputed,
-		Margin:        res.Margin,
-		DriversBase:   res.Base,
-		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:      timestamppb.New(s.now()),
+		CustomerId:        req.GetCustomerId(),
+		Probability:       res.Probability,
+		Tier:              res.Tier,
+		Warnings:          insight.Warnings,
+		Drivers:           driverMessages(res.Drivers),
+		Action:            insight.Action,
+		Stage:             insight.Stage,
+		ExpectedLoss:      insight.ExpectedLoss,
+		ImputedInputs:     res.Imputed,
+		UnknownCategories: unknownMessages(res.Unknown),
+		Margin:            res.Margin,
+		DriversBase:       res.Base,
+		Model:             &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
+		ScoredAt:          timestamppb.New(s.now()),
 	}, nil
 }
 
@@ -227,6 +231,18 @@ func (s *Server) unscorable(m *model.Model, err error) {
 			"they fail with INTERNAL (logged once per version, counted in churn_model_unscorable_total)",
 			"version", m.Version(), "err", err)
 	}
+}
+
+// unknownMessages makes the unknown categories' messages; nil when there are none.
+func unknownMessages(unknown []model.UnknownCategory) []*churnv1.UnknownCategory {
+	if len(unknown) == 0 {
+		return nil
+	}
+	out := make([]*churnv1.UnknownCategory, len(unknown))
+	for i, u := range unknown {
+		out[i] = &churnv1.UnknownCategory{Input: u.Input, Value: u.Value}
+	}
+	return out
 }
 
 // driverMessages makes the drivers' messages, in one block rather than one allocation each.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,10 +212,6 @@ func TestScoreErrors(t *testing.T) {
 		{"NaN numeric map value", func(r *churnv1.ScoreRequest) { r.Features.Numeric["calls"] = nan }, codes.InvalidArgument, "features.numeric.calls"},
 		{"malformed model version", func(r *churnv1.ScoreRequest) { r.ModelVersion = "../etc" }, codes.InvalidArgument, "model_version"},
 		{"unknown model version", func(r *churnv1.ScoreRequest) { r.ModelVersion = "no-such-version" }, codes.NotFound, ""},
-		{"unseen contract", func(r *churnv1.ScoreRequest) {
-			c := "lifetime"
-			r.Features.Account.Contract = &c
-		}, codes.InvalidArgument, "features.account.contract"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -420,5 +417,41 @@ func TestUnscorableIsTheModelsFault(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "cannot score valid requests"); n != 1 {
 		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestUnknownCategoryIsScoredAsMissing: a contract the default model does not know (a new plan
+// name upstream) is scored as missing, listed with its value in unknown_categories and counted;
+// the proto's own example values are ones the default model does not know.
+func TestUnknownCategoryIsScoredAsMissing(t *testing.T) {
+	t.Parallel()
+	env := startServer(t, 10)
+	req := basicRequest(t)
+	contract := "month-to-month"
+	req.Features.Account.Contract = &contract
+	req.Features.Categorical["status"] = "closed"
+	resp, err := env.client.Score(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Score with an unknown contract: %v", err)
+	}
+	want := []*churnv1.UnknownCategory{{Input: "account.contract", Value: "month-to-month"}, {Input: "status", Value: "closed"}}
+	if diff := cmp.Diff(want, resp.GetUnknownCategories(), protocmp.Transform()); diff != "" {
+		t.Errorf("unknown_categories (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(resp.GetImputedInputs(), "account.contract") || !slices.Contains(resp.GetImputedInputs(), "status") {
+		t.Errorf("imputed_inputs %v, want account.contract and status among them", resp.GetImputedInputs())
+	}
+	// Scored as the missing policy scores an absent contract and status.
+	req.Features.Account.Contract = nil
+	delete(req.Features.Categorical, "status")
+	missing, err := env.client.Score(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing.GetProbability() != resp.GetProbability() {
+		t.Errorf("probability %v with unknown categories, %v with them absent", resp.GetProbability(), missing.GetProbability())
+	}
+	if got := metricstest.Value(t, env.reg, "churn_unknown_categories_total", map[string]string{"input": "account.contract"}); got != 1 {
+		t.Errorf("churn_unknown_categories_total{input=account.contract} = %v, want 1", got)
 	}
 }

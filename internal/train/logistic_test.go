@@ -158,18 +158,24 @@ func TestLearnPrep(t *testing.T) {
 	if a.Standardize.Mean != mean || a.Standardize.Scale != std {
 		t.Errorf("standardize = %+v, want %v, %v", a.Standardize, mean, std)
 	}
-	if fmt.Sprint(b.Categories) != "[x y]" || b.Missing.Category != "y" || b.Unseen != bundle.UnseenError {
+	if fmt.Sprint(b.Categories) != "[x y]" || b.Missing.Category != "y" || b.Unseen != bundle.UnseenMissing {
 		t.Errorf("categorical input = %+v", b)
 	}
 	if pp.Width() != 3 || fmt.Sprint(pp.Columns()) != "[a b=x b=y]" {
 		t.Errorf("columns = %v", pp.Columns())
 	}
+	// An unseen category is missing by default: imputed with the most frequent one.
 	x := make([]float64, 3)
-	if ok := pp.Encode([]Value{{Missing: true}, {Cat: "z"}}, x); ok {
-		t.Error("an unseen category encoded as known")
+	if ok := pp.Encode([]Value{{Missing: true}, {Cat: "z"}}, x); !ok {
+		t.Error("an unseen category under the missing policy was not encoded")
 	}
-	if want := (math.Log1p(3) - mean) / std; x[0] != want || x[1] != 0 || x[2] != 0 {
-		t.Errorf("x = %v, want [%v 0 0]", x, want)
+	if want := (math.Log1p(3) - mean) / std; x[0] != want || x[1] != 0 || x[2] != 1 {
+		t.Errorf("x = %v, want [%v 0 1]", x, want)
+	}
+	// Under the error policy the bundle refuses it; Encode says so and leaves its columns 0.
+	pp.Inputs[1].Unseen = bundle.UnseenError
+	if ok := pp.Encode([]Value{{Missing: true}, {Cat: "z"}}, x); ok || x[1] != 0 || x[2] != 0 {
+		t.Errorf("an unseen category under the error policy: encoded %v, x = %v", ok, x)
 	}
 	// A constant column gets scale 1.
 	c := synthetic(10, 1, 0, nil, 1)

@@ -289,9 +289,34 @@ func TestRunTiersFollowTheQuantiles(t *testing.T) {
 	}
 }
 
-func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {
+// TestRunScoresUnseenCategoriesAsMissing: by default a test row with a category the training rows
+// did not have is scored (as missing), so it is measured and in the golden rows.
+func TestRunScoresUnseenCategoriesAsMissing(t *testing.T) {
 	t.Parallel()
 	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, runSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
+	ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
+	res, err := Run(context.Background(), Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
+		Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unseen != 0 || len(res.Golden) != len(testRows) || res.Test.Rows != len(testRows) {
+		t.Errorf("unseen %d, golden %d, measured %d of %d test rows", res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+	}
+}
+
+// TestRunLeavesUnseenCategoriesOutOfGolden: under the spec's "unseen": "error" the bundle refuses
+// such a row, so it is measured (as scikit-learn's one-hot encoder with handle_unknown="ignore"
+// would) but kept out of the golden rows.
+func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {
+	t.Parallel()
+	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, strings.Replace(runSpec, `"status": {"source": "categorical.status"}`, `"status": {"source": "categorical.status", "unseen": "error"}`, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

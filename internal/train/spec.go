@@ -69,6 +69,10 @@ type Column struct {
 	Transform string `json:"transform,omitempty"`
 	// Missing is bundle.MissingImpute (the default) or bundle.MissingError.
 	Missing string `json:"missing,omitempty"`
+	// Unseen is what serving does with a category the training data did not have (categorical
+	// sources only): bundle.UnseenMissing (the default) scores it as missing, by the missing
+	// policy, and lists it in the response; bundle.UnseenError refuses the request.
+	Unseen string `json:"unseen,omitempty"`
 }
 
 // Columns is the ordered columns object of a spec. JSON objects have no order in Go maps, so it
@@ -275,6 +279,9 @@ func (c *Column) validate() error {
 		if len(c.Values) > 0 {
 			return fmt.Errorf("values: source %s is numeric; values recode categorical sources only", c.Source)
 		}
+		if c.Unseen != "" {
+			return fmt.Errorf("unseen: source %s is numeric; unseen applies to categorical sources only", c.Source)
+		}
 		switch c.Transform {
 		case "", bundle.TransformIndicator, bundle.TransformLog1p:
 		default:
@@ -288,6 +295,13 @@ func (c *Column) validate() error {
 			if strings.TrimSpace(v) == "" {
 				return fmt.Errorf("values[%q]: the category is empty", k)
 			}
+		}
+		switch c.Unseen {
+		case "":
+			c.Unseen = bundle.UnseenMissing
+		case bundle.UnseenMissing, bundle.UnseenError:
+		default:
+			return fmt.Errorf("unseen: %q (want missing or error)", c.Unseen)
 		}
 	}
 	return nil

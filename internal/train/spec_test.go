@@ -33,10 +33,10 @@ func TestParseSpecKeepsColumnOrderAndFillsDefaults(t *testing.T) {
 	}
 	want := Columns{
 		{CSV: "tenure", Source: "account.tenure_months", Name: "account.tenure_months", Missing: "impute"},
-		{CSV: "plan", Source: "account.contract", Name: "account.contract", Missing: "impute", Values: map[string]string{"1": "monthly", "2": "yearly"}},
+		{CSV: "plan", Source: "account.contract", Name: "account.contract", Missing: "impute", Unseen: "missing", Values: map[string]string{"1": "monthly", "2": "yearly"}},
 		{CSV: "complaints", Source: "complaints.count_90d", Name: "complaints.count_90d", Missing: "error", Transform: "indicator"},
 		{CSV: "calls", Source: "numeric.calls", Name: "calls", Missing: "impute", Transform: "log1p"},
-		{CSV: "region", Source: "categorical.region", Name: "home_region", Missing: "impute"},
+		{CSV: "region", Source: "categorical.region", Name: "home_region", Missing: "impute", Unseen: "missing"},
 	}
 	if diff := cmp.Diff(want, s.Columns); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
