@@ -22,9 +22,13 @@ import (
 //
 //   - each column's non-missing training values are cut into at most MaxBins quantile bins; a
 //     missing (NaN) value has a bin of its own;
-//   - a tree is grown depth-first; a node's split is the best over every (sampled) column and bin
-//     boundary of the second-order gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing
-//     rows tried on each side, which is the split's learned default direction;
+//   - a tree grows best first: of its leaves that can split, the one whose best split gains most
+//     splits next. Without MaxLeaves every leaf that can split does, down to MaxDepth, which
+//     gives XGBoost's depth-wise tree ("gbdt"); with MaxLeaves growth stops at that many leaves,
+//     so the gain decides where the tree grows deep (LightGBM's leaf-wise tree, "gbdt-leafwise");
+//   - a node's split is the best over every (sampled) column and bin boundary of the second-order
+//     gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing rows tried on each side, which
+//     is the split's learned default direction;
 //   - histograms of gradient and hessian sums are built for the smaller child and the larger
 //     child's are the parent's minus it;
 //   - a leaf's value is −η·G/(H+λ) (logistic loss: g = p − y, h = p(1 − p));
@@ -72,19 +76,19 @@ type GBDTOptions struct {
 }
 
 // DefaultGBDTOptions are the hyperparameters used unless told otherwise: depth-wise trees of
-// depth 4, as XGBoost's baseline in shared/bench, with early stopping. LeafwiseGBDTOptions are
-// the second configuration churnctl's auto trainer tries (docs/MODELS.md compares them).
+// depth 4, as XGBoost's baseline in shared/bench, with early stopping.
+var DefaultGBDTOptions = GBDTOptions{
+	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
+	MinChildWeight: 1e-3, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
+}
+
+// LeafwiseGBDTOptions are the second configuration churnctl's auto trainer tries: leaf-wise
+// trees of at most 31 leaves and depth 8 (docs/MODELS.md compares the two).
 var LeafwiseGBDTOptions = func() GBDTOptions {
 	o := DefaultGBDTOptions
 	o.MaxDepth, o.MaxLeaves = 8, 31
 	return o
 }()
-
-// DefaultGBDTOptions: see LeafwiseGBDTOptions.
-var DefaultGBDTOptions = GBDTOptions{
-	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
-	MinChildWeight: 1e-3, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
-}
 
 // withDefaults fills in the zero fields and checks the ranges; errors name the option.
 func (o GBDTOptions) withDefaults() (GBDTOptions, error) {
@@ -454,9 +458,9 @@ func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
 }
 
 // tree grows one tree on the current gradients, best first: of the leaves that can split, the
-// one whose best split gains most splits next, until the tree has MaxLeaves leaves or no leaf
-// can split (LightGBM's leaf-wise growth, scikit-learn's HistGradientBoosting). MaxDepth bounds
-// every path.
+// one whose best split gains most splits next, until the tree has MaxLeaves leaves (LightGBM's
+// leaf-wise growth, scikit-learn's HistGradientBoosting) or no leaf can split. MaxDepth bounds
+// every path; without MaxLeaves every leaf that can split does, which is the depth-wise tree.
 func (b *booster) tree() *gtree {
 	rows := b.sampleRows()
 	b.sampleCols()

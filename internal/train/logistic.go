@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -99,34 +98,33 @@ type LogisticFit struct {
 	Objective float64
 }
 
-// FitLogistic minimises Objective over the encoded rows with gonum's L-BFGS (More-Thuente line
-// search, analytic gradient), from all-zero parameters. It is deterministic. ctx cancels it.
-func FitLogistic(ctx context.Context, pp *Prep, ds *Dataset, rows []int, c float64) (*LogisticFit, error) {
+// FitLogistic minimises Objective with inverse regularisation c over the rows of m (encoded
+// with EncodeStandardized: no missing values) with gonum's L-BFGS (More-Thuente line search,
+// analytic gradient), from all-zero parameters. It is deterministic. ctx cancels it. It is the
+// fit of LogisticTrainer.
+func FitLogistic(ctx context.Context, m Matrix, c float64) (*LogisticFit, error) {
 	if !(c > 0) || math.IsInf(c, 0) {
 		return nil, fmt.Errorf("C must be a positive number, got %g", c)
 	}
-	obj := designMatrix(pp, ds, rows, c)
-	return minimize(ctx, obj)
-}
-
-// designMatrix encodes rows into an Objective.
-func designMatrix(pp *Prep, ds *Dataset, rows []int, c float64) *Objective {
-	d := pp.Width()
-	o := &Objective{X: make([]float64, len(rows)*d), Y: make([]float64, len(rows)), N: len(rows), D: d, C: c}
-	for k, i := range rows {
-		pp.Encode(ds.Rows[i], o.X[k*d:(k+1)*d])
-		if ds.Labels[i] {
-			o.Y[k] = 1
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	for i, x := range m.X {
+		if !isFinite(x) {
+			return nil, fmt.Errorf("logistic regression: row %d column %d is %v", i/m.D, i%m.D, x)
 		}
 	}
-	return o
+	obj := &Objective{X: m.X, Y: make([]float64, m.N), N: m.N, D: m.D, C: c}
+	for i, y := range m.Y {
+		if y {
+			obj.Y[i] = 1
+		}
+	}
+	return minimize(ctx, obj)
 }
 
 // minimize runs L-BFGS on obj/n.
 func minimize(ctx context.Context, obj *Objective) (*LogisticFit, error) {
-	if obj.N == 0 {
-		return nil, errors.New("no training rows")
-	}
 	scale := 1 / float64(obj.N)
 	cache := &evalCache{obj: obj}
 	problem := optimize.Problem{

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -35,6 +36,27 @@ func synthetic(n, d int, intercept float64, weights []float64, seed uint64) *Dat
 	return ds
 }
 
+// standardized encodes rows of ds as the logistic trainer gets them (EncodeStandardized).
+func standardized(tb testing.TB, ds *Dataset, rows []int) Matrix {
+	tb.Helper()
+	pp, err := LearnPrep(ds, rows)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return encode(pp, ds, rows).all()
+}
+
+// objective is the Objective of m with inverse regularisation c.
+func objective(m Matrix, c float64) *Objective {
+	o := &Objective{X: m.X, Y: make([]float64, m.N), N: m.N, D: m.D, C: c}
+	for i, y := range m.Y {
+		if y {
+			o.Y[i] = 1
+		}
+	}
+	return o
+}
+
 func allRows(n int) []int {
 	rows := make([]int, n)
 	for i := range rows {
@@ -46,11 +68,7 @@ func allRows(n int) []int {
 func TestObjectiveGradientMatchesFiniteDifferences(t *testing.T) {
 	t.Parallel()
 	ds := synthetic(50, 4, 0.3, []float64{1, -2, 0.5, 0}, 7)
-	pp, err := LearnPrep(ds, allRows(50))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj := designMatrix(pp, ds, allRows(50), 0.7)
+	obj := objective(standardized(t, ds, allRows(50)), 0.7)
 	rng := rand.New(rand.NewPCG(3, 3))
 	theta := make([]float64, obj.D+1)
 	for i := range theta {
@@ -81,12 +99,8 @@ func TestFitLogisticRecoversTheSigns(t *testing.T) {
 	t.Parallel()
 	truth := []float64{2, -1.5, 0.8, -0.6}
 	ds := synthetic(4000, len(truth), -1, truth, 11)
-	rows := allRows(len(ds.Rows))
-	pp, err := LearnPrep(ds, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fit, err := FitLogistic(context.Background(), pp, ds, rows, 1)
+	m := standardized(t, ds, allRows(len(ds.Rows)))
+	fit, err := FitLogistic(context.Background(), m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +113,7 @@ func TestFitLogisticRecoversTheSigns(t *testing.T) {
 		t.Errorf("intercept = %v, true -1", fit.Intercept)
 	}
 	// At the optimum the gradient vanishes.
-	obj := designMatrix(pp, ds, rows, 1)
+	obj := objective(m, 1)
 	grad := make([]float64, obj.D+1)
 	obj.Value(append([]float64{fit.Intercept}, fit.Weights...), grad)
 	for i, g := range grad {
@@ -112,16 +126,12 @@ func TestFitLogisticRecoversTheSigns(t *testing.T) {
 func TestFitLogisticIsDeterministicAndStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	ds := synthetic(500, 5, 0, []float64{1, 1, -1, 0, 0.2}, 5)
-	rows := allRows(500)
-	pp, err := LearnPrep(ds, rows)
+	m := standardized(t, ds, allRows(500))
+	a, err := FitLogistic(context.Background(), m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := FitLogistic(context.Background(), pp, ds, rows, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := FitLogistic(context.Background(), pp, ds, rows, 1)
+	b, err := FitLogistic(context.Background(), m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +140,10 @@ func TestFitLogisticIsDeterministicAndStopsOnCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := FitLogistic(ctx, pp, ds, rows, 1); err == nil {
-		t.Error("a cancelled fit returned no error")
+	if _, err := FitLogistic(ctx, m, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled fit: error %v, want context.Canceled", err)
 	}
-	if _, err := FitLogistic(context.Background(), pp, ds, rows, 0); err == nil {
+	if _, err := FitLogistic(context.Background(), m, 0); err == nil {
 		t.Error("C = 0: no error")
 	}
 }
@@ -210,11 +220,8 @@ func BenchmarkTrainLogistic(b *testing.B) {
 			rows := allRows(size.rows)
 			b.ReportAllocs()
 			for b.Loop() {
-				pp, err := LearnPrep(ds, rows)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := FitLogistic(context.Background(), pp, ds, rows, 1); err != nil {
+				m := standardized(b, ds, rows)
+				if _, err := FitLogistic(context.Background(), m, 1); err != nil {
 					b.Fatal(err)
 				}
 			}

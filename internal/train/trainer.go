@@ -53,19 +53,7 @@ func LogisticTrainer(c float64) Trainer {
 		Encoding: EncodeStandardized,
 		Params:   map[string]float64{"c": c},
 		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
-			if !(c > 0) {
-				return nil, fmt.Errorf("C must be a positive number, got %g", c)
-			}
-			if err := in.Train.check(); err != nil {
-				return nil, err
-			}
-			obj := &Objective{X: in.Train.X, Y: make([]float64, in.Train.N), N: in.Train.N, D: in.Train.D, C: c}
-			for i, y := range in.Train.Y {
-				if y {
-					obj.Y[i] = 1
-				}
-			}
-			fit, err := minimize(ctx, obj)
+			fit, err := FitLogistic(ctx, in.Train, c)
 			if err != nil {
 				return nil, err
 			}
