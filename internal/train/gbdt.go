@@ -35,6 +35,10 @@ import (
 //   - rounds stop early when the validation log loss has not improved for EarlyStopping rounds,
 //     and the ensemble is cut back to its best round.
 //
+// Every loop is bounded: at most MaxRounds trees (≤ 100000), each with at most MaxLeaves leaves,
+// or 2^MaxDepth (MaxDepth ≤ 16) without MaxLeaves, and a leaf splits only with at least
+// 2·MinLeafRows rows; ctx is checked before every round.
+//
 // Splits are stored with the "lt" comparison: bin boundary b of a column is the threshold t_b
 // with x < t_b exactly for the values of bins 0..b, so the bundle's trees on raw values agree
 // with the binned trees of training.
@@ -473,7 +477,11 @@ func (b *booster) tree() *gtree {
 	root.node = t.addNode()
 	b.evaluate(root)
 	open := []*leafState{root}
-	for leaves := 1; b.opt.MaxLeaves == 0 || leaves < b.opt.MaxLeaves; leaves++ {
+	maxLeaves := b.opt.MaxLeaves
+	if maxLeaves == 0 {
+		maxLeaves = 1 << b.opt.MaxDepth // a tree of MaxDepth has at most this many leaves
+	}
+	for leaves := 1; leaves < maxLeaves; leaves++ {
 		best := -1
 		for k, l := range open {
 			if l.ok && (best < 0 || l.split.gain > open[best].split.gain) {
