@@ -185,8 +185,9 @@ const maxValueBins = 255
 
 // FitGBDT fits gradient-boosted trees for the logistic loss on train. With valid, rounds stop
 // early on its log loss and the ensemble keeps its best round; without, MaxRounds trees are
-// grown. The result is deterministic for the same data and options. ctx cancels it.
-func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) (*GBDTFit, error) {
+// grown. The result is deterministic for the same data and options. progress, when not nil, is
+// called with the number of trees after each round. ctx cancels it.
+func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, progress func(round int)) (*GBDTFit, error) {
 	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, err
@@ -260,6 +261,9 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) 
 		t := b.tree()
 		te.Trees = append(te.Trees, t.export(cuts))
 		t.addTo(margin, b.bins, cuts, train.N)
+		if progress != nil {
+			progress(round + 1)
+		}
 		if valid == nil {
 			continue
 		}

@@ -116,8 +116,9 @@ type LogisticFit struct {
 // FitLogistic minimises Objective with inverse regularisation c over the rows of m (encoded
 // with EncodeStandardized: no missing values) with gonum's L-BFGS (More-Thuente line search,
 // analytic gradient), from all-zero parameters, within the limits above. It is deterministic.
-// ctx cancels it. It is the fit of LogisticTrainer.
-func FitLogistic(ctx context.Context, m Matrix, c float64) (*LogisticFit, error) {
+// progress, when not nil, is called with the number of iterations after each one. ctx cancels
+// it. It is the fit of LogisticTrainer.
+func FitLogistic(ctx context.Context, m Matrix, c float64, progress func(iteration int)) (*LogisticFit, error) {
 	if !(c > 0) || math.IsInf(c, 0) {
 		return nil, fmt.Errorf("C must be a positive number, got %g", c)
 	}
@@ -135,7 +136,7 @@ func FitLogistic(ctx context.Context, m Matrix, c float64) (*LogisticFit, error)
 			obj.Y[i] = 1
 		}
 	}
-	return minimize(ctx, obj, defaultLimits)
+	return minimize(ctx, obj, defaultLimits, progress)
 }
 
 // solverLimits bound one fit: iterations, evaluations of the objective, and evaluations in one
@@ -150,7 +151,7 @@ var defaultLimits = solverLimits{MaxIterations, MaxEvaluations, MaxLineSearchEva
 var errLineSearchStalled = errors.New("a line search made no progress")
 
 // minimize runs L-BFGS on obj/n within limits.
-func minimize(ctx context.Context, obj *Objective, limits solverLimits) (*LogisticFit, error) {
+func minimize(ctx context.Context, obj *Objective, limits solverLimits, progress func(int)) (*LogisticFit, error) {
 	scale := 1 / float64(obj.N)
 	cache := &evalCache{obj: obj}
 	problem := optimize.Problem{
@@ -172,7 +173,7 @@ func minimize(ctx context.Context, obj *Objective, limits solverLimits) (*Logist
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-15, Relative: 1e-15, Iterations: 20},
 		MajorIterations:   limits.iterations,
 		FuncEvaluations:   limits.evaluations,
-		Recorder:          &lineSearchGuard{limit: limits.lineSearch},
+		Recorder:          &lineSearchGuard{progress: progress, limit: limits.lineSearch},
 	}
 	method := &optimize.LBFGS{Linesearcher: &optimize.MoreThuente{}}
 	res, err := optimize.Minimize(problem, make([]float64, obj.D+1), settings, method)
@@ -234,19 +235,23 @@ func meanGradient(obj *Objective, theta []float64) float64 {
 	return largest
 }
 
-// lineSearchGuard is the solver's Recorder: it stops a line search after limit evaluations.
-// gonum calls it from the goroutine of Minimize's caller.
+// lineSearchGuard is the solver's Recorder: it reports each iteration to progress and stops a
+// line search after limit evaluations. gonum calls it from the goroutine of Minimize's caller.
 type lineSearchGuard struct {
-	limit int
-	evals int // evaluations since the last iteration
+	progress func(int)
+	limit    int
+	evals    int // evaluations since the last iteration
 }
 
 func (g *lineSearchGuard) Init() error { return nil }
 
-func (g *lineSearchGuard) Record(_ *optimize.Location, op optimize.Operation, _ *optimize.Stats) error {
+func (g *lineSearchGuard) Record(_ *optimize.Location, op optimize.Operation, stats *optimize.Stats) error {
 	switch {
 	case op == optimize.MajorIteration:
 		g.evals = 0
+		if g.progress != nil {
+			g.progress(stats.MajorIterations)
+		}
 	case op&optimize.FuncEvaluation != 0 || op&optimize.GradEvaluation != 0:
 		g.evals++
 		if g.evals > g.limit {

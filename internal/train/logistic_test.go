@@ -101,9 +101,13 @@ func TestFitLogisticRecoversTheSigns(t *testing.T) {
 	truth := []float64{2, -1.5, 0.8, -0.6}
 	ds := synthetic(4000, len(truth), -1, truth, 11)
 	m := standardized(t, ds, allRows(len(ds.Rows)))
-	fit, err := FitLogistic(context.Background(), m, 1)
+	var iterations []int
+	fit, err := FitLogistic(context.Background(), m, 1, func(it int) { iterations = append(iterations, it) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(iterations) != fit.Iterations || fit.Iterations == 0 || iterations[len(iterations)-1] != fit.Iterations {
+		t.Errorf("progress reported iterations %v, the fit took %d", iterations, fit.Iterations)
 	}
 	for j, w := range truth {
 		if math.Signbit(fit.Weights[j]) != math.Signbit(w) || math.Abs(fit.Weights[j]) < 0.3 {
@@ -128,11 +132,11 @@ func TestFitLogisticIsDeterministicAndStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	ds := synthetic(500, 5, 0, []float64{1, 1, -1, 0, 0.2}, 5)
 	m := standardized(t, ds, allRows(500))
-	a, err := FitLogistic(context.Background(), m, 1)
+	a, err := FitLogistic(context.Background(), m, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := FitLogistic(context.Background(), m, 1)
+	b, err := FitLogistic(context.Background(), m, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +145,10 @@ func TestFitLogisticIsDeterministicAndStopsOnCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := FitLogistic(ctx, m, 1); !errors.Is(err, context.Canceled) {
+	if _, err := FitLogistic(ctx, m, 1, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled fit: error %v, want context.Canceled", err)
 	}
-	if _, err := FitLogistic(context.Background(), m, 0); err == nil {
+	if _, err := FitLogistic(context.Background(), m, 0, nil); err == nil {
 		t.Error("C = 0: no error")
 	}
 }
@@ -178,7 +182,7 @@ func TestFitLogisticEndsWhereTheLineSearchStalls(t *testing.T) {
 
 	const bound = 3000 // a normal fit of this size takes about 200 evaluations
 	before := solverLimits{iterations: 10000, evaluations: bound, lineSearch: math.MaxInt}
-	stuck, err := minimize(context.Background(), objective(m, 1), before)
+	stuck, err := minimize(context.Background(), objective(m, 1), before, nil)
 	switch {
 	case err != nil:
 		t.Fatalf("the settings from before the fix: %v", err)
@@ -190,7 +194,7 @@ func TestFitLogisticEndsWhereTheLineSearchStalls(t *testing.T) {
 		t.Errorf("the settings from before the fix stopped after %d evaluations: the data no longer reproduces the stalled line search", stuck.Evaluations)
 	}
 
-	fit, err := FitLogistic(context.Background(), m, 1)
+	fit, err := FitLogistic(context.Background(), m, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +230,7 @@ func TestFitLogisticSaysWhatDidNotConverge(t *testing.T) {
 		{"line search", solverLimits{iterations: 100, evaluations: 100, lineSearch: 2}, "a line search made no progress in 2 evaluations"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := minimize(context.Background(), obj, tc.limits)
+			_, err := minimize(context.Background(), obj, tc.limits, nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -313,7 +317,7 @@ func BenchmarkTrainLogistic(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				m := standardized(b, ds, rows)
-				if _, err := FitLogistic(context.Background(), m, 1); err != nil {
+				if _, err := FitLogistic(context.Background(), m, 1, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
