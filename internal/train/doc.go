@@ -22,6 +22,11 @@
 //     loss, Brier score, the calibration table, lift and capture at the top 5/10/20% and the
 //     confusion at each tier threshold; the test split's figures go into the bundle.
 //
+// HostileCorpus (corpus.go) generates the hostile datasets (separable, constant, duplicated,
+// collinear and empty columns, 1000 levels, ±1e12, rare churners, CRLF, BOM, quoted commas) that
+// a run must either learn from or refuse with an error naming the column, within its budget
+// (TestHostileCorpus; make quality at full size).
+//
 // Preprocessing for the logistic regression follows scikit-learn's defaults so that results are
 // comparable with the reference baselines in shared/bench: missing numeric values are imputed with
 // the training median, missing categorical values with the training mode; numeric inputs are
