@@ -14,7 +14,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/model"
 )
 
 // TestHostileCorpus trains the auto trainers on every hostile dataset (corpus.go): each must give
@@ -92,24 +92,23 @@ func checkServes(t *testing.T, res *Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := modelstore.Load(data)
+	m, err := model.Load(data)
 	if err != nil {
 		t.Fatalf("the serving code refuses the bundle: %v", err)
 	}
 	if len(res.Golden) == 0 {
 		t.Fatal("no golden rows")
 	}
-	x := make([]float64, m.Mapper.Width())
 	for i, g := range res.Golden {
 		var f churnv1.CustomerFeatures
 		if err := protojson.Unmarshal(g.Features, &f); err != nil {
 			t.Fatal(err)
 		}
-		p, _, _, err := m.Score(&f, x, nil)
+		r, err := m.Score(&f)
 		if err != nil {
 			t.Fatalf("golden row %d: %v", i, err)
 		}
-		if math.Abs(p-g.Probability) > bundle.CheckTolerance {
+		if p := r.Probability; math.Abs(p-g.Probability) > bundle.CheckTolerance {
 			t.Errorf("golden row %d: serving %v, trainer %v", i, p, g.Probability)
 		}
 	}

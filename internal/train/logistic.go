@@ -120,7 +120,7 @@ type LogisticFit struct {
 // it. It is the fit of LogisticTrainer.
 func FitLogistic(ctx context.Context, m Matrix, c float64, progress func(iteration int)) (*LogisticFit, error) {
 	if !(c > 0) || math.IsInf(c, 0) {
-		return nil, fmt.Errorf("C must be a positive number, got %g", c)
+		return nil, fmt.Errorf("the inverse regularisation strength c must be a positive number, got %g", c)
 	}
 	if err := m.check(); err != nil {
 		return nil, err

@@ -30,12 +30,6 @@ type Prep struct {
 // Width is the number of model columns.
 func (pp *Prep) Width() int { return pp.width }
 
-// Columns names the model columns, as bundle.Manifest.Columns does.
-func (pp *Prep) Columns() []string {
-	m := bundle.Manifest{Inputs: pp.Inputs}
-	return m.Columns()
-}
-
 // Encoding says how a trainer wants its rows encoded.
 type Encoding int
 
@@ -52,12 +46,6 @@ const (
 	// cannot take NaN.
 	EncodeRawImputed
 )
-
-// LearnPrep learns the preprocessing of ds's columns from rows for a linear model
-// (EncodeStandardized).
-func LearnPrep(ds *Dataset, rows []int) (*Prep, error) {
-	return LearnPrepFor(ds, rows, EncodeStandardized)
-}
 
 // LearnPrepFor learns the preprocessing of ds's columns from rows for the encoding enc.
 func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {

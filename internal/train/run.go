@@ -479,7 +479,7 @@ func (cfg *Config) check() error {
 	}
 	if len(cfg.Trainers) == 0 {
 		if !(cfg.C > 0) || math.IsInf(cfg.C, 0) {
-			return fmt.Errorf("C must be a positive number, got %g", cfg.C)
+			return fmt.Errorf("the inverse regularisation strength c must be a positive number, got %g", cfg.C)
 		}
 		cfg.Trainers = []Trainer{LogisticTrainer(cfg.C)}
 	}
