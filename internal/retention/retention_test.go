@@ -236,6 +236,24 @@ func BenchmarkEvaluate(b *testing.B) {
 		in   Input
 	}{
 		{"typical", typical()},
+		// The features of testdata/requests/basic.json and complaints.json, which the default
+		// model puts in the CRITICAL tier, as internal/server's benchmarks score them: one warning
+		// and a let-go action, three warnings and a make-amends action.
+		{"basic", Input{
+			Features: &churnv1.CustomerFeatures{
+				Complaints: &churnv1.Complaints{Count_30D: ptr(1.0), Count_90D: ptr(2.0)},
+				Account:    &churnv1.Account{TenureMonths: ptr(14.0), Contract: ptr("pay_as_you_go")},
+			},
+			Probability: 0.98, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL,
+		}},
+		{"complaints", Input{
+			Features: &churnv1.CustomerFeatures{
+				Complaints: &churnv1.Complaints{Count_30D: ptr(3.0), Count_90D: ptr(4.0)},
+				Account:    &churnv1.Account{TenureMonths: ptr(14.0), Contract: ptr("pay_as_you_go"), MonthlyRevenue: ptr(250.0)},
+				Service:    &churnv1.ServiceResponse{AvgFirstResponseHours: ptr(40.0), P90FirstResponseHours: ptr(96.0)},
+			},
+			Probability: 0.98, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL,
+		}},
 		{"low_risk_no_warnings", Input{Features: &churnv1.CustomerFeatures{Account: &churnv1.Account{TenureMonths: ptr(20.0)}}, Probability: 0.05, Tier: churnv1.RiskTier_RISK_TIER_LOW}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
