@@ -45,7 +45,6 @@ type Input struct {
 	Features    *churnv1.CustomerFeatures
 	Probability float64
 	Tier        churnv1.RiskTier
-	Previous    *float64 // the customer's previous cached probability, nil when none
 }
 
 // Result is the outcome of Evaluate.
@@ -165,7 +164,6 @@ func (r *Rules) Evaluate(in Input) Result {
 	b = r.inactive(&d, b, f.GetActivity())
 	b = r.lowSatisfaction(&d, b, acc)
 	b = r.highRisk(&d, b, in.Probability, in.Tier)
-	b = r.riskRising(&d, b, in.Probability, in.Previous)
 	warningsEnd := len(b)
 	act, b := r.action(&d, b, in, acc, f.GetComplaints())
 
@@ -307,8 +305,8 @@ func (r *Rules) stage(acc *churnv1.Account, a *churnv1.Activity, declining bool)
 	return churnv1.LifecycleStage_LIFECYCLE_STAGE_MATURE
 }
 
-// RiskRising returns the RISK_RISING warning when p - previous >= the rule's margin, else nil (used
-// on its own when a cached score is read back).
+// RiskRising returns the RISK_RISING warning when p - previous >= the rule's margin, else nil.
+// Evaluate does not raise it: only the caller knows the previous probability.
 func (r *Rules) RiskRising(p float64, previous *float64) *churnv1.Warning {
 	var d drafts
 	var stack [96]byte

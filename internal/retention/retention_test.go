@@ -195,7 +195,6 @@ func typical() Input {
 		},
 		Probability: 0.62,
 		Tier:        churnv1.RiskTier_RISK_TIER_MEDIUM,
-		Previous:    ptr(0.58),
 	}
 }
 
