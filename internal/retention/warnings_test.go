@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -190,6 +191,31 @@ func TestRiskRising(t *testing.T) {
 				t.Errorf("RiskRising (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestWarningRules checks the table Evaluate applies: every warning code but UNSPECIFIED and
+// RISK_RISING (raised by RiskRising) has exactly one rule, in code order, so that a new code
+// without its rule fails here.
+func TestWarningRules(t *testing.T) {
+	t.Parallel()
+	var want []churnv1.WarningCode
+	for c := range churnv1.WarningCode_name {
+		code := churnv1.WarningCode(c)
+		if code != churnv1.WarningCode_WARNING_CODE_UNSPECIFIED && code != churnv1.WarningCode_WARNING_CODE_RISK_RISING {
+			want = append(want, code)
+		}
+	}
+	slices.Sort(want)
+	var got []churnv1.WarningCode
+	for _, rule := range warningRules {
+		got = append(got, rule.code)
+		if rule.raise == nil {
+			t.Errorf("%v has no raise function", rule.code)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warningRules codes (-want +got):\n%s", diff)
 	}
 }
 
