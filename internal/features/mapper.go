@@ -20,7 +20,7 @@ type Mapper struct {
 	// later lists the steps whose standardisation waits until every derived input is computed,
 	// because a derived input reads their value before standardisation.
 	later []int32
-	width            int
+	width int
 }
 
 // from is where a step's value comes from.
