@@ -298,48 +298,33 @@ func TestRunTiersFollowTheQuantiles(t *testing.T) {
 	}
 }
 
-// TestRunScoresUnseenCategoriesAsMissing: by default a test row with a category the training rows
-// did not have is scored (as missing), so it is measured and in the golden rows.
-func TestRunScoresUnseenCategoriesAsMissing(t *testing.T) {
+// TestRunUnseenCategories: by default a test row with a category the training rows did not have
+// is scored (as missing), so it is measured and among the golden rows; under the spec's
+// "unseen": "error" the bundle refuses such a row, so it is measured (as scikit-learn's one-hot
+// encoder with handle_unknown="ignore" would) but kept out of the golden rows.
+func TestRunUnseenCategories(t *testing.T) {
 	t.Parallel()
-	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, runSpec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
-	ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
-	res, err := Run(context.Background(), Config{
-		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
-		Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Unseen != 0 || len(res.Golden) != len(testRows) || res.Test.Rows != len(testRows) {
-		t.Errorf("unseen %d, golden %d, measured %d of %d test rows", res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
-	}
-}
-
-// TestRunLeavesUnseenCategoriesOutOfGolden: under the spec's "unseen": "error" the bundle refuses
-// such a row, so it is measured (as scikit-learn's one-hot encoder with handle_unknown="ignore"
-// would) but kept out of the golden rows.
-func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {
-	t.Parallel()
-	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, strings.Replace(runSpec, `"status": {"source": "categorical.status"}`, `"status": {"source": "categorical.status", "unseen": "error"}`, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
-	ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
-	res, err := Run(context.Background(), Config{
-		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
-		Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Unseen != 1 || len(res.Golden) != len(testRows)-1 || res.Test.Rows != len(testRows) {
-		t.Errorf("unseen %d, golden %d, measured %d of %d test rows", res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+	for _, tc := range []struct {
+		policy       string
+		unseen, lost int
+	}{{"", 0, 0}, {`, "unseen": "error"`, 1, 1}} {
+		spec := strings.Replace(runSpec, `"status": {"source": "categorical.status"}`, `"status": {"source": "categorical.status"`+tc.policy+`}`, 1)
+		ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
+		ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
+		res, err := Run(context.Background(), Config{
+			Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
+			Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Unseen != tc.unseen || len(res.Golden) != len(testRows)-tc.lost || res.Test.Rows != len(testRows) {
+			t.Errorf("policy %q: unseen %d, golden %d, measured %d of %d test rows", tc.policy, res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+		}
 	}
 }
 
