@@ -230,7 +230,8 @@ func TestModelsUsage(t *testing.T) {
 		wantErr  string
 	}{
 		{"no subcommand", nil, 2, "usage: churnctl models"},
-		{"unknown subcommand", []string{"delete"}, 2, `unknown subcommand "delete"`},
+		{"unknown subcommand", []string{"remove"}, 2, `unknown subcommand "remove"`},
+		{"delete without version", []string{"delete"}, 2, "want one VERSION, got 0"},
 		{"get without version", []string{"get"}, 2, "want one VERSION, got 0"},
 		{"activate with two", []string{"activate", "a", "b"}, 2, "want one VERSION, got 2"},
 		{"list with an argument", []string{"list", "x"}, 2, `unexpected arguments ["x"]`},
