@@ -64,7 +64,9 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
-	a.store, err = modelstore.New(models, cfg.ModelVersion)
+	// --model-version may name a bundle loaded here or a version in the model store, which the
+	// registry loads below.
+	a.store, err = modelstore.New(models, activeAmong(models, cfg.ModelVersion))
 	if err != nil {
 		return nil, fmt.Errorf("models: %w", err)
 	}
@@ -106,6 +108,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 
 	scoring, err := server.New(server.Options{
 		Models:     a.store,
+		Loader:     a.registry,
 		Cache:      scoreCache,
 		Rules:      &rules,
 		MaxBatch:   cfg.MaxBatch,
@@ -218,14 +221,26 @@ func (a *App) newRegistry(cfg config.Config, reg prometheus.Registerer) (*regist
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := registry.New(ctx, registry.Options{
-		Backend:    backend,
-		Store:      a.store,
-		Reconcile:  cfg.ModelSyncInterval,
-		Logger:     a.logger.With("component", "registry"),
-		Registerer: reg,
+		Backend:      backend,
+		Store:        a.store,
+		Reconcile:    cfg.ModelSyncInterval,
+		ModelVersion: cfg.ModelVersion,
+		OnDemand:     cfg.ModelOnDemand,
+		Retention:    cfg.ModelRetention,
+		Logger:       a.logger.With("component", "registry"),
+		Registerer:   reg,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if v := cfg.ModelVersion; v != "" {
+		if _, ok := a.store.Get(v); !ok {
+			err := fmt.Errorf("--model-version: %q is neither a bundle loaded here (--model-dir or the embedded default) nor a version in the model store (%s)", v, backend.Name())
+			if serr := r.Replica().SyncErr; serr != nil {
+				err = fmt.Errorf("%w, which could not be read: %v", err, serr)
+			}
+			return nil, err
+		}
 	}
 	active := a.store.Active()
 	a.logger.Info("model store", "backend", backend.Name(), "active", active.Version())
@@ -298,7 +313,15 @@ func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
 		fmt.Fprintln(w, "ok")
 	}
 	mux.HandleFunc("GET /healthz", health)
-	mux.HandleFunc("GET /readyz", health)
+	// Ready also needs this replica to serve the model store's active version: one that cannot
+	// would answer with another model than the other replicas.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p := a.registry.Replica().Problem; p != "" && !a.shutting.Load() {
+			http.Error(w, "not ready: "+p, http.StatusServiceUnavailable)
+			return
+		}
+		health(w, r)
+	})
 	return mux
 }
 

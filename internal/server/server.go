@@ -25,6 +25,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/model"
+	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 )
 
@@ -43,9 +44,18 @@ type Models interface {
 	Get(version string) (*model.Model, bool)
 }
 
+// Loader loads, on demand, a stored version that Models has not loaded, for a request that
+// names it. *registry.Registry is one; its errors are the registry's, which toStatus maps.
+type Loader interface {
+	Model(ctx context.Context, version string) (*model.Model, error)
+}
+
 // Options configure a Server.
 type Options struct {
 	Models Models
+	// Loader loads the stored versions requests name that Models has not loaded; nil: requests
+	// may name only loaded versions.
+	Loader Loader
 	// Cache remembers every score; required.
 	Cache ScoreCache
 	// Rules raise the warnings and choose the action; retention.DefaultRules when nil.
@@ -62,6 +72,7 @@ type Server struct {
 	churnv1.UnimplementedScoringServiceServer
 
 	models   Models
+	loader   Loader
 	cache    ScoreCache
 	rules    *retention.Rules
 	cacheLog throttledLog
@@ -104,6 +115,7 @@ func New(o Options) (*Server, error) {
 	}
 	return &Server{
 		models:   o.Models,
+		loader:   o.Loader,
 		cache:    o.Cache,
 		rules:    o.Rules,
 		cacheLog: throttledLog{every: 10 * time.Second},
@@ -116,7 +128,7 @@ func New(o Options) (*Server, error) {
 
 // Score scores one customer.
 func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
-	resp, err := s.score(req)
+	resp, err := s.score(ctx, req)
 	if err != nil {
 		st := toStatus(ctx, s.logger, err)
 		s.metrics.errors.WithLabelValues(rpcScore, status.Code(st).String()).Inc()
@@ -142,7 +154,7 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
-		resp, err := s.score(item)
+		resp, err := s.score(ctx, item)
 		if err != nil {
 			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, rpcBatch, err, i)}}
 			continue
@@ -169,7 +181,7 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 		if err != nil {
 			return err
 		}
-		resp, err := s.score(req)
+		resp, err := s.score(ctx, req)
 		if err != nil {
 			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, rpcStream, err, i)}
 		} else {
@@ -185,11 +197,11 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 // score validates one request and scores it with the model it asks for: the model maps and
 // evaluates the features and explains the score, the rules add the retention insight, and the
 // results become the response.
-func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
+func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
 		return nil, err
 	}
-	m, err := s.model(req.GetModelVersion())
+	m, err := s.model(ctx, req.GetModelVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -256,8 +268,9 @@ func driverMessages(drivers []model.Driver) []*churnv1.Driver {
 	return out
 }
 
-// model returns the model a request asks for: the active one, or a loaded version.
-func (s *Server) model(version string) (*model.Model, error) {
+// model returns the model a request asks for: the active one, a loaded version, or a stored
+// version the Loader loads now.
+func (s *Server) model(ctx context.Context, version string) (*model.Model, error) {
 	if version == "" {
 		if m := s.models.Active(); m != nil {
 			return m, nil
@@ -270,7 +283,14 @@ func (s *Server) model(version string) (*model.Model, error) {
 	if m, ok := s.models.Get(version); ok {
 		return m, nil
 	}
-	return nil, versionNotLoaded("model_version", version)
+	if s.loader == nil {
+		return nil, versionNotLoaded("model_version", version)
+	}
+	m, err := s.loader.Model(ctx, version)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, versionNotLoaded("model_version", version)
+	}
+	return m, err
 }
 
 func validateCustomerID(id string) error {
