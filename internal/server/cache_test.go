@@ -141,6 +141,7 @@ func TestRedisOutageFailsOpen(t *testing.T) {
 	t.Parallel()
 	addr, stop, restart := redistest.StartRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
 	reg := prometheus.NewRegistry()
 	rc, err := cache.NewRedis(cache.RedisOptions{Client: client, TTL: time.Hour, Timeout: 100 * time.Millisecond, Registerer: reg})
 	if err != nil {

@@ -21,19 +21,11 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/features"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/scoring"
 )
-
-// ScoreCache remembers scores and keeps the watchlist. *cache.Redis and *cache.Memory are ones.
-type ScoreCache interface {
-	Put(ctx context.Context, entries []cache.Entry) ([]cache.Previous, error)
-	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, cache.Previous, error)
-	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (cache.Page, error)
-}
 
 // ModelSource hands out models: the active one or a loaded version. *modelstore.Store is one.
 type ModelSource interface {
