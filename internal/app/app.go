@@ -83,6 +83,11 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			DialTimeout:  time.Second,
 			ReadTimeout:  cfg.CacheTimeout,
 			WriteTimeout: cfg.CacheTimeout,
+
+			// One dial attempt: go-redis's retries come 100ms apart, longer than a cache
+			// operation may take, and an operation waiting for them made a Redis that refuses
+			// connections look like a slow one (DEADLINE_EXCEEDED instead of UNAVAILABLE).
+			DialerRetries: 1,
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}

@@ -62,7 +62,9 @@
 // Get returns [ErrNotFound] for a customer with no cached score, ListAtRisk [ErrBadPageToken] for a
 // token it did not issue. Every Redis operation runs under context.WithTimeout(Timeout) (a Put,
 // per chunk) and its errors wrap [ErrUnavailable], so a server can fail open for Put and answer
-// UNAVAILABLE for Get and ListAtRisk.
+// UNAVAILABLE for Get and ListAtRisk; when the operation ran out of time (its deadline, or a
+// socket timeout of the client) the error wraps context.DeadlineExceeded too, so the server can
+// say so instead.
 package cache
 
 import (

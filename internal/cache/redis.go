@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -117,7 +118,15 @@ func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) 
 // errClosed is what an operation of a closed cache gets; it wraps ErrUnavailable so servers fail open.
 var errClosed = fmt.Errorf("%w: cache closed", ErrUnavailable)
 
+// unavailable wraps an error of Redis in ErrUnavailable. An operation that ran out of time already
+// wraps context.DeadlineExceeded when go-redis stopped at the context's deadline; when a socket
+// timeout of the client stopped it (churnd's client has --cache-timeout as its read and write
+// timeout), it is wrapped in context.DeadlineExceeded here, so that callers see one sign of it.
 func unavailable(op string, err error) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: redis %s: %w: %w", ErrUnavailable, op, context.DeadlineExceeded, err)
+	}
 	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
 }
 

@@ -710,6 +710,61 @@ func TestRedisClose(t *testing.T) {
 	}
 }
 
+// TestRedisErrorsSayWhetherTimeRanOut: every error wraps ErrUnavailable; one of an operation that
+// ran out of time (Redis paused by CLIENT PAUSE: the client's socket timeout, or the operation's
+// own deadline) wraps context.DeadlineExceeded too, one of a Redis that is down does not.
+func TestRedisErrorsSayWhetherTimeRanOut(t *testing.T) {
+	ctx := context.Background()
+	const timeout = 100 * time.Millisecond
+	ops := func(c *Redis) map[string]func() error {
+		return map[string]func() error{
+			"Put":        func() error { _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.9, critical, 9)}); return err },
+			"Get":        func() error { _, _, err := c.Get(ctx, "a"); return err },
+			"ListAtRisk": func() error { _, _, err := c.ListAtRisk(ctx, high, 10, ""); return err },
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// socket is the client's socket timeout: as churnd sets it (--cache-timeout) or far
+		// longer, so that the operation's own deadline ends it.
+		socket  time.Duration
+		down    bool
+		timeout bool
+	}{
+		{name: "paused, socket timeout", socket: timeout, timeout: true},
+		{name: "paused, deadline", socket: time.Minute, timeout: true},
+		{name: "down", socket: timeout, down: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, stop, _ := redistest.StartRedis(t)
+			// One dial attempt, as churnd makes: with go-redis's default of five, 100ms apart, an
+			// operation waits for the dials to a server that is down until its deadline.
+			client := redis.NewClient(&redis.Options{
+				Addr: addr, DialTimeout: timeout, DialerRetries: 1, ReadTimeout: tc.socket, WriteTimeout: tc.socket,
+				ContextTimeoutEnabled: tc.socket > timeout, MaxRetries: -1,
+			})
+			c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour, Timeout: timeout})
+			if tc.down {
+				stop()
+			} else {
+				admin := redis.NewClient(&redis.Options{Addr: addr})
+				t.Cleanup(func() { admin.Close() })
+				// For longer than the test: CLIENT UNPAUSE would wait for the pause too, and the
+				// server is killed at the end of the test.
+				if err := admin.Do(ctx, "CLIENT", "PAUSE", 60_000, "ALL").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, run := range ops(c) {
+				err := run()
+				if !errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) != tc.timeout {
+					t.Errorf("%s: error = %v; want ErrUnavailable, and context.DeadlineExceeded: %v", name, err, tc.timeout)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkRedisPutConcurrent is Put of one customer from many goroutines, as concurrent Score
 // calls make them: each Put is its own round trip, on its own connection.
 func BenchmarkRedisPutConcurrent(b *testing.B) {

@@ -17,7 +17,7 @@ import (
 
 // ScoreCache remembers every score and keeps the at-risk watchlist; *cache.Redis and *cache.Memory
 // are ones. Its errors are internal/cache's sentinels (cache.ErrNotFound, cache.ErrBadPageToken,
-// cache.ErrUnavailable).
+// cache.ErrUnavailable); one of an operation that ran out of time wraps context.DeadlineExceeded too.
 type ScoreCache interface {
 	// Put remembers each response as its customer's latest score and returns, per response, the
 	// probability cached for that customer before it, NaN when there was none.
@@ -119,13 +119,16 @@ func (s *Server) ListAtRisk(ctx context.Context, req *churnv1.ListAtRiskRequest)
 	return &churnv1.ListAtRiskResponse{Customers: page, NextPageToken: next}, nil
 }
 
-// cacheStatus maps cache errors to gRPC statuses.
+// cacheStatus maps cache errors to gRPC statuses: a cache that ran out of time is
+// DEADLINE_EXCEEDED, one that could not be reached UNAVAILABLE.
 func (s *Server) cacheStatus(ctx context.Context, err error, notFound string) error {
 	switch {
 	case errors.Is(err, cache.ErrNotFound):
 		return status.Error(codes.NotFound, notFound)
 	case errors.Is(err, cache.ErrBadPageToken):
 		return invalidArgument("page_token", "is not a token this service issued")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "the score cache did not answer in time; retry later, or call Score")
 	case errors.Is(err, cache.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the score cache is unreachable; retry later, or call Score")
 	}
