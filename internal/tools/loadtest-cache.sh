@@ -7,8 +7,9 @@
 # nearest it has to "caching off", so "Redis/in-process rps" is the on/off ratio.
 # Each Score run also prints the CPU time (user+system, from /proc/<pid>/stat) per call of the
 # churnd it loads and, for the Redis one, of redis-server: "cpu_us churnd=… redis=…".
-# cache_errors counts the calls the score cache failed (UNAVAILABLE, or DEADLINE_EXCEEDED when it
-# answered too late: GetScore under load); errors counts every other failure.
+# cache_errors counts UNAVAILABLE and DEADLINE_EXCEEDED: the calls still in flight when ghz stops
+# (up to 16, its concurrency) and, for GetScore, those the score cache failed (DEADLINE_EXCEEDED
+# when it answered too late, under load); errors counts every other failure.
 # usage: internal/tools/loadtest-cache.sh [runs=3] [duration=8s]    (from the repository root)
 set -euo pipefail
 runs=${1:-3}; dur=${2:-8s}
