@@ -84,6 +84,11 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			DialTimeout:  time.Second,
 			ReadTimeout:  cfg.CacheTimeout,
 			WriteTimeout: cfg.CacheTimeout,
+
+			// One dial attempt: go-redis's retries come 100ms apart, longer than a cache
+			// operation may take, and an operation waiting for them made a Redis that refuses
+			// connections look like a slow one (DEADLINE_EXCEEDED instead of UNAVAILABLE).
+			DialerRetries: 1,
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}
@@ -156,12 +161,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	return a, nil
 }
 
-// newCache uses Redis when --redis-addr is set, else makes the in-process cache. Redis being down
-// at start-up is not fatal: scoring fails open and caching resumes when it is back.
+// newCache uses Redis when --redis-addr is set, else makes the in-process cache, and closes it at
+// cleanup (the Redis cache before its client, which was made first). Redis being down at start-up
+// is not fatal: scoring fails open and caching resumes when it is back.
 func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prometheus.Registerer) (server.ScoreCache, error) {
 	if client == nil {
 		a.logger.Info("score cache in process", "max_entries", cfg.CacheMaxEntries, "ttl", cfg.CacheTTL.String())
-		return cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL}), nil
+		c := cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL})
+		a.onCleanup(func() { c.Close() })
+		return c, nil
 	}
 	c, err := cache.NewRedis(cache.RedisOptions{
 		Client:     client,
@@ -173,6 +181,7 @@ func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prom
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	a.onCleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {

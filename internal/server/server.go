@@ -23,18 +23,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 )
-
-// ScoreCache remembers scores and keeps the watchlist. *cache.Redis and *cache.Memory are ones.
-type ScoreCache interface {
-	Put(ctx context.Context, entries []cache.Entry) ([]cache.Previous, error)
-	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, cache.Previous, error)
-	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (cache.Page, error)
-}
 
 // Models hands out the models this replica has loaded. *modelstore.Store is one.
 type Models interface {
