@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/poll"
 )
 
 // scoreCache is what the contract suite runs against: *Redis and *Memory have these methods.
@@ -77,20 +78,6 @@ func entry(id string, p float64, tier churnv1.RiskTier, loss float64) *churnv1.S
 		Warnings: []*churnv1.Warning{{
 			Code: churnv1.WarningCode_WARNING_CODE_HIGH_RISK, Message: "tier", Value: p, Threshold: 0.5,
 		}},
-	}
-}
-
-// eventually polls cond every 10ms until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, msg)
-		}
-		<-tick.C
 	}
 }
 
@@ -233,7 +220,7 @@ func testContract(t *testing.T, newCache func(t *testing.T, now func() time.Time
 			t.Fatalf("Get before expiry: %v", err)
 		}
 		clock.Advance(contractTTL + time.Second)
-		eventually(t, contractTTL+5*time.Second, func() bool {
+		poll.Until(t, contractTTL+5*time.Second, func() bool {
 			_, _, err := c.Get(ctx, "x")
 			return errors.Is(err, ErrNotFound)
 		}, "Get(x) returns ErrNotFound after the TTL")

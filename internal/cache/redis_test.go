@@ -19,6 +19,7 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/poll"
 )
 
 // newTestRedis makes a Redis cache on addr with its own prefix, so caches share a server. At the
@@ -315,7 +316,7 @@ func TestRedisFailsFastAndRecovers(t *testing.T) {
 	}
 
 	restart() // same port, empty: nothing persisted
-	eventually(t, 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, func() bool {
 		_, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.7, critical, 7)})
 		return err == nil
 	}, "Put works again after redis-server restarts")
