@@ -24,16 +24,18 @@
 //
 // # Redis writes
 //
-// A Put runs in its caller's goroutine (redisput.go). It is one pipelined round trip on a single
-// server: an EVALSHA of the put script per customer, then the watchlist ZADD/ZREMs. When the
+// A Put of fewer than 256 customers (one Score's) goes to a group-commit writer (redisgroup.go),
+// which writes the Puts queued meanwhile together, as one chunk; a bigger Put runs in its
+// caller's goroutine (redisput.go). A chunk is one pipelined round trip on a single server: an EVALSHA of the put script per customer, then the watchlist ZADD/ZREMs. When the
 // server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed scripts are replayed with EVAL in a
 // second round trip, the watchlist again after them. A Cluster client sends every node its share
 // of a pipeline at once, in no order between nodes, so there the watchlist follows in a round trip
 // of its own, for exactly the customers whose scripts succeeded: the watchlist never names a
 // customer whose hash is not written yet. A Put of more than 256 customers is sent in chunks of
 // 256, one after the other, each with its own Timeout, so that a full ScoreBatch has the time it
-// needs. Redis runs one connection's commands in order, so two entries of one customer in a Put
-// apply in order, and a Put that returned before another began is applied first.
+// needs. Redis runs one connection's commands in order, and one writer sends the queued Puts, so
+// two entries of one customer in a Put apply in order, and a Put that returned before another
+// began is applied first.
 //
 // Hashes expire, watchlist members do not: ListAtRisk reads the page's hashes in one pipelined HMGET,
 // skips members whose hash is gone and removes them lazily, so the list stays consistent with Get.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,12 @@ type Redis struct {
 	// at once, in no order.
 	cluster bool
 	closed  atomic.Bool
+	// The group-commit writer of small Puts (redisgroup.go).
+	group       chan *groupPut
+	groupStop   chan struct{}      // closed by Close
+	groupDone   chan struct{}      // closed when the writer has returned
+	groupCancel context.CancelFunc // ends the writer's round trip in flight
+	closeOnce   sync.Once
 }
 
 // dropStaleScript removes expired customers from the watchlist sets, each only while its score is
@@ -104,6 +111,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	_, single := o.Client.(*redis.Client) // one server, or the master a Sentinel names
 	r.cluster = !single
+	r.startGroup()
 	return r, nil
 }
 
@@ -356,7 +364,10 @@ func (r *Redis) restoreRescored(ctx context.Context, stale []any) error {
 // starts no goroutine, so there is nothing else to stop; operations in flight run to their end.
 // The client stays open: it is the caller's, to close after this.
 func (r *Redis) Close() error {
-	r.closed.Store(true)
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		r.stopGroup()
+	})
 	return nil
 }
 
@@ -369,6 +380,7 @@ const (
 type metrics struct {
 	ops      *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	putBatch prometheus.Histogram // Redis only: Puts per round trip (group commit)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -382,6 +394,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Duration of score cache operations, by operation.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"op"}),
+		putBatch: promauto.With(reg).NewHistogram(prometheus.HistogramOpts{
+			Name:    "churn_cache_put_batch_calls",
+			Help:    "Put calls written together in one Redis round trip (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 	}
 	for _, op := range []string{opPut, opGet, opList} {
 		m.duration.WithLabelValues(op)

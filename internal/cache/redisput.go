@@ -69,6 +69,9 @@ func (r *Redis) Put(ctx context.Context, resps []*churnv1.ScoreResponse) (prevs 
 	if err != nil {
 		return nil, err
 	}
+	if len(writes) < maxPutChunk {
+		return r.putGrouped(ctx, writes)
+	}
 	prevs = make([]float64, 0, len(resps))
 	for chunk := range slices.Chunk(writes, maxPutChunk) {
 		p, err := r.putChunk(ctx, chunk)
