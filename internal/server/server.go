@@ -268,7 +268,7 @@ func driverMessages(drivers []model.Driver) []*churnv1.Driver {
 	block := make([]churnv1.Driver, len(drivers))
 	out := make([]*churnv1.Driver, len(drivers))
 	for i, d := range drivers {
-		block[i].Feature, block[i].Value, block[i].Contribution = d.Feature, d.Value, d.Contribution
+		block[i].Feature, block[i].Value, block[i].Contribution, block[i].Category = d.Feature, d.Value, d.Contribution, d.Category
 		out[i] = &block[i]
 	}
 	return out

@@ -149,7 +149,7 @@ func wantResponse(t testing.TB, m *model.Model, req *churnv1.ScoreRequest) *chur
 		ScoredAt:      timestamp(fixedNow),
 	}
 	for _, d := range r.Drivers {
-		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution})
+		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution, Category: d.Category})
 	}
 	return want
 }
