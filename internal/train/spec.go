@@ -92,9 +92,9 @@ type Column struct {
 // serving maps an absent value onto the very column training gave it.
 const MissingAsCategory = "category"
 
-// MissingCategory is the category of a missing value under MissingAsCategory. A cell whose text
-// is MissingCategory is that category too.
-const MissingCategory = "(missing)"
+// MissingCategory is the category of a missing value under MissingAsCategory
+// (bundle.MissingCategory). A cell whose text is MissingCategory is that category too.
+const MissingCategory = bundle.MissingCategory
 
 // Columns is the ordered columns object of a spec. JSON objects have no order in Go maps, so it
 // decodes and encodes the object itself, keeping the keys in document order.
