@@ -436,13 +436,15 @@ func highRisk(r *Rules, in Input) *churnv1.Warning {
 	if in.Tier < minTier {
 		return nil
 	}
+	// One concatenation per message: TestEvaluateAllocs counts the allocations of Evaluate.
 	w := &churnv1.Warning{Value: in.Probability}
-	from := ""
-	if in.TierThresholds != (TierThresholds{}) {
-		w.Threshold = in.TierThresholds.of(minTier)
-		from = ", from probability " + fmtNum(w.Threshold)
+	if in.TierThresholds == (TierThresholds{}) {
+		w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) + " (threshold tier " + tierName(minTier) + ")"
+		return w
 	}
-	w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) + " (threshold tier " + tierName(minTier) + from + ")"
+	w.Threshold = in.TierThresholds.of(minTier)
+	w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) +
+		" (threshold tier " + tierName(minTier) + ", from probability " + fmtNum(w.Threshold) + ")"
 	return w
 }
 
