@@ -40,13 +40,23 @@ Turns a model trained by another library into a churn bundle:
 
 --schema maps every model feature onto CustomerFeatures (JSON):
   {"features": {"<model feature name>": {"source": "account.tenure_months", "name": "tenure",
-                                         "missing": "native"|"impute"|"error", "value": 0, "transform": "log1p"}}}
-  source is required: a numeric field (complaints.count_90d, account.monthly_revenue, ...) or numeric.<key>.
-  missing defaults to native for trees (a missing value goes where the library sends it) and error for
-  logistic regression. Features are named as the model names them (XGBoost without feature_names: f0, f1, ...).
+                                         "missing": "native"|"impute"|"error", "value": 0, "transform": "log1p"}},
+   "categorical": [{"source": "categorical.payment_mode", "name": "payment_mode",
+                    "columns": [{"feature": "payment_mode_card", "category": "card"},
+                                {"feature": "payment_mode_cash", "category": "cash"}, {"category": "transfer"}],
+                    "missing": "zeros"|"impute"|"error", "value": "card", "unseen": "missing"|"error"}]}
+  features: source is required: a numeric field (complaints.count_90d, account.monthly_revenue, ...) or
+  numeric.<key> (docs/MODELS.md, "Typed fields", lists the fields). missing defaults to native for trees
+  (a missing value goes where the library sends it) and error for logistic regression.
+  categorical: a group of one-hot columns becomes one categorical input (categorical.<key> or a text field
+  such as account.contract): callers send the category, not the columns. An entry without a feature is the
+  level a drop-first encoding left without a column. missing "zeros" (the default) sets every column to 0,
+  as the library saw a row without a category; an unseen category is scored so too, and listed.
+  Features are named as the model names them (XGBoost without feature_names: f0, f1, ...).
 
 --rows is a CSV the library scored: a header of the model's feature names plus "probability" (the library's
-predicted probability), one row per input; an empty cell, nan or NA is a missing value. Every row is scored
+predicted probability), one row per input; an empty cell, nan or NA is a missing value (a one-hot column
+of a group must be 0 or 1, and 1 in at most one of the group). Every row is scored
 through the serving path and the import fails unless each agrees with the library within --tolerance; some
 rows become the bundle's check vectors, and tiers are chosen on them unless --tiers is given.
 

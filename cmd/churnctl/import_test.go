@@ -36,8 +36,9 @@ func TestImportCLI(t *testing.T) {
 		{"xgboost-json", "xgb_wa.json", "wa_trees.schema.json", "xgb_wa_rows.csv"},
 		{"lightgbm", "lgb_breast_cancer_dart.txt", "lgb_breast_cancer.schema.json", "lgb_breast_cancer_dart_rows.csv"},
 		{"sklearn-logistic", "sk_wa.json", "wa_logistic.schema.json", "sk_wa_rows.csv"},
+		{"xgboost-json", "xgb_onehot.json", "onehot_trees.schema.json", "xgb_onehot_rows.csv"}, // one-hot groups
 	} {
-		t.Run(tc.format, func(t *testing.T) {
+		t.Run(tc.model, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "b.json")
 			code, stdout, stderr := runCLI(t, "import", "--format", tc.format, "--model", filepath.Join(importData, tc.model),

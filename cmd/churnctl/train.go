@@ -57,7 +57,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.SetOutput(stderr)
 	var f trainFlags
 	fs.StringVar(&f.data, "data", "", "training data: a CSV file with a header row (required)")
-	fs.StringVar(&f.spec, "spec", "", "dataset spec (JSON) mapping the CSV's columns to model inputs (required)")
+	fs.StringVar(&f.spec, "spec", "", "dataset spec (JSON) mapping the CSV's columns to model inputs; docs/MODELS.md, \"Dataset specs\", documents it (required)")
 	fs.StringVar(&f.testIdx, "test-idx", "", "held-out rows: a file of 0-based data-row indices, one a line (default: a stratified 80/20 split by --seed)")
 	fs.StringVar(&f.name, "name", "", "model name in the manifest (default: the spec's name)")
 	fs.StringVar(&f.version, "version", "", "model version, e.g. iranian-gbdt-2026.11.24 (required)")

@@ -74,6 +74,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		logger.Info("model loaded", "name", m.Name(), "version", m.Version(), "origin", m.Origin,
 			"type", m.Type(), "inputs", m.NumInputs(), "columns", m.Width())
 	}
+	logActive(logger, a.store.List(), a.store.Active(), cfg.ModelVersion)
 	var redisClient redis.UniversalClient
 	if len(cfg.RedisAddrs) > 0 {
 		redisClient = redis.NewUniversalClient(&redis.UniversalOptions{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,4 +272,75 @@ func TestModelVersionFromTheModelStore(t *testing.T) {
 	if err != nil || resp.GetModel().GetVersion() != "pinned-1" {
 		t.Fatalf("Score = %v, %v; want the stored pinned-1", resp.GetModel(), err)
 	}
+}
+
+// TestModelDirLogsWhichBundleIsActive: with two bundles in --model-dir the newest by created_at
+// becomes active, and the log says so as a warning, naming the other; --model-version names the
+// active one instead, and the log says that.
+func TestModelDirLogsWhichBundleIsActive(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, created := range map[string]string{"older-1": "2026-01-01T00:00:00Z", "newer-1": "2026-06-01T00:00:00Z"} {
+		data := modeltest.WithVersion(t, name, func(m map[string]any) { m["created_at"] = created })
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		modelVersion, active string
+		want                 []string
+	}{
+		{"", "newer-1", []string{`level=WARN msg="active model: the newest by created_at of the bundles loaded; set --model-version to choose another" version=newer-1`, `others=[older-1]`}},
+		{"older-1", "older-1", []string{`level=INFO msg="active model: named by --model-version" version=older-1`}},
+	} {
+		cfg := config.Default()
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, t.TempDir()
+		cfg.ModelDir, cfg.ModelVersion = dir, tc.modelVersion
+		var log lockedBuffer
+		a, err := app.New(cfg, slog.New(slog.NewTextHandler(&log, nil)), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		// Stop once it serves: the active model answers.
+		conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := churnv1.NewScoringServiceClient(conn).Score(context.Background(), &churnv1.ScoreRequest{CustomerId: "c-1"}, grpc.WaitForReady(true))
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if err != nil || resp.GetModel().GetVersion() != tc.active {
+			t.Errorf("--model-version %q: Score = %v, %v; want model %s", tc.modelVersion, resp.GetModel(), err, tc.active)
+		}
+		got := log.String()
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("--model-version %q: the log lacks %q:\n%s", tc.modelVersion, w, got)
+			}
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that the app's goroutines may write while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

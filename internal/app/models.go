@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/registry"
@@ -96,6 +97,33 @@ func activeAmong(models []*model.Model, version string) string {
 		}
 	}
 	return ""
+}
+
+// logActive says which of the loaded bundles (models, oldest first) is active and why: named by
+// --model-version, the only one, or the newest by created_at. The last is a warning when there
+// are several: a bundle added to --model-dir becomes active at the next start just by being
+// newer, and the operator must be able to see that it did.
+func logActive(logger *slog.Logger, models []*model.Model, active *model.Model, modelVersion string) {
+	attrs := []any{"version", active.Version(), "created_at", active.Bundle.Manifest.CreatedAt, "origin", active.Origin}
+	switch {
+	case modelVersion != "" && modelVersion == active.Version():
+		logger.Info("active model: named by --model-version", attrs...)
+	case len(models) == 1:
+		logger.Info("active model: the only bundle loaded", attrs...)
+	default:
+		var others []string
+		for _, m := range models {
+			if m != active {
+				others = append(others, m.Version())
+			}
+		}
+		attrs = append(attrs, "others", others)
+		if modelVersion != "" { // a version of the model store, which the registry activates next
+			logger.Info("active model until --model-version loads from the model store: the newest by created_at of the bundles loaded", append(attrs, "model_version", modelVersion)...)
+			return
+		}
+		logger.Warn("active model: the newest by created_at of the bundles loaded; set --model-version to choose another", attrs...)
+	}
 }
 
 // loadModels loads the bundles of --model-dir, or the embedded default.

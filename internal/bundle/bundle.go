@@ -77,6 +77,14 @@ const (
 	MissingNative = "native"
 )
 
+// MissingCategory is, by convention, the category of a categorical input that stands for a
+// missing value: Missing.Category names it and Categories holds it, so that an absent value maps
+// onto a column of its own. Trained bundles use it for a text column whose missing value is a
+// category (internal/train's MissingAsCategory), imported ones for a one-hot group whose
+// missing value sets none of the model's columns (internal/importer). To the format it is a
+// category like any other.
+const MissingCategory = "(missing)"
+
 // Unseen-category policies (categorical inputs).
 const (
 	// UnseenError refuses a category not in Categories.

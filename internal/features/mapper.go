@@ -336,14 +336,8 @@ func (m *Mapper) Map(f *churnv1.CustomerFeatures, dst []float64, imputed []int) 
 	}
 	dst = dst[:m.width]
 	var c collector
-	c.validateTyped(f)
+	c.validate(f)
 	num, cat := f.GetNumeric(), f.GetCategorical()
-	if len(num) > 0 {
-		c.numericMap(num)
-	}
-	if len(cat) > 0 {
-		c.categoricalMap(cat)
-	}
 	for i := range m.steps {
 		s := &m.steps[i]
 		if s.from == fromText || s.from == fromCategorical {

@@ -121,9 +121,18 @@ func SourceType(source string) (string, error) {
 	for i := range typedFields {
 		names[i] = typedFields[i].Source
 	}
-	return "", fmt.Errorf("source %s is not a CustomerFeatures field: want numeric.<key>, categorical.<key> (a key of at most %d bytes without white space) or a typed field: %s",
-		quote(source), bundle.MaxKeyLen, strings.Join(names, ", "))
+	return "", fmt.Errorf("source %s is not a CustomerFeatures field: want numeric.<key>, categorical.<key> (a key of at most %d bytes without white space) or a typed field: %s (%s lists them with their units and valid values)",
+		quote(source), bundle.MaxKeyLen, strings.Join(names, ", "), TypedFieldsDoc)
 }
+
+// TypedFieldsDoc is where the docs list the typed fields with their units and valid values (the
+// table TestTypedFieldsDoc renders from typedFields, under this heading), for errors about a
+// source to point at.
+const TypedFieldsDoc = "docs/MODELS.md, \"Typed fields\""
+
+// Path is the path of a source's value in a ScoreRequest, as a Violation names it:
+// features.complaints.count_30d, features.numeric.calls.
+func Path(source string) string { return pathPrefix + source }
 
 // Set stores value in f under a bundle source name: a typed field such as complaints.count_30d
 // or account.contract, or numeric.<key> / categorical.<key>. A numeric value is parsed with

@@ -33,9 +33,10 @@ func TestSourceType(t *testing.T) {
 			t.Errorf("SourceType(%q) succeeded", bad)
 			continue
 		}
-		// The error lists what a spec or a bundle may name.
-		if !strings.Contains(err.Error(), "activity.days_since_last_active") || !strings.Contains(err.Error(), "account.satisfaction") {
-			t.Errorf("SourceType(%q) = %v, want the typed fields listed", bad, err)
+		// The error lists what a spec or a bundle may name, and where the docs describe them.
+		if !strings.Contains(err.Error(), "activity.days_since_last_active") || !strings.Contains(err.Error(), "account.satisfaction") ||
+			!strings.Contains(err.Error(), features.TypedFieldsDoc) {
+			t.Errorf("SourceType(%q) = %v, want the typed fields listed and %s named", bad, err, features.TypedFieldsDoc)
 		}
 	}
 }
@@ -113,6 +114,12 @@ func TestTypedFieldsDoc(t *testing.T) {
 	i, j := strings.Index(doc, begin), strings.Index(doc, end)
 	if i < 0 || j < i {
 		t.Fatalf("%s has no generated typed-field table between %q and %q", path, begin, end)
+	}
+	// Errors about a source point at the table by its heading (TypedFieldsDoc).
+	heading := doc[strings.LastIndex(doc[:i], "\n#")+1 : i]
+	heading = strings.TrimSpace(strings.TrimLeft(heading[:strings.Index(heading, "\n")], "#"))
+	if !strings.Contains(features.TypedFieldsDoc, `"`+heading+`"`) {
+		t.Errorf("the table is under the heading %q, but errors point at %s", heading, features.TypedFieldsDoc)
 	}
 	got := doc[i : j+len(end)]
 	if got == want {

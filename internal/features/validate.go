@@ -19,6 +19,27 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 )
 
+// Validate is Map's validation of f without a schema: the violations of every typed field and map
+// entry, whether or not a model reads it, as a *ValidationError (nil when f is valid). A request
+// Validate refuses is refused by every model; the trainer checks its rows with it, so that a
+// model is never trained on values serving refuses.
+func Validate(f *churnv1.CustomerFeatures) error {
+	var c collector
+	c.validate(f)
+	return c.err()
+}
+
+// validate adds the violations of every typed field and map entry of f.
+func (c *collector) validate(f *churnv1.CustomerFeatures) {
+	c.validateTyped(f)
+	if num := f.GetNumeric(); len(num) > 0 {
+		c.numericMap(num)
+	}
+	if cat := f.GetCategorical(); len(cat) > 0 {
+		c.categoricalMap(cat)
+	}
+}
+
 // validateTyped adds the violations of f's typed fields, by the table of typed fields, and of
 // the one cross-field rule: complaints.count_30d <= complaints.count_90d.
 func (c *collector) validateTyped(f *churnv1.CustomerFeatures) {

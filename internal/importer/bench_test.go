@@ -70,11 +70,11 @@ func compile(b *testing.B, m *Model) *scoring.Evaluator {
 	for i, f := range m.Features {
 		features[f] = SchemaFeature{Source: fmt.Sprintf("numeric.f%d", i)}
 	}
-	inputs, err := (&Schema{Features: features}).inputs(m.Features, bundle.ModelTrees)
+	l, err := (&Schema{Features: features}).layout(m.Features, bundle.ModelTrees)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bd := &bundle.Bundle{Manifest: bundle.Manifest{FormatVersion: 1, Name: "bench", Version: "v1", CreatedAt: time.Unix(1, 0), Inputs: inputs,
+	bd := &bundle.Bundle{Manifest: bundle.Manifest{FormatVersion: 1, Name: "bench", Version: "v1", CreatedAt: time.Unix(1, 0), Inputs: l.inputs,
 		Calibration: bundle.Calibration{Method: bundle.CalibrationNone}, Tiers: bundle.Tiers{Medium: 0.5, High: 0.5, Critical: 0.5},
 		CheckVectors: []bundle.CheckVector{{Features: []byte("{}")}}},
 		Model: bundle.Model{Type: bundle.ModelTrees, Trees: m.Trees}}

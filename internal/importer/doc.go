@@ -1,7 +1,9 @@
 // Package importer turns a model trained by another library into a churn model bundle. That is its
 // one job: it reads the foreign model file (one file per format: XGBoost JSON, LightGBM text,
 // scikit-learn logistic regression in the JSON documented in sklearn.go), maps the model's
-// feature columns onto CustomerFeatures by a small import schema (schema.go), proves on rows the
+// feature columns onto CustomerFeatures by a small import schema (schema.go: a numeric feature
+// onto a numeric source, a group of one-hot columns onto one categorical input, whose columns the
+// trees' splits and the weights are rewired to), proves on rows the
 // library itself scored that serving computes the library's probabilities (to a tolerance,
 // 1e-6 by default), and returns a validated bundle whose check vectors are some of those rows.
 //

@@ -27,24 +27,23 @@ func checkParsed(t *testing.T, m *Model) {
 	if m.Logistic != nil {
 		typ = bundle.ModelLogistic
 	}
-	inputs, err := (&Schema{Features: features}).inputs(m.Features, typ)
+	l, err := (&Schema{Features: features}).layout(m.Features, typ)
 	if err != nil {
 		t.Fatalf("features of a parsed model do not map: %v", err)
 	}
 	b := &bundle.Bundle{
-		Manifest: bundle.Manifest{FormatVersion: 1, Name: "fuzz", Version: "v1", CreatedAt: time.Unix(1, 0), Inputs: inputs,
+		Manifest: bundle.Manifest{FormatVersion: 1, Name: "fuzz", Version: "v1", CreatedAt: time.Unix(1, 0), Inputs: l.inputs,
 			Calibration: bundle.Calibration{Method: bundle.CalibrationNone}, Tiers: bundle.Tiers{Medium: 0.5, High: 0.5, Critical: 0.5},
 			CheckVectors: []bundle.CheckVector{{Features: []byte("{}")}}},
 	}
 	if m.Trees != nil {
-		b.Model = bundle.Model{Type: bundle.ModelTrees, Trees: m.Trees}
-	} else {
-		b.Model = bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Intercept: m.Logistic.Intercept, Weights: m.Logistic.Weights}}
-		if m.Logistic.Scale != nil {
-			for i := range b.Manifest.Inputs {
-				b.Manifest.Inputs[i].Standardize = &bundle.Standardize{Mean: m.Logistic.Mean[i], Scale: m.Logistic.Scale[i]}
-			}
+		trees, err := l.trees(m.Trees)
+		if err != nil {
+			t.Fatalf("the trees of a parsed model do not map: %v", err)
 		}
+		b.Model = bundle.Model{Type: bundle.ModelTrees, Trees: trees}
+	} else {
+		b.Model = bundle.Model{Type: bundle.ModelLogistic, Logistic: l.logistic(m.Logistic)}
 	}
 	if err := b.Validate(); err != nil {
 		t.Fatalf("a parsed model makes an invalid bundle: %v", err)
@@ -106,6 +105,9 @@ func FuzzSchema(f *testing.F) {
 	f.Add(readFile(f, "wa_trees.schema.json"))
 	f.Add(readFile(f, "wa_logistic.schema.json"))
 	f.Add([]byte(`{"features": {"a": {"source": "numeric.a", "missing": "impute", "value": 1e308, "transform": "log1p"}}}`))
+	f.Add(readFile(f, "onehot_trees.schema.json"))
+	f.Add([]byte(`{"features": {"a": {"source": "numeric.a"}}, "categorical": [{"source": "account.contract", "missing": "impute", "value": "y",
+		"columns": [{"feature": "x", "category": "y"}, {"feature": "z", "category": "(missing)"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSchema(data)
 		if err != nil {
@@ -115,15 +117,35 @@ func FuzzSchema(f *testing.F) {
 		for k := range s.Features {
 			names = append(names, k)
 		}
+		for _, g := range s.Categorical {
+			for _, c := range g.Columns {
+				if c.Feature != "" {
+					names = append(names, c.Feature)
+				}
+			}
+		}
 		for _, typ := range []string{bundle.ModelTrees, bundle.ModelLogistic} {
-			inputs, err := s.inputs(names, typ)
+			l, err := s.layout(names, typ)
 			if err != nil {
 				continue
 			}
-			for i, in := range inputs {
-				if _, err := features.SourceType(in.Source); err != nil || in.Name == "" {
+			width := 0
+			for i, in := range l.inputs {
+				if typ, err := features.SourceType(in.Source); err != nil || typ != in.Type || in.Name == "" {
 					t.Fatalf("input %d of a parsed schema: %+v", i, in)
 				}
+				width += max(1, len(in.Categories))
+			}
+			// Every model feature has its own bundle column.
+			seen := map[int]bool{}
+			for f, c := range l.column {
+				if c < 0 || c >= width || seen[c] {
+					t.Fatalf("model feature %d has column %d (width %d), or shares it", f, c, width)
+				}
+				seen[c] = true
+			}
+			if width != l.width {
+				t.Fatalf("inputs make %d columns, the layout says %d", width, l.width)
 			}
 		}
 	})

@@ -59,6 +59,8 @@ func TestGolden(t *testing.T) {
 		{"lightgbm dart", FormatLightGBM, "lgb_breast_cancer_dart.txt", "lgb_breast_cancer.schema.json", "lgb_breast_cancer_dart_rows.csv", 0},
 		{"sklearn ovr scaled", FormatSklearnLogistic, "sk_wa.json", "wa_logistic.schema.json", "sk_wa_rows.csv", 1},
 		{"sklearn multinomial", FormatSklearnLogistic, "sk_wa_multinomial.json", "wa_logistic.schema.json", "sk_wa_multinomial_rows.csv", 0},
+		{"xgboost one-hot groups", FormatXGBoostJSON, "xgb_onehot.json", "onehot_trees.schema.json", "xgb_onehot_rows.csv", 150},
+		{"sklearn one-hot groups, scaled", FormatSklearnLogistic, "sk_onehot.json", "onehot_logistic.schema.json", "sk_onehot_rows.csv", 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -143,23 +143,28 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 	if b.Manifest.Description == "" {
 		b.Manifest.Description = "Imported " + m.Summary + "."
 	}
+	modelType := bundle.ModelTrees
 	switch {
 	case m.Trees != nil && m.Logistic == nil:
-		b.Model = bundle.Model{Type: bundle.ModelTrees, Trees: m.Trees}
 	case m.Logistic != nil && m.Trees == nil:
-		b.Model = bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Intercept: m.Logistic.Intercept, Weights: m.Logistic.Weights}}
+		modelType = bundle.ModelLogistic
 	default:
 		return nil, nil, errors.New("import: the model needs trees or logistic parameters, not both")
 	}
-	inputs, err := s.inputs(m.Features, b.Model.Type)
+	l, err := s.layout(m.Features, modelType)
 	if err != nil {
 		return nil, nil, err
 	}
-	if l := m.Logistic; l != nil && l.Scale != nil {
-		for i := range inputs {
-			inputs[i].Standardize = &bundle.Standardize{Mean: l.Mean[i], Scale: l.Scale[i]}
+	if modelType == bundle.ModelTrees {
+		trees, err := l.trees(m.Trees)
+		if err != nil {
+			return nil, nil, fmt.Errorf("import: %v", err)
 		}
+		b.Model = bundle.Model{Type: modelType, Trees: trees}
+	} else {
+		b.Model = bundle.Model{Type: modelType, Logistic: l.logistic(m.Logistic)}
 	}
+	inputs := l.inputs
 	b.Manifest.Inputs = inputs
 
 	// Compile with placeholder tiers and check vectors: the serving path needs the schema and
@@ -184,13 +189,25 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 		row := &rows.Rows[r]
 		f := &churnv1.CustomerFeatures{}
 		for i, in := range inputs {
-			v := row.Values[col[i]]
+			if g := l.group[i]; g != nil {
+				cat, err := l.category(i, m.Features, row, col)
+				if err != nil {
+					return nil, nil, fmt.Errorf("rows: line %d: %v", row.Line, err)
+				}
+				if cat == "" {
+					missing[r]++
+				} else if err := features.SetText(f, in.Source, cat); err != nil {
+					return nil, nil, fmt.Errorf("rows: line %d: categorical[%q]: %v", row.Line, in.Name, err)
+				}
+				continue
+			}
+			v := row.Values[col[l.feature[i]]]
 			if math.IsNaN(v) {
 				missing[r]++
 				continue
 			}
 			if err := features.Set(f, in.Source, strconv.FormatFloat(v, 'g', -1, 64)); err != nil {
-				return nil, nil, fmt.Errorf("rows: line %d: column %q: %v", row.Line, m.Features[i], err)
+				return nil, nil, fmt.Errorf("rows: line %d: column %q: %v", row.Line, m.Features[l.feature[i]], err)
 			}
 		}
 		res, err := serving.Score(f)
@@ -211,7 +228,7 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 		rep.MissingValues += missing[r]
 	}
 	rep.MeanAbsDiff = sum / float64(len(rows.Rows))
-	recordRanges(b.Manifest.Inputs, rows, col)
+	l.recordRanges(rows, col)
 
 	if o.Tiers != nil {
 		b.Manifest.Tiers = *o.Tiers
@@ -242,16 +259,16 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 }
 
 // recordRanges records, for each numeric input, the range of its values in the rows, where
-// model.Load's gate probes the model.
-func recordRanges(inputs []bundle.Input, rows *Rows, col []int) {
-	for i := range inputs {
-		in := &inputs[i]
+// model.Load's gate probes the model. col[f] is model feature f's column in the rows.
+func (l *layout) recordRanges(rows *Rows, col []int) {
+	for i := range l.inputs {
+		in := &l.inputs[i]
 		if in.Type != bundle.TypeNumeric || in.Source == "" {
 			continue
 		}
 		var r *bundle.Range
 		for _, row := range rows.Rows {
-			v := row.Values[col[i]]
+			v := row.Values[col[l.feature[i]]]
 			switch {
 			case math.IsNaN(v) || math.IsInf(v, 0):
 			case r == nil:
@@ -262,6 +279,95 @@ func recordRanges(inputs []bundle.Input, rows *Rows, col []int) {
 		}
 		in.Range = r
 	}
+}
+
+// trees returns te with its splits rewired from the model's feature columns to the bundle's.
+func (l *layout) trees(te *bundle.TreeEnsemble) (*bundle.TreeEnsemble, error) {
+	out := *te
+	out.Trees = make([]bundle.Tree, len(te.Trees))
+	for i, t := range te.Trees {
+		t.Feature = slices.Clone(t.Feature)
+		for n, f := range t.Feature {
+			if t.Left[n] == -1 {
+				continue // a leaf: its feature means nothing
+			}
+			if f < 0 || int(f) >= len(l.column) {
+				return nil, fmt.Errorf("tree %d node %d splits on feature %d, outside the model's %d features", i, n, f, len(l.column))
+			}
+			t.Feature[n] = int32(l.column[f])
+		}
+		out.Trees[i] = t
+	}
+	return &out, nil
+}
+
+// logistic returns lg's parameters on the bundle's columns. A numeric input keeps its weight and
+// takes the scaler's mean and scale as its standardisation. A group's one-hot columns cannot be
+// standardised in the bundle (a categorical input has none), so the scaler is folded into them:
+// w·(x - mean)/scale = (w/scale)·x - w·mean/scale, the first the column's weight, the second moved
+// into the intercept. A MissingZeros category's column has weight 0: the model does not read it.
+func (l *layout) logistic(lg *Logistic) *bundle.Logistic {
+	out := &bundle.Logistic{Intercept: lg.Intercept, Weights: make([]float64, l.width)}
+	for i := range l.inputs {
+		if f := l.feature[i]; f >= 0 {
+			out.Weights[l.column[f]] = lg.Weights[f]
+			if lg.Scale != nil {
+				l.inputs[i].Standardize = &bundle.Standardize{Mean: lg.Mean[f], Scale: lg.Scale[f]}
+			}
+			continue
+		}
+		for _, f := range l.oneHot[i] {
+			if f < 0 {
+				continue // a level without a model column: weight 0
+			}
+			w := lg.Weights[f]
+			if lg.Scale != nil {
+				out.Intercept -= w * lg.Mean[f] / lg.Scale[f]
+				w /= lg.Scale[f]
+			}
+			out.Weights[l.column[f]] = w
+		}
+	}
+	return out
+}
+
+// category is the category of group input i in row (col[f] is model feature f's column in the
+// rows): the category whose column is 1; when every column is 0, the level without a column, or
+// "" (missing) when the group has none, which only MissingZeros can express. Each column must be
+// 0 or 1, and 1 in at most one.
+func (l *layout) category(i int, features []string, row *Row, col []int) (string, error) {
+	g, in := l.group[i], &l.inputs[i]
+	cat, set, base := "", "", ""
+	for k, f := range l.oneHot[i] {
+		if f < 0 {
+			base = in.Categories[k]
+			continue
+		}
+		switch v := row.Values[col[f]]; {
+		case v == 1 && set != "":
+			return "", fmt.Errorf("columns %q and %q of the group %s are both 1: a one-hot group has one category", set, features[f], in.Name)
+		case v == 1:
+			cat, set = in.Categories[k], features[f]
+		case v != 0:
+			return "", fmt.Errorf("column %q of the group %s is %s: a one-hot column is 0 or 1", features[f], in.Name, cellText(v))
+		}
+	}
+	if cat == "" && base != "" {
+		return base, nil
+	}
+	if cat == "" && g.Missing != "" && g.Missing != MissingZeros {
+		return "", fmt.Errorf("every column of the group %s is 0 (the library saw no category), which its missing policy %q cannot express: only %q sets every column to 0",
+			in.Name, g.Missing, MissingZeros)
+	}
+	return cat, nil
+}
+
+// cellText shows a row value in an error: "missing" for NaN.
+func cellText(v float64) string {
+	if math.IsNaN(v) {
+		return "missing"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 // rowColumns finds, for each model feature, its column in rows.

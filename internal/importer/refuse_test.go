@@ -49,6 +49,11 @@ func TestRefused(t *testing.T) {
 	}
 }
 
+// group is a schema of one group of two columns, a and b (categories x and y), with more fields.
+func group(fields string) string {
+	return `{"categorical": [{` + fields + `, "columns": [{"feature": "a", "category": "x"}, {"feature": "b", "category": "y"}]}]}`
+}
+
 // TestSchemaErrors: each bad schema is refused naming the feature and field.
 func TestSchemaErrors(t *testing.T) {
 	t.Parallel()
@@ -65,6 +70,30 @@ func TestSchemaErrors(t *testing.T) {
 		{"duplicate feature", `{"features": {"a": {"source": "numeric.a"}, "a": {"source": "numeric.b"}}}`, `duplicate object member name "a" within "/features"`},
 		{"not an object", `{"features": []}`, "want an object"},
 		{"trailing", `{"features": {"a": {"source": "numeric.a"}}} {}`, "trailing data"},
+		{"unknown source names the docs", `{"features": {"a": {"source": "account.nope"}}}`, `docs/MODELS.md, "Typed fields"`},
+		{"group of a numeric source", group(`"source": "numeric.p"`), `categorical[0].source: numeric.p is numeric`},
+		{"group without columns", `{"features": {}, "categorical": [{"source": "categorical.p", "columns": []}]}`, `categorical[0].columns: empty`},
+		{"group unknown field", group(`"source": "categorical.p", "scale": 2`), `unknown field "scale"`},
+		{"group column unknown field", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "value": "x"}]}]}`, `unknown field "value"`},
+		{"group category twice", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "x"}, {"feature": "b", "category": "x"}]}]}`,
+			`categorical[0].columns[1].category: "x" is listed twice`},
+		{"group category empty", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": ""}]}]}`, `categorical[0].columns[0].category: empty`},
+		{"group category too long", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "` + strings.Repeat("x", 257) + `"}]}]}`,
+			`categorical[0].columns[0].category: must be at most 256 bytes, got 257: a request cannot carry it`},
+		{"group category reserved", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "(missing)"}]}]}`, `category "(missing)" stands for a missing value`},
+		{"group two levels without a column", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "x"}, {"category": "y"}, {"category": "z"}]}]}`,
+			`categorical[0].columns[2].feature: missing, as in columns[1]`},
+		{"group only a level without a column", `{"categorical": [{"source": "categorical.p", "columns": [{"category": "y"}]}]}`, `no entry names a model feature`},
+		{"group feature also in features", `{"features": {"a": {"source": "numeric.a"}}, "categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "x"}]}]}`,
+			`categorical[0].columns[0].feature: model feature "a" also has an entry in features`},
+		{"group feature in two groups", `{"categorical": [{"source": "categorical.p", "columns": [{"feature": "a", "category": "x"}]}, {"source": "categorical.q", "columns": [{"feature": "a", "category": "x"}]}]}`,
+			`categorical[1].columns[0].feature: model feature "a" is also a column of categorical[0]`},
+		{"group name taken", `{"features": {"a": {"source": "numeric.p"}}, "categorical": [{"source": "categorical.p", "columns": [{"feature": "b", "category": "x"}]}]}`,
+			`categorical[0].name: input name "p" is also the name of features["a"]`},
+		{"group impute not a category", group(`"source": "categorical.p", "missing": "impute", "value": "gold"`), `categorical[0].value: "gold" is not one of the group's categories`},
+		{"group value without impute", group(`"source": "categorical.p", "value": "x"`), `categorical[0].value: only missing "impute" takes a value`},
+		{"group bad missing", group(`"source": "categorical.p", "missing": "native"`), `categorical[0].missing: "native" (want zeros, impute or error)`},
+		{"group bad unseen", group(`"source": "categorical.p", "unseen": "ignore"`), `categorical[0].unseen: "ignore" (want missing or error)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -93,6 +122,13 @@ func TestBuildErrors(t *testing.T) {
 	}
 	header := "tenure,monthly_charges,total_charges,senior_citizen,contract,paperless_billing,fiber,tech_support,probability\n"
 	opts := Options{Name: "x", Version: "v1", CreatedAt: time.Unix(1, 0)}
+	onehot, err := Parse(FormatXGBoostJSON, readFile(t, "xgb_onehot.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ohSchema := string(readFile(t, "onehot_trees.schema.json"))
+	ohHeader := "contract_month_to_month,contract_one_year,contract_two_year,tenure,payment_electronic_check,payment_mailed_check," +
+		"payment_bank_transfer,payment_credit_card,monthly_charges,internet_fiber,internet_none,senior_citizen,tech_support_yes,probability\n"
 	for _, tc := range []struct {
 		name   string
 		model  *Model
@@ -106,6 +142,16 @@ func TestBuildErrors(t *testing.T) {
 		{"row column missing", xgb, "", "tenure,probability\n1,0.5\n", `no column for model feature 1 "monthly_charges"`},
 		{"row breaks validation", xgb, "", header + "-3,2,3,0,0,0,0,0,0.5\n", "line 2"},
 		{"row mismatch", xgb, "", header + "1,20,20,0,0,0,0,0,0.999\n", "line 2: serving computes"},
+		{"group column not a feature", onehot, strings.Replace(ohSchema, `"contract_two_year"`, `"contract_2y"`, 1), ohHeader + "1,0,0,5,1,0,0,0,50,0,0,0,0,0.5\n", `["contract_2y"] are not features of the model`},
+		{"model feature in no group", onehot, strings.Replace(ohSchema, `{"feature": "contract_two_year", "category": "two_year"}`, `{"category": "two_year"}`, 1), ohHeader + "1,0,0,5,1,0,0,0,50,0,0,0,0,0.5\n",
+			`model feature 2 "contract_two_year" has no entry in features or categorical`},
+		{"group of two ones", onehot, ohSchema, ohHeader + "1,1,0,5,1,0,0,0,50,0,0,0,0,0.5\n", `line 2: columns "contract_month_to_month" and "contract_one_year" of the group contract are both 1`},
+		{"group column not 0 or 1", onehot, ohSchema, ohHeader + "1,0,0,5,0.5,0,0,0,50,0,0,0,0,0.5\n", `line 2: column "payment_electronic_check" of the group payment_method is 0.5`},
+		{"group column missing", onehot, ohSchema, ohHeader + "1,0,0,5,1,0,0,0,50,,0,0,0,0.5\n", `line 2: column "internet_fiber" of the group internet_service is missing`},
+		{"group of zeros, missing error", onehot, strings.Replace(ohSchema, `"name": "contract",`, `"name": "contract", "missing": "error",`, 1),
+			ohHeader + "0,0,0,5,1,0,0,0,50,0,0,0,0,0.5\n", `line 2: every column of the group contract is 0 (the library saw no category), which its missing policy "error" cannot express`},
+		{"group of zeros, missing imputes", onehot, strings.Replace(ohSchema, `"name": "contract",`, `"name": "contract", "missing": "impute", "value": "one_year",`, 1),
+			ohHeader + "0,0,0,5,1,0,0,0,50,0,0,0,0,0.5\n", `its missing policy "impute" cannot express`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

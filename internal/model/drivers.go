@@ -10,8 +10,8 @@ import (
 type inputSpan struct {
 	name        string
 	start, n    int
-	categorical bool
-	mean, scale float64 // scale 0: not standardised
+	categories  []string // a categorical input's, in column order; nil for a numeric one
+	mean, scale float64  // scale 0: not standardised
 }
 
 func spans(m *bundle.Manifest) []inputSpan {
@@ -20,7 +20,7 @@ func spans(m *bundle.Manifest) []inputSpan {
 	for i, in := range m.Inputs {
 		s := inputSpan{name: in.Name, start: col, n: 1}
 		if in.Type == bundle.TypeCategorical {
-			s.categorical, s.n = true, len(in.Categories)
+			s.categories, s.n = in.Categories, len(in.Categories)
 		} else if in.Standardize != nil {
 			s.mean, s.scale = in.Standardize.Mean, in.Standardize.Scale
 		}
@@ -42,10 +42,15 @@ type Driver struct {
 	// name), or OtherDrivers.
 	Feature string
 	// Value is the input's value as the model saw it after imputation and transform, before
-	// standardisation; 1 for a categorical input; for OtherDrivers, how many inputs it adds up.
+	// standardisation. For a categorical input it is 1, and Category is the category the model
+	// saw (0 and no Category when it saw none: an unknown category under the ignore policy); for
+	// OtherDrivers, how many inputs it adds up.
 	Value float64
 	// Contribution is its share of the margin; positive raises the churn risk.
 	Contribution float64
+	// Category is a categorical input's category, after imputation: its one-hot column that is
+	// set. Empty for a numeric input.
+	Category string
 }
 
 // drivers names, from x (the columns that Score mapped) and contrib (their contributions to the
@@ -65,15 +70,22 @@ func (m *Model) drivers(x, contrib []float64, all []Driver) []Driver {
 		if c == 0 {
 			continue
 		}
-		v := 1.0 // a categorical input: the customer's category is the one column set
-		if !s.categorical {
-			v = x[s.start]
+		d := Driver{Feature: s.name, Contribution: c}
+		if s.categories != nil { // the customer's category is the one column set, if any
+			for k, cat := range s.categories {
+				if x[s.start+k] == 1 {
+					d.Value, d.Category = 1, cat
+					break
+				}
+			}
+		} else {
+			d.Value = x[s.start]
 			if s.scale != 0 {
-				v = roundValue(v*s.scale + s.mean)
+				d.Value = roundValue(d.Value*s.scale + s.mean)
 			}
 		}
 		// Insert in order, largest contribution first; ties keep the inputs' order.
-		all = append(all, Driver{Feature: s.name, Value: v, Contribution: c})
+		all = append(all, d)
 		for j := len(all) - 1; j > 0 && all[j-1].Contribution < c; j-- {
 			all[j-1], all[j] = all[j], all[j-1]
 		}

@@ -65,6 +65,28 @@ type Input struct {
 	Features    *churnv1.CustomerFeatures
 	Probability float64
 	Tier        churnv1.RiskTier
+	// TierThresholds are the scoring model's tier thresholds, which HIGH_RISK reports as its
+	// threshold; the zero value when the caller does not know them.
+	TierThresholds TierThresholds
+}
+
+// TierThresholds are a model's probability thresholds of the risk tiers: a probability p is
+// CRITICAL when p >= Critical, else HIGH when p >= High, else MEDIUM when p >= Medium, else LOW.
+type TierThresholds struct {
+	Medium, High, Critical float64
+}
+
+// of returns the lowest probability of tier t: 0 for LOW (and UNSPECIFIED).
+func (th TierThresholds) of(t churnv1.RiskTier) float64 {
+	switch t {
+	case churnv1.RiskTier_RISK_TIER_MEDIUM:
+		return th.Medium
+	case churnv1.RiskTier_RISK_TIER_HIGH:
+		return th.High
+	case churnv1.RiskTier_RISK_TIER_CRITICAL:
+		return th.Critical
+	}
+	return 0
 }
 
 // Result is the outcome of Evaluate.
@@ -405,19 +427,25 @@ func lowSatisfaction(r *Rules, in Input) *churnv1.Warning {
 	}
 }
 
-// highRisk's value is the probability and its threshold the minimum tier's number (3 for HIGH):
-// the probability cut of a tier belongs to the model.
+// highRisk's value is the probability and its threshold the scoring model's probability
+// threshold of the minimum tier (the cut of a tier belongs to the model, in.TierThresholds); the
+// message names the tiers. Without the thresholds (their zero value) the threshold is 0 and the
+// message names the tier only.
 func highRisk(r *Rules, in Input) *churnv1.Warning {
 	minTier := r.HighRisk.MinTier
 	if in.Tier < minTier {
 		return nil
 	}
-	return &churnv1.Warning{
-		Value:     in.Probability,
-		Threshold: float64(minTier),
-		Message: "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) +
-			" (threshold tier " + tierName(minTier) + " = " + fmtNum(float64(minTier)) + ")",
+	// One concatenation per message: TestEvaluateAllocs counts the allocations of Evaluate.
+	w := &churnv1.Warning{Value: in.Probability}
+	if in.TierThresholds == (TierThresholds{}) {
+		w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) + " (threshold tier " + tierName(minTier) + ")"
+		return w
 	}
+	w.Threshold = in.TierThresholds.of(minTier)
+	w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) +
+		" (threshold tier " + tierName(minTier) + ", from probability " + fmtNum(w.Threshold) + ")"
+	return w
 }
 
 // tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH.

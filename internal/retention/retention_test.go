@@ -203,6 +203,7 @@ func TestEvaluateAllocs(t *testing.T) {
 	many := typical()
 	many.Features.Account.Satisfaction = ptr(1.0)
 	many.Tier = churnv1.RiskTier_RISK_TIER_HIGH
+	many.TierThresholds = TierThresholds{Medium: 0.3, High: 0.6, Critical: 0.9} // as the server passes them
 	for _, tc := range []struct {
 		name     string
 		in       Input

@@ -96,8 +96,9 @@ type LowSatisfactionRule struct {
 // HighRiskRule raises HIGH_RISK on the risk tier.
 type HighRiskRule struct {
 	// MinTier: the tier from which HIGH_RISK fires. Default HIGH. In yaml: low, medium, high or
-	// critical. The warning's threshold is this tier's number (3 for HIGH), its value the
-	// probability: the probability cut of a tier belongs to the model, not to these rules.
+	// critical. The warning's value is the probability and its threshold the scoring model's
+	// probability threshold of this tier (Input.TierThresholds): the cut of a tier belongs to the
+	// model, not to these rules.
 	MinTier churnv1.RiskTier `yaml:"min_tier" json:"min_tier"`
 }
 

@@ -44,6 +44,7 @@ func TestWarnings(t *testing.T) {
 		high     = churnv1.WarningCode_WARNING_CODE_HIGH_RISK
 		rising   = churnv1.WarningCode_WARNING_CODE_RISK_RISING
 	)
+	tiers := TierThresholds{Medium: 0.3, High: 0.6, Critical: 0.9}
 	type want struct {
 		code             churnv1.WarningCode
 		value, threshold float64
@@ -115,11 +116,13 @@ func TestWarnings(t *testing.T) {
 		{name: "satisfaction above", in: Input{Features: sat(ptr(2.5))}, code: lowSat},
 		{name: "satisfaction absent", in: Input{Features: sat(nil)}, code: lowSat},
 
-		{name: "high risk at HIGH", in: Input{Probability: 0.82, Tier: churnv1.RiskTier_RISK_TIER_HIGH}, code: high,
-			want: &want{high, 0.82, 3, "tier HIGH at probability 0.82 (threshold tier HIGH = 3)"}},
-		{name: "high risk at CRITICAL", in: Input{Probability: 0.95, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL}, code: high,
-			want: &want{high, 0.95, 3, "tier CRITICAL at probability 0.95 (threshold tier HIGH = 3)"}},
-		{name: "high risk MEDIUM", in: Input{Probability: 0.5, Tier: churnv1.RiskTier_RISK_TIER_MEDIUM}, code: high},
+		{name: "high risk at HIGH", in: Input{Probability: 0.82, Tier: churnv1.RiskTier_RISK_TIER_HIGH, TierThresholds: tiers}, code: high,
+			want: &want{high, 0.82, 0.6, "tier HIGH at probability 0.82 (threshold tier HIGH, from probability 0.6)"}},
+		{name: "high risk at CRITICAL", in: Input{Probability: 0.95, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL, TierThresholds: tiers}, code: high,
+			want: &want{high, 0.95, 0.6, "tier CRITICAL at probability 0.95 (threshold tier HIGH, from probability 0.6)"}},
+		{name: "high risk without the model's thresholds", in: Input{Probability: 0.95, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL}, code: high,
+			want: &want{high, 0.95, 0, "tier CRITICAL at probability 0.95 (threshold tier HIGH)"}},
+		{name: "high risk MEDIUM", in: Input{Probability: 0.5, Tier: churnv1.RiskTier_RISK_TIER_MEDIUM, TierThresholds: tiers}, code: high},
 		{name: "high risk unspecified", in: Input{Probability: 0.9}, code: high},
 
 		{name: "rising is never raised by Evaluate", in: Input{Probability: 0.99, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL}, code: rising},
@@ -276,5 +279,28 @@ segments:
 	}
 	if w := r.RiskRising(0.36, ptr(0.3)); w != nil {
 		t.Errorf("top-level RiskRising = %v, want nil", w)
+	}
+}
+
+// TestHighRiskThresholdIsTheModelsTier: HIGH_RISK's threshold is the scoring model's probability
+// threshold of the rules' minimum tier, whichever tier that is, and its message names the tier.
+func TestHighRiskThresholdIsTheModelsTier(t *testing.T) {
+	t.Parallel()
+	tiers := TierThresholds{Medium: 0.25, High: 0.5, Critical: 0.75}
+	for minTier, want := range map[churnv1.RiskTier]float64{
+		churnv1.RiskTier_RISK_TIER_LOW: 0, churnv1.RiskTier_RISK_TIER_MEDIUM: 0.25,
+		churnv1.RiskTier_RISK_TIER_HIGH: 0.5, churnv1.RiskTier_RISK_TIER_CRITICAL: 0.75,
+	} {
+		r := DefaultRules()
+		r.HighRisk.MinTier = minTier
+		res := r.Evaluate(Input{Probability: 0.8, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL, TierThresholds: tiers})
+		if len(res.Warnings) != 1 || res.Warnings[0].Code != churnv1.WarningCode_WARNING_CODE_HIGH_RISK {
+			t.Fatalf("min tier %s: warnings %v, want HIGH_RISK alone", minTier, res.Warnings)
+		}
+		w := res.Warnings[0]
+		msg := "tier CRITICAL at probability 0.8 (threshold tier " + tierName(minTier) + ", from probability " + fmtNum(want) + ")"
+		if w.Threshold != want || w.Value != 0.8 || w.Message != msg {
+			t.Errorf("min tier %s: value %v, threshold %v, message %q; want 0.8, %v, %q", minTier, w.Value, w.Threshold, w.Message, want, msg)
+		}
 	}
 }

@@ -204,7 +204,7 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	if err != nil {
 		return nil, err
 	}
-	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier})
+	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier, TierThresholds: tierThresholds(m)})
 	for _, u := range res.Unknown {
 		s.metrics.unknownCategories.WithLabelValues(u.Input).Inc()
 	}
@@ -224,6 +224,12 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 		Model:             &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
 		ScoredAt:          timestamppb.New(s.now()),
 	}, nil
+}
+
+// tierThresholds are the model's tier thresholds in the retention rules' terms.
+func tierThresholds(m *model.Model) retention.TierThresholds {
+	t := m.Bundle.Manifest.Tiers
+	return retention.TierThresholds{Medium: t.Medium, High: t.High, Critical: t.Critical}
 }
 
 // unscorable counts a valid request the model could not score, and logs it once per version:
@@ -254,7 +260,7 @@ func driverMessages(drivers []model.Driver) []*churnv1.Driver {
 	block := make([]churnv1.Driver, len(drivers))
 	out := make([]*churnv1.Driver, len(drivers))
 	for i, d := range drivers {
-		block[i].Feature, block[i].Value, block[i].Contribution = d.Feature, d.Value, d.Contribution
+		block[i].Feature, block[i].Value, block[i].Contribution, block[i].Category = d.Feature, d.Value, d.Contribution, d.Category
 		out[i] = &block[i]
 	}
 	return out

@@ -131,7 +131,9 @@ func wantResponse(t testing.TB, m *model.Model, req *churnv1.ScoreRequest) *chur
 		t.Fatalf("model.Explain: %v", err)
 	}
 	rules := retention.DefaultRules()
-	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: r.Probability, Tier: r.Tier})
+	th := m.Bundle.Manifest.Tiers
+	insight := rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: r.Probability, Tier: r.Tier,
+		TierThresholds: retention.TierThresholds{Medium: th.Medium, High: th.High, Critical: th.Critical}})
 	want := &churnv1.ScoreResponse{
 		CustomerId:    req.GetCustomerId(),
 		Probability:   r.Probability,
@@ -147,7 +149,7 @@ func wantResponse(t testing.TB, m *model.Model, req *churnv1.ScoreRequest) *chur
 		ScoredAt:      timestamp(fixedNow),
 	}
 	for _, d := range r.Drivers {
-		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution})
+		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution, Category: d.Category})
 	}
 	return want
 }

@@ -30,6 +30,9 @@ type Dataset struct {
 	Derived []Derived
 	Rows    [][]Value
 	Labels  []bool
+	// Lines holds each row's line in the CSV file, for errors; nil when the rows come from
+	// elsewhere.
+	Lines []int
 }
 
 // MaxRows bounds the data rows of a CSV.
@@ -38,7 +41,8 @@ const MaxRows = 10_000_000
 // ReadCSV reads a CSV with a header row under spec (which must be valid). Every header must be the
 // label, a dropped column or a mapped column, and every column the spec names must be in the
 // header. Cells are trimmed of spaces; an empty cell is missing. Numeric cells must parse as
-// finite numbers; categorical cells are recoded by the column's values when it has them. A
+// finite numbers, and are multiplied by the column's scale (the product must be finite);
+// categorical cells are recoded by the column's values when it has them. A
 // missing cell in a column whose missing policy is "error" is refused, as is a missing label.
 // Errors name the data row (0-based, as in the split files), its line and the column.
 func ReadCSV(r io.Reader, spec *Spec) (*Dataset, error) {
@@ -79,6 +83,7 @@ func ReadCSV(r io.Reader, spec *Spec) (*Dataset, error) {
 		}
 		ds.Rows = append(ds.Rows, vals)
 		ds.Labels = append(ds.Labels, y)
+		ds.Lines = append(ds.Lines, line)
 	}
 	if len(ds.Rows) == 0 {
 		return nil, errors.New("csv: no data rows")
@@ -168,6 +173,13 @@ func parseCell(c *Column, cell string) (Value, error) {
 	x, err := strconv.ParseFloat(cell, 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
 		return Value{}, fmt.Errorf("%q is not a finite number", cell)
+	}
+	if c.Scale != nil {
+		y := x * *c.Scale
+		if math.IsInf(y, 0) {
+			return Value{}, fmt.Errorf("%s times the column's scale %g is not a finite number", cell, *c.Scale)
+		}
+		x = y
 	}
 	if c.Transform == bundle.TransformLog1p && x < 0 {
 		return Value{}, fmt.Errorf("%g is negative, and the column's transform is log1p", x)

@@ -7,9 +7,11 @@
 //
 //   - ParseSpec reads a dataset spec (spec.go), which may declare derived inputs (sums, ratios, …
 //     of other inputs) that the bundle computes at serving time;
-//   - ReadCSV reads the CSV under that spec (data.go);
+//   - ReadCSV reads the CSV under that spec (data.go), converting units by the columns' scale;
 //   - ReadIndices or StratifiedSplit choose the held-out rows (split.go);
-//   - Run (run.go) cross-fits every candidate Trainer (trainer.go) on stratified folds of the
+//   - Run (run.go) first checks that every row is a request serving accepts
+//     (Dataset.CheckRequests: the validation churnd runs, so a typed field's valid values hold in
+//     training exactly as at serving), then cross-fits every candidate Trainer (trainer.go) on stratified folds of the
 //     training rows: logistic regression (logistic.go), gradient-boosted trees (gbdt.go, the
 //     project's own trainer; its file says why), or any tree learner wrapped by TreeTrainer. It
 //     learns each trainer's preprocessing (prep.go), gives each trainer a share of the time
@@ -29,7 +31,9 @@
 //
 // Preprocessing for the logistic regression follows scikit-learn's defaults so that results are
 // comparable with the reference baselines in shared/bench: missing numeric values are imputed with
-// the training median, missing categorical values with the training mode; numeric inputs are
+// the training median, missing categorical values with the training mode, or, when the column's
+// missing policy is MissingAsCategory, with a category of their own (SimpleImputer's "constant"
+// strategy); numeric inputs are
 // standardised with the training mean and population standard deviation (StandardScaler);
 // categorical inputs are one-hot encoded with the training rows' categories in sorted order. Tree
 // trainers get the same one-hot columns and unstandardised numeric inputs, with the native

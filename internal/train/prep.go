@@ -58,7 +58,7 @@ func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {
 		var err error
 		if in.Type == bundle.TypeCategorical {
 			in.Unseen = c.Unseen
-			err = learnCategorical(&in, ds, rows, j)
+			err = learnCategorical(&in, ds, rows, j, c.Missing == MissingAsCategory)
 		} else {
 			in.Transform = c.Transform
 			if enc == EncodeRaw && in.Missing.Policy == bundle.MissingImpute && anyMissing(ds, rows, j) {
@@ -251,8 +251,10 @@ func learnNumeric(in *bundle.Input, ds *Dataset, rows []int, j int) error {
 }
 
 // learnCategorical sets the categories (sorted) and the imputation category (the most frequent,
-// the first in sorted order on a tie) of categorical input in.
-func learnCategorical(in *bundle.Input, ds *Dataset, rows []int, j int) error {
+// the first in sorted order on a tie) of categorical input in. With asCategory (the column's
+// missing policy is MissingAsCategory), a missing value is the category MissingCategory, which is
+// among the categories whether or not a training row misses the value, and is imputed.
+func learnCategorical(in *bundle.Input, ds *Dataset, rows []int, j int, asCategory bool) error {
 	counts := map[string]int{}
 	for _, i := range rows {
 		if v := ds.Rows[i][j]; !v.Missing {
@@ -262,10 +264,17 @@ func learnCategorical(in *bundle.Input, ds *Dataset, rows []int, j int) error {
 	if len(counts) == 0 {
 		return fmt.Errorf("every training value is missing")
 	}
+	if asCategory {
+		counts[MissingCategory] += 0 // a category even when no training row misses the value
+	}
 	for c := range counts {
 		in.Categories = append(in.Categories, c)
 	}
 	sort.Strings(in.Categories)
+	if asCategory {
+		in.Missing = bundle.Missing{Policy: bundle.MissingImpute, Category: MissingCategory}
+		return nil
+	}
 	if in.Missing.Policy == bundle.MissingImpute {
 		mode := in.Categories[0]
 		for _, c := range in.Categories {

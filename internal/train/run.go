@@ -194,6 +194,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Data.CheckRequests(); err != nil {
+		return nil, err
+	}
 	trainY := labels(cfg.Data, cfg.TrainRows)
 	fold, err := StratifiedFolds(trainY, cfg.Folds, uint64(cfg.Seed))
 	if err != nil {
@@ -592,7 +595,7 @@ func checkVectors(cfg Config, sc *scorer, scorable []int, testP []float64) ([]bu
 	every2, all := make([]bool, len(cols)), make([]bool, len(cols))
 	nImputable := 0
 	for j, c := range cols {
-		if c.Missing == "" || c.Missing == bundle.MissingImpute {
+		if c.Missing != bundle.MissingError { // impute, or a category of its own
 			every2[j] = nImputable%2 == 0
 			all[j] = true
 			nImputable++

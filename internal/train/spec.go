@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/churnhq/churn/internal/bundle"
@@ -13,6 +14,8 @@ import (
 
 // Spec is a dataset spec: which CSV column is the label, which columns are ignored, and how each
 // remaining column becomes a model input. Every CSV column must be the label, dropped or mapped.
+// docs/MODELS.md ("Dataset specs") documents it, with the typed fields a column may map onto and
+// their units and valid values ("Typed fields").
 //
 //	{"name": "iranian_churn",
 //	 "label": {"column": "Churn", "positive": "1"},
@@ -57,7 +60,8 @@ type Label struct {
 type Column struct {
 	// CSV is the CSV header of the column (the key in the spec's columns object).
 	CSV string `json:"-"`
-	// Source is where serving reads the value in CustomerFeatures (see features.SourceType).
+	// Source is where serving reads the value in CustomerFeatures (see features.SourceType; the
+	// typed fields are listed in features.TypedFieldsDoc).
 	Source string `json:"source"`
 	// Name is the model input's name; default: the key of a numeric.<key> or categorical.<key>
 	// source, or the source itself for a typed field (account.tenure_months).
@@ -65,15 +69,32 @@ type Column struct {
 	// Values recodes the CSV text of a categorical column (CSV text → category). When set, a
 	// cell whose text is not a key is an error.
 	Values map[string]string `json:"values,omitempty"`
+	// Scale multiplies every cell of a numeric column as it is read, before anything else: it
+	// puts the CSV's unit into the source's (tenure in years → account.tenure_months: 12; days →
+	// months: 12/365.25). The model, its training range and its check vectors are in the
+	// source's unit, which callers send. Nil: 1.
+	Scale *float64 `json:"scale,omitempty"`
 	// Transform is bundle.TransformIndicator or bundle.TransformLog1p (numeric sources only).
 	Transform string `json:"transform,omitempty"`
-	// Missing is bundle.MissingImpute (the default) or bundle.MissingError.
+	// Missing is bundle.MissingImpute (the default), bundle.MissingError, or for a categorical
+	// source MissingAsCategory.
 	Missing string `json:"missing,omitempty"`
 	// Unseen is what serving does with a category the training data did not have (categorical
 	// sources only): bundle.UnseenMissing (the default) scores it as missing, by the missing
 	// policy, and lists it in the response; bundle.UnseenError refuses the request.
 	Unseen string `json:"unseen,omitempty"`
 }
+
+// MissingAsCategory is the missing policy of a text column whose missing value is a category of
+// its own, MissingCategory: what scikit-learn's SimpleImputer(strategy="constant") before a
+// one-hot encoder gives. The bundle holds MissingCategory among the input's categories (always,
+// even when no training row misses the value) and imputes it (bundle.MissingImpute), so that
+// serving maps an absent value onto the very column training gave it.
+const MissingAsCategory = "category"
+
+// MissingCategory is the category of a missing value under MissingAsCategory
+// (bundle.MissingCategory). A cell whose text is MissingCategory is that category too.
+const MissingCategory = bundle.MissingCategory
 
 // Columns is the ordered columns object of a spec. JSON objects have no order in Go maps, so it
 // decodes and encodes the object itself, keeping the keys in document order.
@@ -193,6 +214,7 @@ func (s *Spec) Validate() error {
 		used[d] = field
 	}
 	names := map[string]string{}
+	sources := map[string]string{}
 	for i := range s.Columns {
 		c := &s.Columns[i]
 		field := fmt.Sprintf("columns[%q]", c.CSV)
@@ -207,6 +229,12 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("spec: %s.name: input name %q is also the name of %s; set a distinct name", field, c.Name, prev)
 		}
 		names[c.Name] = field
+		// A request holds one value per source: two columns read from one would be trained on
+		// two values and served one.
+		if prev, dup := sources[c.Source]; dup {
+			return fmt.Errorf("spec: %s.source: %s is also the source of %s; a request carries one value per source", field, c.Source, prev)
+		}
+		sources[c.Source] = field
 	}
 	if len(s.Derived) == 0 {
 		s.Derived = nil
@@ -271,11 +299,18 @@ func (c *Column) validate() error {
 	case "":
 		c.Missing = bundle.MissingImpute
 	case bundle.MissingImpute, bundle.MissingError:
+	case MissingAsCategory:
+		if typ != bundle.TypeCategorical {
+			return fmt.Errorf("missing: %q applies to categorical sources only; source %s is numeric", c.Missing, c.Source)
+		}
 	default:
-		return fmt.Errorf("missing: %q (want impute or error)", c.Missing)
+		return fmt.Errorf("missing: %q (want impute, error or, for a categorical source, category)", c.Missing)
 	}
 	switch typ {
 	case bundle.TypeNumeric:
+		if s := c.Scale; s != nil && !(*s > 0 && *s <= math.MaxFloat64) {
+			return fmt.Errorf("scale: %g (want a positive finite number, e.g. 12 for years → months)", *s)
+		}
 		if len(c.Values) > 0 {
 			return fmt.Errorf("values: source %s is numeric; values recode categorical sources only", c.Source)
 		}
@@ -290,6 +325,9 @@ func (c *Column) validate() error {
 	case bundle.TypeCategorical:
 		if c.Transform != "" {
 			return fmt.Errorf("transform: source %s is categorical; transforms apply to numeric sources only", c.Source)
+		}
+		if c.Scale != nil {
+			return fmt.Errorf("scale: source %s is categorical; scale applies to numeric sources only", c.Source)
 		}
 		for k, v := range c.Values {
 			if strings.TrimSpace(v) == "" {

@@ -109,6 +109,25 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{"derived name empty", func(s string) string { return strings.Replace(s, `"name": "usage"`, `"name": ""`, 1) }, `derived[0].name: ""`},
 		{"derived not a list", func(s string) string { return s[:strings.Index(s, `"derived"`)] + `"derived": {}}` }, `derived`},
 		{"wrong type", func(s string) string { return strings.Replace(s, `"positive": "yes"`, `"positive": 1`, 1) }, `label.positive`},
+		{"unknown source names the docs", func(s string) string { return strings.Replace(s, `"numeric.calls"`, `"activity.calls"`, 1) }, `docs/MODELS.md, "Typed fields"`},
+		{"two columns, one source", func(s string) string {
+			return strings.Replace(s, `"source": "categorical.region"`, `"source": "account.contract"`, 1)
+		}, `columns["region"].source: account.contract is also the source of columns["plan"]`},
+		{"scale zero", func(s string) string {
+			return strings.Replace(s, `"transform": "log1p"`, `"transform": "log1p", "scale": 0`, 1)
+		}, `columns["calls"].scale: 0 (want a positive finite number`},
+		{"scale negative", func(s string) string {
+			return strings.Replace(s, `"transform": "log1p"`, `"transform": "log1p", "scale": -12`, 1)
+		}, `columns["calls"].scale: -12`},
+		{"scale not a number", func(s string) string {
+			return strings.Replace(s, `"transform": "log1p"`, `"transform": "log1p", "scale": "12"`, 1)
+		}, `scale`},
+		{"scale on categorical", func(s string) string {
+			return strings.Replace(s, `"name": "home_region"`, `"name": "home_region", "scale": 2`, 1)
+		}, `columns["region"].scale: source categorical.region is categorical`},
+		{"missing category on numeric", func(s string) string {
+			return strings.Replace(s, `"transform": "log1p"`, `"transform": "log1p", "missing": "category"`, 1)
+		}, `columns["calls"].missing: "category" applies to categorical sources only`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

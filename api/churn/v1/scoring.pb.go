@@ -817,7 +817,6 @@ func (x *Warning) GetThreshold() float64 {
 	return 0
 }
 
-// Driver is one model input's contribution to the margin (log-odds).
 // UnknownCategory is a categorical input's value that the model was not trained on.
 type UnknownCategory struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -873,16 +872,23 @@ func (x *UnknownCategory) GetValue() string {
 	return ""
 }
 
+// Driver is one model input's contribution to the margin (log-odds).
 type Driver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model input's name (a categorical input's one-hot columns are added up under its name),
 	// or "(other inputs)".
 	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
 	// The input's value as the model saw it after imputation and transform, before
-	// standardisation; 1 for a categorical input; for "(other inputs)", how many inputs it adds up.
+	// standardisation. For a categorical input it is 1 and category says which category the model
+	// saw (0 and no category when it saw none: an unknown category under an "ignore" policy); for
+	// "(other inputs)", how many inputs it adds up.
 	Value float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
 	// Its contribution to the margin; positive raises the churn risk.
-	Contribution  float64 `protobuf:"fixed64,3,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	Contribution float64 `protobuf:"fixed64,3,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	// For a categorical input, the category the model saw, after imputation: the request's value,
+	// or the one a missing or unknown value was imputed with (see imputed_inputs). Empty for a
+	// numeric input.
+	Category      string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,6 +942,13 @@ func (x *Driver) GetContribution() float64 {
 		return x.Contribution
 	}
 	return 0
+}
+
+func (x *Driver) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
 }
 
 // RetentionAction is what to do about a customer, and why.
@@ -1351,11 +1364,12 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"=\n" +
 	"\x0fUnknownCategory\x12\x14\n" +
 	"\x05input\x18\x01 \x01(\tR\x05input\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\\\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"x\n" +
 	"\x06Driver\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\"\n" +
-	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\"\x95\x01\n" +
+	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\x12\x1a\n" +
+	"\bcategory\x18\x04 \x01(\tR\bcategory\"\x95\x01\n" +
 	"\x0fRetentionAction\x12(\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x14.churn.v1.ActionTypeR\x04type\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
