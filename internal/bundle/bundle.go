@@ -380,6 +380,50 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// DecodeObject reads data, one JSON object (or null, which has no members), and calls member with
+// each member's name and value in document order, so that formats whose order matters (a dataset
+// spec's columns) or whose members each decode strictly can read one. field names the object in
+// errors, want describes it for the error when data is something else; member's errors are
+// returned as they are.
+func DecodeObject(data []byte, field, want string, member func(name string, value json.RawMessage) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("%s: %v", field, Clip(err.Error()))
+	}
+	if tok == nil {
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("%s: want %s", field, want)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%s: %v", field, Clip(err.Error()))
+		}
+		name := tok.(string) // object keys are strings
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return fmt.Errorf("%s[%s]: %v", field, Quote(name), Clip(err.Error()))
+		}
+		if err := member(name, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeMember decodes one member's value into v, refusing unknown fields.
+func DecodeMember(value json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New(Clip(err.Error()))
+	}
+	return nil
+}
+
 // Limits of what an error quotes of its input.
 const (
 	// maxQuoted bounds the bytes of a string Quote repeats.

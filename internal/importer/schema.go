@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,32 +99,17 @@ const MissingZeros = "zeros"
 type schemaFeatures map[string]SchemaFeature
 
 func (sf *schemaFeatures) UnmarshalJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+	out := schemaFeatures{}
+	err := bundle.DecodeObject(data, "features", "an object of model feature → mapping", func(name string, value json.RawMessage) error {
+		var f SchemaFeature
+		if err := bundle.DecodeMember(value, &f); err != nil {
+			return fmt.Errorf("features[%q]: %v", name, err)
+		}
+		out[name] = f
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("features: want an object of model feature → mapping")
-	}
-	out := schemaFeatures{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key := tok.(string) // object keys are strings
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("features[%q]: %v", key, err)
-		}
-		fd := json.NewDecoder(bytes.NewReader(raw))
-		fd.DisallowUnknownFields()
-		var f SchemaFeature
-		if err := fd.Decode(&f); err != nil {
-			return fmt.Errorf("features[%q]: %v", key, err)
-		}
-		out[key] = f
 	}
 	*sf = out
 	return nil

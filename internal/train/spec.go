@@ -103,46 +103,21 @@ type Columns []Column
 // UnmarshalJSON decodes a JSON object of Column values in key order, refusing unknown fields
 // (bundle.DecodeStrict, which reads specs, refuses a key given twice).
 func (cs *Columns) UnmarshalJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+	var out Columns
+	err := bundle.DecodeObject(data, "columns", "an object of CSV column → input", func(name string, value json.RawMessage) error {
+		var col Column
+		if err := bundle.DecodeMember(value, &col); err != nil {
+			return fmt.Errorf("columns[%q]: %v", name, err)
+		}
+		col.CSV = name
+		out = append(out, col)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if tok == nil { // null
-		*cs = nil
-		return nil
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("columns: want an object of CSV column → input")
-	}
-	var out Columns
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key := tok.(string) // object keys are always strings
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("columns[%q]: %v", key, err)
-		}
-		col, err := decodeColumn(raw)
-		if err != nil {
-			return fmt.Errorf("columns[%q]: %v", key, err)
-		}
-		col.CSV = key
-		out = append(out, col)
-	}
 	*cs = out
 	return nil
-}
-
-func decodeColumn(raw []byte) (Column, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var c Column
-	err := dec.Decode(&c)
-	return c, err
 }
 
 // MarshalJSON encodes the columns as a JSON object in their order.
