@@ -314,7 +314,10 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		a.logger.Info("grpc listening", "addr", a.grpcLis.Addr().String())
-		if err := a.grpc.Serve(a.grpcLis); err != nil {
+		err := a.grpc.Serve(a.grpcLis)
+		// A stop that came before Serve started (a context cancelled at once) makes Serve
+		// return ErrServerStopped: that is the shutdown asked for, not a failure.
+		if err != nil && !(errors.Is(err, grpc.ErrServerStopped) && a.shutting.Load()) {
 			return fmt.Errorf("grpc server: %w", err)
 		}
 		return nil
