@@ -3,9 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,27 +116,4 @@ func (s *Server) cacheStatus(ctx context.Context, err error, notFound string) er
 		return status.Error(codes.Unavailable, "the score cache is unreachable; retry later, or call Score")
 	}
 	return s.toStatus(ctx, err)
-}
-
-// throttledLog logs an error at most once per period, with how many were left out since.
-type throttledLog struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (t *throttledLog) log(logger *slog.Logger, msg string, err error) {
-	t.mu.Lock()
-	now := time.Now()
-	if !t.last.IsZero() && now.Sub(t.last) < t.every {
-		t.suppressed++
-		t.mu.Unlock()
-		return
-	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	t.mu.Unlock()
-	logger.Warn(msg, "err", err, "suppressed_since_last", n)
 }

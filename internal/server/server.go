@@ -54,6 +54,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now returns the scoring time; time.Now when nil.
 	Now func() time.Time
+	// StreamIdleTimeout ends a ScoreStream whose client sends nothing for this long;
+	// DefaultStreamIdleTimeout when zero.
+	StreamIdleTimeout time.Duration
 }
 
 // Server implements churn.v1.ScoringService.
@@ -65,6 +68,7 @@ type Server struct {
 	rules    *retention.Rules
 	cacheLog throttledLog
 	maxBatch int
+	idle     time.Duration
 	logger   *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -99,12 +103,16 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.StreamIdleTimeout <= 0 {
+		o.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
 	return &Server{
 		models:   o.Models,
 		cache:    o.Cache,
 		rules:    o.Rules,
 		cacheLog: throttledLog{every: 10 * time.Second},
 		maxBatch: o.MaxBatch,
+		idle:     o.StreamIdleTimeout,
 		logger:   o.Logger,
 		now:      o.Now,
 		metrics:  newMetrics(o.Registerer),
@@ -155,11 +163,16 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 }
 
 // ScoreStream scores a stream of customers in order. Each request is answered before the next is
-// read, so a slow reader slows the stream through gRPC flow control instead of growing a queue.
+// taken (the receiver reads at most one ahead), so a client that does not read its responses
+// slows the stream through gRPC flow control instead of growing a queue: what it can make the
+// server hold is bounded by the stream's flow-control windows (--grpc-window-bytes, and gRPC's
+// 64 KiB of queued responses). A client that sends nothing for the idle timeout is cut off.
 func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) error {
 	ctx := stream.Context()
+	in := receive(ctx, stream.Recv, s.idle)
+	defer in.stop()
 	for i := 0; ; i++ {
-		req, err := stream.Recv()
+		req, err := in.next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
