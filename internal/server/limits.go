@@ -178,11 +178,13 @@ func errIdle(idle time.Duration) error {
 
 // receiver receives a stream's messages in a goroutine of its own, so that the handler can give
 // up on a client that sends nothing for the idle timeout: gRPC's Recv cannot be interrupted
-// otherwise. It reads at most one message ahead of the handler. The goroutine ends when the
-// stream does, which gRPC ensures once the handler has returned.
+// otherwise. It receives only when the handler asks (next), never ahead of it, so a stream holds
+// no more unread input than gRPC's flow-control window. The goroutine ends when the stream does,
+// which gRPC ensures once the handler has returned.
 type receiver[T any] struct {
 	ctx   context.Context
 	idle  time.Duration
+	want  chan struct{}
 	msgs  chan received[T]
 	timer *time.Timer
 }
@@ -194,9 +196,14 @@ type received[T any] struct {
 
 // receive starts receiving with recv, a stream's Recv, until ctx, the stream's context, ends.
 func receive[T any](ctx context.Context, recv func() (*T, error), idle time.Duration) *receiver[T] {
-	r := &receiver[T]{ctx: ctx, idle: idle, msgs: make(chan received[T])}
+	r := &receiver[T]{ctx: ctx, idle: idle, want: make(chan struct{}, 1), msgs: make(chan received[T])}
 	go func() {
 		for {
+			select {
+			case <-r.want:
+			case <-ctx.Done():
+				return
+			}
 			msg, err := recv()
 			select {
 			case r.msgs <- received[T]{msg, err}:
@@ -213,8 +220,10 @@ func receive[T any](ctx context.Context, recv func() (*T, error), idle time.Dura
 
 // next returns the next message, or Recv's error (io.EOF at the end), or a DEADLINE_EXCEEDED
 // status once the idle timeout passes without a message, or the status of the stream's context
-// once it ends (the receiving goroutine may then have left without a word).
+// once it ends (the receiving goroutine may then have left without a word). After an error the
+// handler returns; next is not called again.
 func (r *receiver[T]) next() (*T, error) {
+	r.want <- struct{}{} // never blocks: the last request was answered before next returned
 	if r.timer == nil {
 		r.timer = time.NewTimer(r.idle)
 	} else {
