@@ -101,7 +101,6 @@ func TestIdleStreamsAreShedWhileScoreIsAnswered(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outcomes := make(chan error, 30)
-	var streams []churnv1.ScoringService_ScoreStreamClient
 	for range 3 {
 		client := churnv1.NewScoringServiceClient(dialApp(t, a))
 		for range 10 {
@@ -109,7 +108,6 @@ func TestIdleStreamsAreShedWhileScoreIsAnswered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			streams = append(streams, s)
 			go func() {
 				_, err := s.Recv() // a held stream blocks here until the test ends
 				outcomes <- err

@@ -2,7 +2,9 @@
 // the customer (internal/model: feature mapping, then the scoring engine), adds the retention
 // insight (internal/retention), remembers the score (ScoreCache), and turns results into protobuf
 // messages and errors into gRPC statuses (toStatus, the one mapping). It owns the interceptors
-// (metrics, logging, panic recovery, bearer-token auth) and the per-score metrics. It reaches the
+// (metrics, logging, panic recovery, bearer-token auth, default deadline), the limits (limits.go:
+// load shedding before a call's stream exists, stream idle timeouts, upload buffers that follow
+// the bytes received) and the per-score metrics. It reaches the
 // loaded models only through the small Models interface, the score cache through ScoreCache, and
 // the model lifecycle (ModelService, models.go) through ModelRegistry, each declared here in the
 // server's own terms.
