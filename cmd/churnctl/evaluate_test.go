@@ -129,7 +129,8 @@ func TestEvaluateDefaultModelMatchesItsTrainingRecord(t *testing.T) {
 }
 
 // tinyIranian writes a small CSV in the Iranian data's layout and a spec whose "Tariff Plan"
-// value 2 becomes the category "family", which the default model has never seen.
+// value 2 becomes the category "family", which the default model has never seen (it scores it as
+// missing; strictDefaultModel refuses it).
 func tinyIranian(t *testing.T) (data, spec string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -159,10 +160,56 @@ func tinyIranian(t *testing.T) (data, spec string) {
 	return data, spec
 }
 
+// strictDefaultModel writes the default model with its account.contract input refusing a category
+// it has not seen (the default scores it as missing).
+func strictDefaultModel(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(evalRoot, "models/default.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.Manifest.Inputs {
+		if b.Manifest.Inputs[i].Source == "account.contract" {
+			b.Manifest.Inputs[i].Unseen = bundle.UnseenError
+		}
+	}
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "strict.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestEvaluateScoresUnknownCategories: the default model scores a category it has not seen as
+// missing, so every row is measured.
+func TestEvaluateScoresUnknownCategories(t *testing.T) {
+	t.Parallel()
+	data, spec := tinyIranian(t)
+	code, stdout, stderr := runEval(t, "--model", filepath.Join(evalRoot, "models/default.json"), "--data", data, "--spec", spec, "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr)
+	}
+	var rep evaluate.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows != 7 || rep.Refused.Rows != 0 {
+		t.Fatalf("rows %d, refused %d; want all 7 rows scored", rep.Rows, rep.Refused.Rows)
+	}
+}
+
 func TestEvaluateCountsRefusedRows(t *testing.T) {
 	t.Parallel()
 	data, spec := tinyIranian(t)
-	code, stdout, stderr := runEval(t, "--model", filepath.Join(evalRoot, "models/default.json"), "--data", data, "--spec", spec, "--format", "json", "--segment", "Status")
+	code, stdout, stderr := runEval(t, "--model", strictDefaultModel(t), "--data", data, "--spec", spec, "--format", "json", "--segment", "Status")
 	if code != 0 {
 		t.Fatalf("exit code %d, stderr:\n%s", code, stderr)
 	}

@@ -23,12 +23,13 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // modelsUsage lists the subcommands of churnctl models.
-const modelsUsage = `usage: churnctl models <list|get VERSION|activate VERSION|rollback> [--addr host:port] [--token T] [--json]
+const modelsUsage = `usage: churnctl models <list|get VERSION|activate VERSION|rollback|delete VERSION> [--addr host:port] [--token T] [--json]
 
   list              every stored version (* marks the active one)
   get VERSION       one version: schema, tiers, evaluation
   activate VERSION  make a stored version the active one
   rollback          activate the most recent earlier active version
+  delete VERSION    remove a stored version (not the active one, nor the rollback target)
 
 The token is taken from --token or the env CHURN_TOKEN; it needs the admin role.`
 
@@ -42,7 +43,7 @@ func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	var want int // positional arguments the subcommand takes
 	switch sub {
 	case "list", "rollback":
-	case "get", "activate":
+	case "get", "activate", "delete":
 		want = 1
 	case "-h", "--help", "help":
 		fmt.Fprintln(stderr, modelsUsage)
@@ -113,6 +114,12 @@ func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			fmt.Fprintf(stdout, "activated %s %s\n\n", info.GetName(), info.GetVersion())
 			printModel(stdout, info)
 		}
+	case "delete":
+		resp, err := client.DeleteModel(ctx, &churnv1.DeleteModelRequest{Version: pos[0]})
+		if err != nil {
+			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
+		}
+		out, print = resp, func() { fmt.Fprintf(stdout, "deleted %s\n", resp.GetVersion()) }
 	case "rollback":
 		list, err := client.ListModels(ctx, &churnv1.ListModelsRequest{})
 		if err != nil {
@@ -148,7 +155,8 @@ func rollbackTarget(list *churnv1.ListModelsResponse) (string, error) {
 	servable := map[string]bool{}
 	for _, m := range list.GetModels() {
 		st := m.GetStatus()
-		servable[m.GetVersion()] = st == churnv1.ModelStatus_MODEL_STATUS_READY || st == churnv1.ModelStatus_MODEL_STATUS_ACTIVE
+		servable[m.GetVersion()] = st == churnv1.ModelStatus_MODEL_STATUS_READY || st == churnv1.ModelStatus_MODEL_STATUS_ACTIVE ||
+			st == churnv1.ModelStatus_MODEL_STATUS_STORED
 	}
 	for _, a := range list.GetActivations() {
 		// Skip versions this replica cannot serve (failed to load, or no longer stored).
@@ -193,6 +201,12 @@ func printModelList(w io.Writer, r *churnv1.ListModelsResponse) {
 	}
 	if len(r.GetModels()) == 0 {
 		fmt.Fprintln(w, "(no models stored)")
+	}
+	if rs := r.GetReplica(); rs != nil && !rs.GetInSync() {
+		fmt.Fprintf(w, "\nthis replica is out of step with the model store: %s\n", rs.GetMessage())
+	}
+	if rs := r.GetReplica(); rs.GetSyncError() != "" {
+		fmt.Fprintf(w, "the last read of the model store failed: %s\n", rs.GetSyncError())
 	}
 }
 

@@ -118,6 +118,8 @@ func TestRollbackTarget(t *testing.T) {
 		{"active not at the top", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("b", "a"), Models: ready("a", "b")}, "b", false},
 		{"skips a version not servable here", &churnv1.ListModelsResponse{ActiveVersion: "c", Activations: acts("c", "b", "a"),
 			Models: append(ready("a", "c"), &churnv1.ModelInfo{Version: "b", Status: churnv1.ModelStatus_MODEL_STATUS_FAILED})}, "a", false},
+		{"a stored version not loaded here", &churnv1.ListModelsResponse{ActiveVersion: "b", Activations: acts("b", "a"),
+			Models: append(ready("b"), &churnv1.ModelInfo{Version: "a", Status: churnv1.ModelStatus_MODEL_STATUS_STORED})}, "a", false},
 		{"skips a version no longer listed", &churnv1.ListModelsResponse{ActiveVersion: "c", Activations: acts("c", "old", "a"), Models: ready("a", "c")}, "a", false},
 		{"only the active", &churnv1.ListModelsResponse{ActiveVersion: "a", Activations: acts("a"), Models: ready("a")}, "", true},
 		{"empty history", &churnv1.ListModelsResponse{ActiveVersion: "a", Models: ready("a")}, "", true},
@@ -159,6 +161,24 @@ v3: check vector 0 differs
 `
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
+	}
+
+	// A replica out of step with the model store says so under the table.
+	buf.Reset()
+	printModelList(&buf, &churnv1.ListModelsResponse{
+		ActiveVersion: "v1",
+		Models:        []*churnv1.ModelInfo{{Name: "m", Version: "v1", Status: churnv1.ModelStatus_MODEL_STATUS_ACTIVE}},
+		Replica: &churnv1.ReplicaState{StoreActiveVersion: "v9", ServedVersion: "v1", InSync: false,
+			Message:   `the model store's active version is "v9" but this replica serves v1: the bundle of "v9" is not in the model store`,
+			SyncError: "model store unavailable: redis: i/o timeout"},
+	})
+	for _, want := range []string{
+		"\nthis replica is out of step with the model store: the model store's active version is \"v9\" but this replica serves v1: the bundle of \"v9\" is not in the model store\n",
+		"the last read of the model store failed: model store unavailable: redis: i/o timeout\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("list of an out-of-step replica lacks %q:\n%s", want, buf.String())
+		}
 	}
 }
 
@@ -210,7 +230,8 @@ func TestModelsUsage(t *testing.T) {
 		wantErr  string
 	}{
 		{"no subcommand", nil, 2, "usage: churnctl models"},
-		{"unknown subcommand", []string{"delete"}, 2, `unknown subcommand "delete"`},
+		{"unknown subcommand", []string{"remove"}, 2, `unknown subcommand "remove"`},
+		{"delete without version", []string{"delete"}, 2, "want one VERSION, got 0"},
 		{"get without version", []string{"get"}, 2, "want one VERSION, got 0"},
 		{"activate with two", []string{"activate", "a", "b"}, 2, "want one VERSION, got 2"},
 		{"list with an argument", []string{"list", "x"}, 2, `unexpected arguments ["x"]`},
@@ -384,7 +405,9 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	for version, want := range map[string][]string{
 		defaultVersion: {"  " + defaultVersion, "READY", def.Model.Type, fmt.Sprintf("%.4f", def.Manifest.Training.Metrics.ROCAUC),
 			fmt.Sprintf("%.4f", def.Manifest.Training.Metrics.Brier), "embedded"},
-		"cli-test-2": {"  cli-test-2", "READY", "store"},
+		// Stored, no longer loaded: the --model-on-demand 2 versions kept after it were uploaded
+		// later.
+		"cli-test-2": {"  cli-test-2", "STORED", "store"},
 		"cli-test-3": {"* cli-test-3", "ACTIVE", "store"},
 	} {
 		for _, w := range want {
@@ -444,6 +467,20 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	}
 	if list.GetActiveVersion() != "cli-test-2" || len(list.GetModels()) != 4 {
 		t.Errorf("after refusals: active %q, %d models; want cli-test-2 and 4", list.GetActiveVersion(), len(list.GetModels()))
+	}
+
+	// Deleting: an old version goes; the rollback target (cli-test-3) and the active one stay.
+	c.run("models", "delete", "cli-test-big").want(t, 0, []string{"deleted cli-test-big\n"}, nil)
+	c.run("models", "delete", "cli-test-3").want(t, 1, nil, []string{"churnctl models delete: ", "(FailedPrecondition)", "rollback target"})
+	c.run("models", "delete", "cli-test-2").want(t, 1, nil, []string{"(FailedPrecondition)", "active version"})
+	c.run("models", "delete", "cli-test-big").want(t, 1, nil, []string{"(NotFound)"})
+	r = c.run("models", "list", "--json")
+	r.want(t, 0, nil, nil)
+	if err := protojson.Unmarshal([]byte(r.stdout), list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetModels()) != 3 || !list.GetReplica().GetInSync() || list.GetReplica().GetServedVersion() != "cli-test-2" {
+		t.Errorf("after a deletion: %d models, replica %v; want 3, in sync, serving cli-test-2", len(list.GetModels()), list.GetReplica())
 	}
 }
 

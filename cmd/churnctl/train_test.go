@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/sharedtest"
+	"github.com/churnhq/churn/internal/train"
 )
 
 const trainTestSpec = `{
@@ -170,6 +172,9 @@ func TestTrainExitCodes(t *testing.T) {
 		{"zero gbdt subsample", with("--gbdt-subsample", "0"), 2, "--gbdt-subsample 0"},
 		{"bad gbdt colsample", with("--gbdt-colsample", "2"), 2, "--gbdt-colsample 2"},
 		{"bad leafwise depth", with("--gbdt-leafwise-max-depth", "0"), 2, "--gbdt-leafwise-max-depth 0"},
+		{"zero time budget", with("--time-budget", "0s"), 2, "--time-budget 0s: want a positive duration"},
+		{"time budget not a duration", with("--time-budget", "soon"), 2, "invalid value"},
+		{"no time for any trainer", with("--time-budget", "1ns"), 1, "every trainer failed:\ntrainer logistic: ran out of its time budget"},
 		{"missing data file", with("--data", filepath.Join(dir, "nope.csv")), 1, "nope.csv"},
 		{"bad spec", with("--spec", badSpec), 1, `unknown field "lable"`},
 		{"bad index file", with("--test-idx", data), 1, "is not a row index"},
@@ -217,6 +222,73 @@ func TestTrainAutoComparesTrainers(t *testing.T) {
 	tr := b.Manifest.Training
 	if tr.Params["folds"] != 3 || !strings.Contains(stdout.String(), "trained small auto-1: "+tr.Trainer+",") {
 		t.Errorf("training record %+v does not name the reported winner:\n%s", tr, stdout.String())
+	}
+}
+
+// Without a terminal, progress goes to stderr as log lines: a line per finished fit and per
+// finished trainer, and while fits run at most one every progressEvery (the injected clock stands
+// still here, so one only).
+func TestTrainLogsProgressWhenStderrIsNotATerminal(t *testing.T) {
+	t.Parallel()
+	dir, data, spec, idx := writeTrainFiles(t)
+	args := []string{"--data", data, "--spec", spec, "--test-idx", idx, "--version", "log-1", "--out", filepath.Join(dir, "m.json"), "--trainer", "logistic"}
+	var stdout, stderr bytes.Buffer
+	if code := trainMain(context.Background(), args, &stdout, &stderr, fixedNow); code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{
+		`level=INFO msg=fitting component=train trainer=logistic fit="fold `,
+		`msg="fit done" component=train trainer=logistic fit="fold 1/5" rounds=`,
+		`msg="fit done" component=train trainer=logistic fit=final rounds=`,
+		`msg="trainer done" component=train trainer=logistic brier=`,
+		"fits_done=6/6",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, log)
+		}
+	}
+	if n := strings.Count(log, "msg=fitting"); n != 1 {
+		t.Errorf("%d lines about rounds with a clock that stands still, want 1:\n%s", n, log)
+	}
+	if n := strings.Count(log, `msg="fit done"`); n != 6 {
+		t.Errorf("%d lines about finished fits, want 6 (5 folds and the final fit):\n%s", n, log)
+	}
+}
+
+// A trainer that fails is skipped, reported in the log and in the summary, and the best of the
+// others is kept.
+func TestTrainSummaryReportsSkippedTrainers(t *testing.T) {
+	t.Parallel()
+	_, data, specPath, _ := writeTrainFiles(t)
+	spec, ds, err := loadData(data, specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainRows, testRows := train.StratifiedSplit(ds.Labels, 0.2, 1)
+	broken := train.Trainer{Name: "broken", Describe: "fails", Encoding: train.EncodeRaw,
+		Fit: func(context.Context, train.FitInput) (*train.Fitted, error) { return nil, errors.New("no model today") }}
+	var log bytes.Buffer
+	res, err := train.Run(context.Background(), train.Config{
+		Data: ds, TrainRows: trainRows, TestRows: testRows, Trainers: []train.Trainer{broken, train.LogisticTrainer(1)},
+		Tiers: train.DefaultTierQuantiles, Name: spec.Name, Version: "v1", CreatedAt: fixedNow(),
+		Progress: progressLog(&log, fixedNow),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	printSummary(&stdout, &trainFlags{out: "m.json", tierQuantiles: "0.35,0.15,0.05"}, res)
+	// The folds run concurrently: any of them may be the one that reports the failure.
+	for _, want := range []string{"skipped after ", "s: trainer broken: fold ", " of 5: no model today\n", "trained small v1: logistic"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, want := range []string{`level=WARN msg="trainer skipped" component=train trainer=broken err="trainer broken: fold `, ` of 5: no model today" fits_done=6/12`} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 }
 

@@ -66,7 +66,9 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
-	a.store, err = modelstore.New(models, cfg.ModelVersion)
+	// --model-version may name a bundle loaded here or a version in the model store, which the
+	// registry loads below.
+	a.store, err = modelstore.New(models, activeAmong(models, cfg.ModelVersion))
 	if err != nil {
 		return nil, fmt.Errorf("models: %w", err)
 	}
@@ -84,6 +86,11 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			DialTimeout:  time.Second,
 			ReadTimeout:  cfg.CacheTimeout,
 			WriteTimeout: cfg.CacheTimeout,
+
+			// One dial attempt: go-redis's retries come 100ms apart, longer than a cache
+			// operation may take, and an operation waiting for them made a Redis that refuses
+			// connections look like a slow one (DEADLINE_EXCEEDED instead of UNAVAILABLE).
+			DialerRetries: 1,
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}
@@ -108,6 +115,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 
 	scoring, err := server.New(server.Options{
 		Models:            a.store,
+		Loader:            a.registry,
 		Cache:             scoreCache,
 		Rules:             &rules,
 		MaxBatch:          cfg.MaxBatch,
@@ -170,12 +178,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	return a, nil
 }
 
-// newCache uses Redis when --redis-addr is set, else makes the in-process cache. Redis being down
-// at start-up is not fatal: scoring fails open and caching resumes when it is back.
+// newCache uses Redis when --redis-addr is set, else makes the in-process cache, and closes it at
+// cleanup (the Redis cache before its client, which was made first). Redis being down at start-up
+// is not fatal: scoring fails open and caching resumes when it is back.
 func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prometheus.Registerer) (server.ScoreCache, error) {
 	if client == nil {
 		a.logger.Info("score cache in process", "max_entries", cfg.CacheMaxEntries, "ttl", cfg.CacheTTL.String())
-		return cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL}), nil
+		c := cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL})
+		a.onCleanup(func() { c.Close() })
+		return c, nil
 	}
 	c, err := cache.NewRedis(cache.RedisOptions{
 		Client:     client,
@@ -187,6 +198,7 @@ func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prom
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	a.onCleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -235,14 +247,26 @@ func (a *App) newRegistry(cfg config.Config, reg prometheus.Registerer) (*regist
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := registry.New(ctx, registry.Options{
-		Backend:    backend,
-		Store:      a.store,
-		Reconcile:  cfg.ModelSyncInterval,
-		Logger:     a.logger.With("component", "registry"),
-		Registerer: reg,
+		Backend:      backend,
+		Store:        a.store,
+		Reconcile:    cfg.ModelSyncInterval,
+		ModelVersion: cfg.ModelVersion,
+		OnDemand:     cfg.ModelOnDemand,
+		Retention:    cfg.ModelRetention,
+		Logger:       a.logger.With("component", "registry"),
+		Registerer:   reg,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if v := cfg.ModelVersion; v != "" {
+		if _, ok := a.store.Get(v); !ok {
+			err := fmt.Errorf("--model-version: %q is neither a bundle loaded here (--model-dir or the embedded default) nor a version in the model store (%s)", v, backend.Name())
+			if serr := r.Replica().SyncErr; serr != nil {
+				err = fmt.Errorf("%w, which could not be read: %v", err, serr)
+			}
+			return nil, err
+		}
 	}
 	active := a.store.Active()
 	a.logger.Info("model store", "backend", backend.Name(), "active", active.Version())
@@ -346,7 +370,15 @@ func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
 		fmt.Fprintln(w, "ok")
 	}
 	mux.HandleFunc("GET /healthz", health)
-	mux.HandleFunc("GET /readyz", health)
+	// Ready also needs this replica to serve the model store's active version: one that cannot
+	// would answer with another model than the other replicas.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p := a.registry.Replica().Problem; p != "" && !a.shutting.Load() {
+			http.Error(w, "not ready: "+p, http.StatusServiceUnavailable)
+			return
+		}
+		health(w, r)
+	})
 	return mux
 }
 

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +25,8 @@ import (
 	"github.com/churnhq/churn/internal/app/apptest"
 	"github.com/churnhq/churn/internal/cache/redistest"
 	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/internal/poll"
+	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/models/modeltest"
 )
 
@@ -121,9 +125,18 @@ func TestLargeUploadThroughTheRedisModelStore(t *testing.T) {
 	if err != nil || info.GetVersion() != "big-1" || info.GetSizeBytes() != int64(len(data)) {
 		t.Fatalf("UploadModel = %v, %v", info, err)
 	}
-	// A second replica reads the 24 MiB bundle back at start-up.
-	modelsB, _ := start()
+	// A second replica lists it from its record, and reads the 24 MiB bundle back when a request
+	// names it.
+	modelsB, scoringB := start()
 	got, err := modelsB.GetModel(ctx, &churnv1.GetModelRequest{Version: "big-1"}, grpc.WaitForReady(true))
+	if err != nil || got.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_STORED || got.GetSha256() != modeltest.SHA256(data) {
+		t.Fatalf("replica b GetModel before any request = %v, %v; want it STORED", got, err)
+	}
+	resp, err := scoringB.Score(context.Background(), &churnv1.ScoreRequest{CustomerId: "c-1", ModelVersion: "big-1"})
+	if err != nil || resp.GetModel().GetVersion() != "big-1" {
+		t.Fatalf("replica b Score with model_version big-1 = %v, %v", resp, err)
+	}
+	got, err = modelsB.GetModel(ctx, &churnv1.GetModelRequest{Version: "big-1"})
 	if err != nil || got.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_READY || got.GetSha256() != modeltest.SHA256(data) {
 		t.Fatalf("replica b GetModel = %v, %v", got, err)
 	}
@@ -146,5 +159,136 @@ func TestRunStoppedAtOnceIsNoFailure(t *testing.T) {
 		if err := a.Run(ctx); err != nil {
 			t.Fatalf("run %d: Run with a cancelled context = %v, want nil", i, err)
 		}
+	}
+}
+
+// get fetches an HTTP path of the app: status code and body.
+func get(t *testing.T, a *app.App, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + a.HTTPAddr().String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// The model store's active version lost its record and bundle (Redis evicted them, or failed
+// over to a replica without them) before this replica started: it serves its embedded default,
+// and says so where an operator looks (/readyz not ready with the reason, the
+// churn_model_active_mismatch gauge, ListModels' replica state), refuses to activate what it
+// cannot store, and is ready once the version is uploaded again. Before the fix it logged a line
+// and answered ok everywhere.
+func TestReplicaThatCannotServeTheStoresActiveVersionIsNotReady(t *testing.T) {
+	t.Parallel()
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	probe := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { probe.Close() })
+	seed, err := registry.NewRedisBackend(registry.RedisBackendOptions{Client: probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := modeltest.WithVersion(t, "ghost-1", nil)
+	if err := seed.Put(ctx, registry.Record{Version: "ghost-1", SHA256: modeltest.SHA256(data), Size: int64(len(data))}, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed.Activate(ctx, registry.Activation{Version: "ghost-1", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Del(ctx, "churn:models:{models}:bundle:ghost-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.HDel(ctx, "churn:models:{models}:records", "ghost-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	const token = "app-test-admin-token-0123456789"
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+	cfg.RedisAddrs, cfg.ModelStore, cfg.AdminTokens = []string{addr}, "redis", []string{token}
+	a := apptest.Start(t, cfg)
+
+	if code, body := get(t, a, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"ghost-1"`) {
+		t.Fatalf("/readyz = %d %q; want 503 naming ghost-1", code, body)
+	}
+	if code, _ := get(t, a, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d; the process is alive, want 200", code)
+	}
+	if _, body := get(t, a, "/metrics"); !strings.Contains(body, "\nchurn_model_active_mismatch 1\n") {
+		t.Fatal("/metrics lacks churn_model_active_mismatch 1")
+	}
+	conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	models, scoring := churnv1.NewModelServiceClient(conn), churnv1.NewScoringServiceClient(conn)
+	admin := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	list, err := models.ListModels(admin, &churnv1.ListModelsRequest{}, grpc.WaitForReady(true))
+	if rs := list.GetReplica(); err != nil || rs.GetInSync() || rs.GetStoreActiveVersion() != "ghost-1" || rs.GetServedVersion() == "ghost-1" || !strings.Contains(rs.GetMessage(), "upload it again") {
+		t.Fatalf("ListModels replica = %v, %v; want out of step with ghost-1, saying what to do", rs, err)
+	}
+	_, err = models.ActivateModel(admin, &churnv1.ActivateModelRequest{Version: "ghost-1"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "record") || !strings.Contains(err.Error(), "bundle") {
+		t.Fatalf("ActivateModel(ghost-1) = %v; want FAILED_PRECONDITION naming the missing record and bundle", err)
+	}
+
+	stream, err := models.UploadModel(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&churnv1.UploadModelRequest{Part: &churnv1.UploadModelRequest_Metadata{Metadata: &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&churnv1.UploadModelRequest{Part: &churnv1.UploadModelRequest_Chunk{Chunk: data}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		t.Fatalf("upload of ghost-1 again: %v", err)
+	}
+	poll.Until(t, 10*time.Second, func() bool { code, _ := get(t, a, "/readyz"); return code == http.StatusOK }, "/readyz ready once ghost-1 is back")
+	if _, body := get(t, a, "/metrics"); !strings.Contains(body, "\nchurn_model_active_mismatch 0\n") {
+		t.Fatal("/metrics lacks churn_model_active_mismatch 0 after converging")
+	}
+	resp, err := scoring.Score(ctx, &churnv1.ScoreRequest{CustomerId: "c-1"})
+	if err != nil || resp.GetModel().GetVersion() != "ghost-1" {
+		t.Fatalf("Score = %v, %v; want ghost-1", resp.GetModel(), err)
+	}
+}
+
+// --model-version may name a version of the model store: it is loaded from there and served
+// while the store has no active version. A version that is nowhere fails the start-up.
+func TestModelVersionFromTheModelStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	disk, err := registry.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := modeltest.WithVersion(t, "pinned-1", nil)
+	if err := disk.Put(context.Background(), registry.Record{Version: "pinned-1", SHA256: modeltest.SHA256(data), Size: int64(len(data))}, data); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, dir
+	cfg.ModelVersion = "nope-9"
+	if _, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "--model-version") {
+		t.Fatalf("New with a --model-version that is nowhere = %v, want an error naming the flag", err)
+	}
+	cfg.ModelVersion = "pinned-1"
+	a := apptest.Start(t, cfg)
+	conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	resp, err := churnv1.NewScoringServiceClient(conn).Score(context.Background(), &churnv1.ScoreRequest{CustomerId: "c-1"}, grpc.WaitForReady(true))
+	if err != nil || resp.GetModel().GetVersion() != "pinned-1" {
+		t.Fatalf("Score = %v, %v; want the stored pinned-1", resp.GetModel(), err)
 	}
 }

@@ -22,7 +22,14 @@ func (a modelRegistry) Upload(ctx context.Context, u server.ModelUpload) (server
 	if err != nil {
 		return server.ModelVersion{}, err
 	}
-	return a.Get(m.Version())
+	v, err := a.Get(m.Version())
+	if err != nil {
+		return server.ModelVersion{}, err
+	}
+	if v.Model == nil { // validated and stored, not kept in memory: the answer still describes it
+		v.Model = m
+	}
+	return v, nil
 }
 
 func (a modelRegistry) Activate(ctx context.Context, version string) (server.ModelVersion, error) {
@@ -31,6 +38,15 @@ func (a modelRegistry) Activate(ctx context.Context, version string) (server.Mod
 		return server.ModelVersion{}, err
 	}
 	return a.Get(m.Version())
+}
+
+func (a modelRegistry) Delete(ctx context.Context, version string) error {
+	return a.r.Delete(ctx, version)
+}
+
+func (a modelRegistry) Replica() server.ReplicaState {
+	s := a.r.Replica()
+	return server.ReplicaState{StoreActive: s.StoreActive, Served: s.Served, Problem: s.Problem, SyncedAt: s.SyncedAt, SyncError: s.SyncErr}
 }
 
 func (a modelRegistry) List() ([]server.ModelVersion, []server.Activation) {
@@ -56,15 +72,30 @@ func (a modelRegistry) Get(version string) (server.ModelVersion, error) {
 
 // modelVersion is the server's view of a registry version.
 func modelVersion(v registry.Version) server.ModelVersion {
-	out := server.ModelVersion{Model: v.Model, LoadError: v.Err, Active: v.Active}
+	out := server.ModelVersion{Model: v.Model, LoadError: v.Err, Loaded: v.Model != nil, Active: v.Active}
 	if v.Model != nil {
-		out.Version = v.Model.Version()
+		out.Name, out.Version = v.Model.Name(), v.Model.Version()
 	}
 	if rec := v.Record; rec != nil {
 		out.Stored = true
 		out.Version, out.SHA256, out.Size, out.StoredAt, out.Description = rec.Version, rec.SHA256, rec.Size, rec.StoredAt, rec.Description
+		out.CreatedAt = rec.CreatedAt
+		if out.Name == "" {
+			out.Name = rec.Name
+		}
 	}
 	return out
+}
+
+// activeAmong is version when one of models has it, else "" (the newest is then active until the
+// registry loads version from the model store).
+func activeAmong(models []*model.Model, version string) string {
+	for _, m := range models {
+		if m.Version() == version {
+			return version
+		}
+	}
+	return ""
 }
 
 // loadModels loads the bundles of --model-dir, or the embedded default.

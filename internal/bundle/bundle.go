@@ -5,7 +5,8 @@
 // The package encodes, decodes and validates the structure: Validate is the one validation of a
 // bundle's structure, and internal/features and internal/scoring compile what it passed without
 // checking it again. It does not evaluate anything: internal/model.Load, the gate every bundle
-// passes, validates, compiles and runs the check vectors. It depends on the standard library only.
+// passes, validates, compiles and runs the check vectors. It depends on the standard library and
+// jsontext (see DecodeStrict) only.
 //
 // Layout of the model's input vector ("columns"): the entries of Manifest.Inputs in order; a
 // numeric or derived input contributes one column, a categorical input one column per category
@@ -20,8 +21,12 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // FormatVersion is the bundle format this code reads and writes.
@@ -122,6 +127,16 @@ type Input struct {
 	Transform string `json:"transform,omitempty"`
 	// Standardize, when set, maps a numeric value x to (x - Mean) / Scale.
 	Standardize *Standardize `json:"standardize,omitempty"`
+	// Range, when set, is the range of a numeric input's values in the training data, before any
+	// transform. internal/model's gate probes the model at its ends: a model that cannot score a
+	// customer at the edge of its own training data is refused before it serves.
+	Range *Range `json:"range,omitempty"`
+}
+
+// Range is the smallest and the largest value of an input seen in training.
+type Range struct {
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
 }
 
 // Transforms of a numeric input's own value.
@@ -332,20 +347,83 @@ var (
 // ValidVersion reports whether v is a well-formed model version (also used for model names).
 func ValidVersion(v string) bool { return versionRE.MatchString(v) }
 
-// DecodeStrict decodes data, one JSON value, into v. Unknown fields are errors, and so is
+// DecodeStrict decodes data, one JSON value, into v. Unknown fields are errors, and so are a name
+// used twice in one object (which encoding/json would resolve silently, the last one winning) and
 // anything but white space after the value. The project's hand-written JSON formats (bundles,
-// dataset specs, import schemas) are all read this way, so that a typo is an error rather than
-// a silently ignored setting.
+// dataset specs, import schemas) are all read this way, so that a typo is an error rather than a
+// silently ignored setting. Errors quote at most a short prefix of the input (Clip).
+//
+// Duplicate names are found by jsontext (github.com/go-json-experiment/json, the Go team's
+// prototype of encoding/json/v2, whose jsontext package validates RFC 7493 I-JSON); encoding/json
+// then decodes.
 func DecodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if err := dec.SkipValue(); err != nil {
+		return errors.New(Clip(err.Error()))
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return errors.New("trailing data after the JSON value")
 	}
+	jd := json.NewDecoder(bytes.NewReader(data))
+	jd.DisallowUnknownFields()
+	if err := jd.Decode(v); err != nil {
+		return errors.New(Clip(err.Error()))
+	}
 	return nil
+}
+
+// Limits of what an error quotes of its input.
+const (
+	// maxQuoted bounds the bytes of a string Quote repeats.
+	maxQuoted = 64
+	// maxWord bounds the bytes of one run of non-space characters Clip repeats: a number of
+	// 5,000,000 digits in a bundle must not come back whole in an error, a log line or a gRPC
+	// trailer.
+	maxWord = 96
+)
+
+// Quote quotes s for an error message (strconv.Quote), cut to its first 64 bytes at a rune
+// boundary and marked "…(N bytes)" when it is longer: errors name what they refuse without
+// repeating input of any size.
+func Quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(prefix(s, maxQuoted)) + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+// Clip shortens every run of non-space characters of msg longer than 96 bytes to its first 64,
+// marked "…(N bytes)": for messages of other packages (encoding/json's) that quote their input.
+func Clip(msg string) string {
+	if len(msg) <= maxWord {
+		return msg
+	}
+	var b strings.Builder
+	for len(msg) > 0 {
+		word, sep, rest := msg, "", ""
+		if i := strings.IndexAny(msg, " \t\n"); i >= 0 {
+			word, sep, rest = msg[:i], msg[i:i+1], msg[i+1:]
+		}
+		if len(word) > maxWord {
+			fmt.Fprintf(&b, "%s…(%d bytes)", prefix(word, maxQuoted), len(word))
+		} else {
+			b.WriteString(word)
+		}
+		b.WriteString(sep)
+		msg = rest
+	}
+	return b.String()
+}
+
+// prefix is s cut to at most n bytes at a rune boundary.
+func prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ErrInvalid is wrapped by every structural error of Parse and Validate.
@@ -414,10 +492,10 @@ func (b *Bundle) Validate() error {
 		return invalid("manifest.format_version is %d, this build reads %d", m.FormatVersion, FormatVersion)
 	}
 	if !nameRE.MatchString(m.Name) {
-		return invalid("manifest.name %q: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", m.Name)
+		return invalid("manifest.name %s: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", Quote(m.Name))
 	}
 	if !ValidVersion(m.Version) {
-		return invalid("manifest.version %q: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", m.Version)
+		return invalid("manifest.version %s: want 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit", Quote(m.Version))
 	}
 	if m.CreatedAt.IsZero() {
 		return invalid("manifest.created_at is missing")
@@ -431,7 +509,7 @@ func (b *Bundle) Validate() error {
 	for i := range m.Inputs {
 		in := &m.Inputs[i]
 		if err := validateInput(in, seen, b.Model.Type); err != nil {
-			return invalid("manifest.inputs[%d] (%s): %v", i, in.Name, err)
+			return invalid("manifest.inputs[%d] (%s): %v", i, Quote(in.Name), err)
 		}
 		if in.Missing.Policy == MissingNative {
 			native = true
@@ -481,7 +559,7 @@ func CheckDerive(d *Derive) error {
 	}
 	want := map[string]int{OpRatio: 2, OpDiff: 2, OpLog1p: 1, OpIndicator: 1}[d.Op]
 	if want == 0 {
-		return fmt.Errorf("unknown derive op %q (want ratio, diff, log1p, indicator or sum)", d.Op)
+		return fmt.Errorf("unknown derive op %s (want ratio, diff, log1p, indicator or sum)", Quote(d.Op))
 	}
 	if len(d.Args) != want {
 		return fmt.Errorf("derive op %s takes %d arguments, got %d", d.Op, want, len(d.Args))
@@ -491,13 +569,13 @@ func CheckDerive(d *Derive) error {
 
 func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 	if !nameRE.MatchString(in.Name) && !ValidKey(in.Name) {
-		return fmt.Errorf("bad name %q", in.Name)
+		return fmt.Errorf("bad name %s", Quote(in.Name))
 	}
 	if strings.Contains(in.Name, "=") {
-		return fmt.Errorf("name %q must not contain '='", in.Name)
+		return fmt.Errorf("name %s must not contain '='", Quote(in.Name))
 	}
 	if _, dup := seen[in.Name]; dup {
-		return fmt.Errorf("duplicate name %q", in.Name)
+		return fmt.Errorf("duplicate name %s", Quote(in.Name))
 	}
 	switch {
 	case in.Source != "" && in.Derive != nil:
@@ -507,7 +585,7 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		// (internal/features.SourceType), checked when the schema is compiled.
 	case in.Derive != nil:
 		if in.Type != TypeNumeric {
-			return fmt.Errorf("a derived input must be numeric, not %q", in.Type)
+			return fmt.Errorf("a derived input must be numeric, not %s", Quote(in.Type))
 		}
 		if err := CheckDerive(in.Derive); err != nil {
 			return err
@@ -515,10 +593,10 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		for _, a := range in.Derive.Args {
 			arg, ok := seen[a]
 			if !ok {
-				return fmt.Errorf("derive argument %q is not an earlier input", a)
+				return fmt.Errorf("derive argument %s is not an earlier input", Quote(a))
 			}
 			if arg.Type != TypeNumeric {
-				return fmt.Errorf("derive argument %q is not numeric", a)
+				return fmt.Errorf("derive argument %s is not numeric", Quote(a))
 			}
 		}
 	default:
@@ -532,7 +610,10 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		switch in.Transform {
 		case "", TransformLog1p, TransformIndicator:
 		default:
-			return fmt.Errorf("unknown transform %q (want log1p or indicator)", in.Transform)
+			return fmt.Errorf("unknown transform %s (want log1p or indicator)", Quote(in.Transform))
+		}
+		if r := in.Range; r != nil && (in.Source == "" || !finite(r.Min, r.Max) || r.Min > r.Max) {
+			return fmt.Errorf("range wants a read (not derived) input and finite min <= max, got %g, %g", r.Min, r.Max)
 		}
 		if s := in.Standardize; s != nil && (!finite(s.Mean, s.Scale) || s.Scale <= 0) {
 			return fmt.Errorf("standardize wants a finite mean and a positive scale, got %g, %g", s.Mean, s.Scale)
@@ -551,11 +632,11 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 				return errors.New("missing policy native cannot be combined with standardize")
 			}
 		default:
-			return fmt.Errorf("unknown missing.policy %q (want impute, error or native)", in.Missing.Policy)
+			return fmt.Errorf("unknown missing.policy %s (want impute, error or native)", Quote(in.Missing.Policy))
 		}
 	case TypeCategorical:
-		if in.Standardize != nil || in.Transform != "" {
-			return errors.New("standardize and transform apply to numeric inputs only")
+		if in.Standardize != nil || in.Transform != "" || in.Range != nil {
+			return errors.New("standardize, transform and range apply to numeric inputs only")
 		}
 		if len(in.Categories) == 0 {
 			return errors.New("a categorical input needs categories")
@@ -563,26 +644,26 @@ func validateInput(in *Input, seen map[string]*Input, modelType string) error {
 		cats := make(map[string]bool, len(in.Categories))
 		for _, c := range in.Categories {
 			if cats[c] {
-				return fmt.Errorf("duplicate category %q", c)
+				return fmt.Errorf("duplicate category %s", Quote(c))
 			}
 			cats[c] = true
 		}
 		switch in.Missing.Policy {
 		case MissingImpute:
 			if !cats[in.Missing.Category] {
-				return fmt.Errorf("missing.category %q is not one of the categories", in.Missing.Category)
+				return fmt.Errorf("missing.category %s is not one of the categories", Quote(in.Missing.Category))
 			}
 		case MissingError:
 		default:
-			return fmt.Errorf("unknown missing.policy %q for a categorical input (want impute or error)", in.Missing.Policy)
+			return fmt.Errorf("unknown missing.policy %s for a categorical input (want impute or error)", Quote(in.Missing.Policy))
 		}
 		switch in.Unseen {
 		case UnseenError, UnseenIgnore, UnseenMissing:
 		default:
-			return fmt.Errorf("unknown unseen policy %q (want error, ignore or missing)", in.Unseen)
+			return fmt.Errorf("unknown unseen policy %s (want error, ignore or missing)", Quote(in.Unseen))
 		}
 	default:
-		return fmt.Errorf("unknown type %q (want numeric or categorical)", in.Type)
+		return fmt.Errorf("unknown type %s (want numeric or categorical)", Quote(in.Type))
 	}
 	return nil
 }
@@ -628,16 +709,28 @@ func (md *Model) validate(width int) error {
 		if !finite(l.Intercept) || !finite(l.Weights...) {
 			return errors.New("logistic parameters must be finite")
 		}
+		sum := math.Abs(l.Intercept)
+		for _, w := range l.Weights {
+			sum += math.Abs(w)
+		}
+		if !(sum <= MaxLogisticWeights) {
+			return fmt.Errorf("the intercept and the weights add up to %g in magnitude, more than %g: the margin would overflow on ordinary inputs", sum, MaxLogisticWeights)
+		}
 	case ModelTrees:
 		if md.Trees == nil || md.Logistic != nil {
 			return errors.New("a tree_ensemble model needs trees parameters only")
 		}
 		return md.Trees.validate(width)
 	default:
-		return fmt.Errorf("unknown type %q (want %s or %s)", md.Type, ModelLogistic, ModelTrees)
+		return fmt.Errorf("unknown type %s (want %s or %s)", Quote(md.Type), ModelLogistic, ModelTrees)
 	}
 	return nil
 }
+
+// MaxLogisticWeights bounds the magnitudes of a logistic regression's intercept and weights,
+// added up, so that the margin of inputs below 1e290 in magnitude is finite. Trained models stay
+// many orders of magnitude below it (their inputs are standardised, their weights regularised).
+const MaxLogisticWeights = 1e12
 
 // Bounds of a tree ensemble. They keep a hostile or broken bundle from making scoring slow or
 // its arithmetic overflow: the deepest tree sets how many steps every walk of its group of trees
@@ -657,7 +750,7 @@ const (
 
 func (te *TreeEnsemble) validate(width int) error {
 	if te.Comparison != CompareLess && te.Comparison != CompareLessEqual {
-		return fmt.Errorf("trees.comparison %q (want lt or le)", te.Comparison)
+		return fmt.Errorf("trees.comparison %s (want lt or le)", Quote(te.Comparison))
 	}
 	if !finite(te.BaseScore) {
 		return errors.New("trees.base_score must be finite")
@@ -755,7 +848,7 @@ func (c *Calibration) validate() error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown method %q (want none, platt or isotonic)", c.Method)
+		return fmt.Errorf("unknown method %s (want none, platt or isotonic)", Quote(c.Method))
 	}
 	return nil
 }

@@ -129,6 +129,10 @@ func TestValidate(t *testing.T) {
 		{"tree feature out of range", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Feature[0] = 5 }, "feature 5"},
 		{"tree arrays of different lengths", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Value = nil }, "one entry per node"},
 		{"tree comparison", func(b *Bundle) { tree(b); b.Model.Trees.Comparison = "gt" }, "comparison"},
+		{"logistic weights that would overflow", func(b *Bundle) { b.Model.Logistic.Weights[0] = 1e300 }, "would overflow"},
+		{"range upside down", func(b *Bundle) { b.Manifest.Inputs[1].Range = &Range{Min: 2, Max: 1} }, "range wants"},
+		{"range of a derived input", func(b *Bundle) { b.Manifest.Inputs[3].Range = &Range{Min: 0, Max: 1} }, "range wants"},
+		{"range of a categorical input", func(b *Bundle) { b.Manifest.Inputs[2].Range = &Range{Min: 0, Max: 1} }, "range apply to numeric"},
 		{"tree node with one child twice", func(b *Bundle) { tree(b); b.Model.Trees.Trees[0].Right[0] = 1 }, "a child of two splits"},
 		{"tree node with two parents", func(b *Bundle) {
 			b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{{
@@ -228,5 +232,59 @@ func TestValidateAcceptsATreeAtTheDepthBound(t *testing.T) {
 	b.Model = Model{Type: ModelTrees, Trees: &TreeEnsemble{Comparison: CompareLess, Trees: []Tree{chain(MaxTreeDepth)}}}
 	if err := b.Validate(); err != nil {
 		t.Fatalf("a chain %d splits deep: %v", MaxTreeDepth, err)
+	}
+}
+
+// TestParseRefusesDuplicateNames: encoding/json would keep the last of two members of one name;
+// a bundle that says two things about one setting is refused, naming where.
+func TestParseRefusesDuplicateNames(t *testing.T) {
+	data, err := valid().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := strings.Replace(string(data), `"name": "test-model"`, `"name": "test-model", "name": "other"`, 1)
+	if _, err := Parse([]byte(dup)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `duplicate object member name "name" within "/manifest"`) {
+		t.Fatalf("Parse of a duplicate name = %v, want ErrInvalid naming it and where", err)
+	}
+}
+
+// TestErrorsQuoteAShortPrefix: a bundle's oversized values come back in errors as a short, marked
+// prefix, never whole (a 5,000,000-digit number once came back whole, in the gRPC trailer too).
+func TestErrorsQuoteAShortPrefix(t *testing.T) {
+	data, err := valid().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("9", 5_000_000)
+	for name, doc := range map[string]string{
+		"number":  strings.Replace(string(data), `"intercept": -1`, `"intercept": `+huge, 1),
+		"string":  strings.Replace(string(data), `"name": "test-model"`, `"name": "`+huge+`"`, 1),
+		"input":   strings.Replace(string(data), `"name": "complaints"`, `"name": "`+huge+`"`, 1),
+		"unknown": strings.Replace(string(data), `"name": "test-model"`, `"name": "test-model", "`+huge+`": 1`, 1),
+	} {
+		_, err := Parse([]byte(doc))
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Parse = %v, want ErrInvalid", name, err)
+			continue
+		}
+		if n := len(err.Error()); n > 400 || !strings.Contains(err.Error(), "bytes)") {
+			t.Errorf("%s: error of %d bytes, want a short one with a marked prefix: %.300s", name, n, err)
+		}
+	}
+}
+
+func TestQuoteAndClip(t *testing.T) {
+	if got := Quote("short"); got != `"short"` {
+		t.Errorf("Quote(short) = %s", got)
+	}
+	if got, want := Quote(strings.Repeat("é", 40)), `"`+strings.Repeat("é", 32)+`"…(80 bytes)`; got != want {
+		t.Errorf("Quote of 80 bytes = %s, want %s", got, want)
+	}
+	msg := "json: cannot unmarshal number " + strings.Repeat("1", 200) + " into Go value"
+	if got, want := Clip(msg), "json: cannot unmarshal number "+strings.Repeat("1", 64)+"…(200 bytes) into Go value"; got != want {
+		t.Errorf("Clip = %q, want %q", got, want)
+	}
+	if got := Clip("short message"); got != "short message" {
+		t.Errorf("Clip changed a short message: %q", got)
 	}
 }

@@ -1,6 +1,9 @@
 // Package cache remembers each customer's latest score and keeps the at-risk watchlist, in Redis
-// ([NewRedis]) or, without Redis, in process ([NewMemory]). Both implement [Cache] and pass one
-// contract test suite.
+// ([NewRedis]) or, without Redis, in process ([NewMemory]). Both have the same methods (Put, Get,
+// ListAtRisk, Close), pass one contract test suite, and take and give the server's own
+// churn.v1.ScoreResponse: the cache reads the customer id, probability, tier and expected loss
+// from the response itself. A previous probability is NaN when there was none. The interface is
+// the consumer's (internal/server.ScoreCache); this package declares none.
 //
 // # Redis layout
 //
@@ -16,20 +19,29 @@
 //     one slot (hash tag "watch"); each holds every customer whose tier is at least that tier. The
 //     score is the NEGATED expected loss, so that ZRANGE BYSCORE (ascending score, ties by member
 //     ascending) gives expected loss descending, ties by customer id ascending. A Put ZADDs the
-//     customer to the sets at or below its tier and ZREMs it from those above, in the same pipeline
-//     as the scripts; a customer at LOW (or UNSPECIFIED) is removed from all three.
+//     customer to the sets at or below its tier and ZREMs it from those above, after its script;
+//     a customer at LOW (or UNSPECIFIED) is removed from all three.
 //
-// A Put is one pipelined round trip on a single node: an EVALSHA per entry plus its ZADD/ZREMs. When
-// the server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed entries are replayed with EVAL in
-// a second round trip. In a Cluster go-redis splits the pipeline by node. Puts are group-committed:
-// one writer goroutine sends the Puts that queued while a round trip was in flight together in the
-// next one, in arrival order (see redisbatch.go), so concurrent Scores share round trips.
+// # Redis writes
+//
+// A Put of fewer than 256 customers (one Score's) goes to a group-commit writer (redisgroup.go),
+// which writes the Puts queued meanwhile together, as one chunk; a bigger Put runs in its
+// caller's goroutine (redisput.go). A chunk is one pipelined round trip on a single server: an EVALSHA of the put script per customer, then the watchlist ZADD/ZREMs. When the
+// server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed scripts are replayed with EVAL in a
+// second round trip, the watchlist again after them. A Cluster client sends every node its share
+// of a pipeline at once, in no order between nodes, so there the watchlist follows in a round trip
+// of its own, for exactly the customers whose scripts succeeded: the watchlist never names a
+// customer whose hash is not written yet. A Put of more than 256 customers is sent in chunks of
+// 256, one after the other, each with its own Timeout, so that a full ScoreBatch has the time it
+// needs. Redis runs one connection's commands in order, and one writer sends the queued Puts, so
+// two entries of one customer in a Put apply in order, and a Put that returned before another
+// began is applied first.
 //
 // Hashes expire, watchlist members do not: ListAtRisk reads the page's hashes in one pipelined HMGET,
 // skips members whose hash is gone and removes them lazily, so the list stays consistent with Get.
 // The removal is a script on the watchlist slot that ZREMs a member only while its score is still the
 // one ListAtRisk saw, so a customer Put again meanwhile with a new expected loss is kept (one Put
-// again with the very same loss in that window drops off until its next Put). A member whose hash
+// again with the very same loss in that window is put back by restoreRescored). A member whose hash
 // tier is below the listed tier (a Put in flight) is skipped, not removed.
 //
 // # Watchlist
@@ -43,17 +55,21 @@
 // The in-process cache is a hand-written LRU (container/list + map) with a per-entry deadline.
 // github.com/hashicorp/golang-lru/v2/expirable was considered: it reads time.Now itself and purges
 // from a background goroutine, so TTL tests would need real sleeps and the clock could not be
-// injected (STYLE: time is injected). The watchlist is a sorted scan of the live entries at
-// ListAtRisk time, bounded by MaxEntries: simple and correct.
+// injected (STYLE: time is injected). Its watchlist is a B-tree per tier (github.com/google/btree)
+// ordered like the Redis sets, so a page is a walk from its cursor; expired entries met on the
+// walk are removed.
 //
 // # Errors
 //
-// Every Redis operation runs under context.WithTimeout(Timeout) and its errors wrap [ErrUnavailable],
-// so a server can return UNAVAILABLE for Get and ListAtRisk and fail open for Put.
+// Get returns [ErrNotFound] for a customer with no cached score, ListAtRisk [ErrBadPageToken] for a
+// token it did not issue. Every Redis operation runs under context.WithTimeout(Timeout) (a Put,
+// per chunk) and its errors wrap [ErrUnavailable], so a server can fail open for Put and answer
+// UNAVAILABLE for Get and ListAtRisk; when the operation ran out of time (its deadline, or a
+// socket timeout of the client) the error wraps context.DeadlineExceeded too, so the server can
+// say so instead.
 package cache
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -64,31 +80,10 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
 
-// Entry is one score to remember.
-type Entry struct {
-	CustomerID   string
-	Response     *churnv1.ScoreResponse // stored whole (proto bytes); from_cache is set on read
-	Probability  float64
-	Tier         churnv1.RiskTier
-	ExpectedLoss float64 // watchlist rank
-}
-
-// Previous is what was cached for a customer before a Put.
-type Previous struct {
-	Found       bool
-	Probability float64
-}
-
-// Page is one page of the watchlist.
-type Page struct {
-	Responses     []*churnv1.ScoreResponse
-	NextPageToken string
-}
-
 var (
 	// ErrNotFound is returned by Get when the customer has no cached score, or it expired.
 	ErrNotFound = errors.New("cache: not found")
-	// ErrUnavailable wraps every error of the cache's backend (Redis down, timeout).
+	// ErrUnavailable wraps every error of the cache's backend (Redis down, timeout, cache closed).
 	ErrUnavailable = errors.New("cache: unavailable")
 	// ErrBadPageToken is returned by ListAtRisk for a malformed page token.
 	ErrBadPageToken = errors.New("cache: bad page token")
@@ -96,23 +91,6 @@ var (
 
 // MaxPageSize is the largest limit ListAtRisk accepts.
 const MaxPageSize = 1000
-
-// Cache remembers scores and keeps the at-risk watchlist.
-type Cache interface {
-	// Put stores the entries and returns, per entry, the previous cached probability — for a
-	// Redis cache in ONE pipelined round trip (read-previous and write together, a Lua script per
-	// entry via EVALSHA in one pipeline, with a fallback to EVAL on NOSCRIPT).
-	Put(ctx context.Context, entries []Entry) ([]Previous, error)
-	// Get returns the cached response with FromCache=true, and the previous probability stored at the
-	// time it was written (so the caller can re-derive RISK_RISING): ErrNotFound when absent/expired.
-	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, Previous, error)
-	// ListAtRisk pages the watchlist: customers whose cached tier >= minTier, ordered by expected loss
-	// descending, ties by customer id ascending; limit 1..1000; pageToken "" for the first page; the token is
-	// stable (encodes the last item's expected loss and id, not an offset, so inserts don't shift pages);
-	// ErrBadPageToken for a malformed token.
-	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (Page, error)
-	Close() error
-}
 
 // watchTiers are the tiers that have a watchlist, lowest first.
 var watchTiers = [...]churnv1.RiskTier{

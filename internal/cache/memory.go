@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ type MemoryOptions struct {
 	Now func() time.Time
 }
 
-// Memory is an in-process Cache: a bounded LRU with a TTL. It is safe for concurrent use.
+// Memory is the in-process score cache: a bounded LRU with a TTL. It is safe for concurrent use.
 type Memory struct {
 	maxEntries int
 	ttl        time.Duration
@@ -65,11 +66,9 @@ type memEntry struct {
 	p        float64
 	tier     churnv1.RiskTier
 	loss     float64
-	prev     Previous
+	prev     float64   // the probability cached before this entry; NaN when none
 	deadline time.Time // zero: no expiry
 }
-
-var _ Cache = (*Memory)(nil)
 
 // NewMemory returns an empty in-process cache.
 func NewMemory(o MemoryOptions) *Memory {
@@ -134,19 +133,20 @@ func (m *Memory) remove(el *list.Element) {
 	m.unindex(e)
 }
 
-// Put stores the entries in order and returns each one's previous cached probability. A response
-// that cannot be marshalled (a string field that is not UTF-8) fails the whole Put, before anything
-// is stored.
-func (m *Memory) Put(_ context.Context, entries []Entry) ([]Previous, error) {
-	resps := make([][]byte, len(entries))
-	for i, e := range entries {
-		b, err := proto.Marshal(e.Response)
+// Put remembers each response, in order, as its customer's latest score, and returns per response
+// the probability cached for that customer before it, NaN when there was none. A response that
+// cannot be marshalled (a string field that is not UTF-8) fails the whole Put, before anything is
+// stored.
+func (m *Memory) Put(_ context.Context, resps []*churnv1.ScoreResponse) ([]float64, error) {
+	raw := make([][]byte, len(resps))
+	for i, r := range resps {
+		b, err := proto.Marshal(r)
 		if err != nil {
-			return nil, fmt.Errorf("cache: marshal response of %q: %w", e.CustomerID, err)
+			return nil, fmt.Errorf("cache: marshal response of %q: %w", r.GetCustomerId(), err)
 		}
-		resps[i] = b
+		raw[i] = b
 	}
-	prevs := make([]Previous, len(entries))
+	prevs := make([]float64, len(resps))
 	now := m.now()
 	var deadline time.Time
 	if m.ttl > 0 {
@@ -154,23 +154,24 @@ func (m *Memory) Put(_ context.Context, entries []Entry) ([]Previous, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, e := range entries {
+	for i, r := range resps {
 		ne := &memEntry{
-			id:       e.CustomerID,
-			resp:     resps[i],
-			p:        e.Probability,
-			tier:     e.Tier,
-			loss:     e.ExpectedLoss,
+			id:       r.GetCustomerId(),
+			resp:     raw[i],
+			p:        r.GetProbability(),
+			tier:     r.GetTier(),
+			loss:     r.GetExpectedLoss(),
+			prev:     math.NaN(),
 			deadline: deadline,
 		}
-		if el := m.live(e.CustomerID, now); el != nil {
+		if el := m.live(ne.id, now); el != nil {
 			old := el.Value.(*memEntry)
-			ne.prev = Previous{Found: true, Probability: old.p}
+			ne.prev = old.p
 			m.unindex(old)
 			el.Value = ne
 			m.ll.MoveToFront(el)
 		} else {
-			m.items[e.CustomerID] = m.ll.PushFront(ne)
+			m.items[ne.id] = m.ll.PushFront(ne)
 		}
 		m.index(ne)
 		prevs[i] = ne.prev
@@ -181,14 +182,15 @@ func (m *Memory) Put(_ context.Context, entries []Entry) ([]Previous, error) {
 	return prevs, nil
 }
 
-// Get returns the customer's cached response with FromCache set, or ErrNotFound.
-func (m *Memory) Get(_ context.Context, customerID string) (*churnv1.ScoreResponse, Previous, error) {
+// Get returns the customer's cached response with FromCache set and the probability cached before
+// it (NaN when none), or ErrNotFound.
+func (m *Memory) Get(_ context.Context, customerID string) (*churnv1.ScoreResponse, float64, error) {
 	now := m.now()
 	m.mu.Lock()
 	el := m.live(customerID, now)
 	if el == nil {
 		m.mu.Unlock()
-		return nil, Previous{}, ErrNotFound
+		return nil, math.NaN(), ErrNotFound
 	}
 	m.ll.MoveToFront(el)
 	e := el.Value.(*memEntry)
@@ -196,17 +198,18 @@ func (m *Memory) Get(_ context.Context, customerID string) (*churnv1.ScoreRespon
 	// e is never mutated after it is stored, so it can be read without the lock.
 	resp, err := decodeResponse(e.resp)
 	if err != nil {
-		return nil, Previous{}, err
+		return nil, math.NaN(), err
 	}
 	return resp, e.prev, nil
 }
 
-// ListAtRisk pages the watchlist of minTier: a walk of its B-tree from the page token, removing the
-// expired entries it meets. It does not count as a use for the LRU.
-func (m *Memory) ListAtRisk(_ context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (Page, error) {
+// ListAtRisk returns a page of the watchlist of minTier and the token of the next page ("" at the
+// end): a walk of the tier's B-tree from the page token, removing the expired entries it meets. It
+// does not count as a use for the LRU.
+func (m *Memory) ListAtRisk(_ context.Context, minTier churnv1.RiskTier, limit int, pageToken string) ([]*churnv1.ScoreResponse, string, error) {
 	minTier, cur, err := listArgs(minTier, limit, pageToken)
 	if err != nil {
-		return Page{}, err
+		return nil, "", err
 	}
 	j := slices.Index(watchTiers[:], minTier)
 	now := m.now()
@@ -234,19 +237,19 @@ func (m *Memory) ListAtRisk(_ context.Context, minTier churnv1.RiskTier, limit i
 		m.remove(el)
 	}
 	m.mu.Unlock()
-	var page Page
+	var next string
 	if len(hits) > limit {
 		hits = hits[:limit]
 		last := hits[limit-1]
-		page.NextPageToken = encodeToken(last.loss, last.id)
+		next = encodeToken(last.loss, last.id)
 	}
-	page.Responses = make([]*churnv1.ScoreResponse, len(hits))
+	page := make([]*churnv1.ScoreResponse, len(hits))
 	for i, e := range hits {
-		if page.Responses[i], err = decodeResponse(e.resp); err != nil {
-			return Page{}, err
+		if page[i], err = decodeResponse(e.resp); err != nil {
+			return nil, "", err
 		}
 	}
-	return page, nil
+	return page, next, nil
 }
 
 // Close drops every entry.

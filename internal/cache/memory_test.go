@@ -13,7 +13,7 @@ import (
 )
 
 func TestMemoryContract(t *testing.T) {
-	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+	testContract(t, func(t *testing.T, now func() time.Time) scoreCache {
 		c := NewMemory(MemoryOptions{TTL: contractTTL, Now: now})
 		t.Cleanup(func() { _ = c.Close() })
 		return c
@@ -66,7 +66,7 @@ func fullMemory(b *testing.B, n int) *Memory {
 	m := NewMemory(MemoryOptions{TTL: time.Hour, MaxEntries: n})
 	tiers := []churnv1.RiskTier{low, medium, high, critical}
 	for i := range n {
-		if _, err := m.Put(context.Background(), []Entry{entry(fmt.Sprintf("c%d", i), 0.5, tiers[i%4], float64(i%5000))}); err != nil {
+		if _, err := m.Put(context.Background(), []*churnv1.ScoreResponse{entry(fmt.Sprintf("c%d", i), 0.5, tiers[i%4], float64(i%5000))}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,7 +79,7 @@ func BenchmarkMemoryListAtRisk(b *testing.B) {
 	m := fullMemory(b, 100_000)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.ListAtRisk(context.Background(), high, 50, ""); err != nil {
+		if _, _, err := m.ListAtRisk(context.Background(), high, 50, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,7 +90,7 @@ func BenchmarkMemoryListAtRisk(b *testing.B) {
 func BenchmarkMemoryPut(b *testing.B) {
 	m := fullMemory(b, 100_000)
 	tiers := []churnv1.RiskTier{low, medium, high, critical}
-	es := make([]Entry, 1000)
+	es := make([]*churnv1.ScoreResponse, 1000)
 	for i := range es {
 		es[i] = entry(fmt.Sprintf("c%d", i*97), 0.5, tiers[(i+1)%4], float64(i))
 	}

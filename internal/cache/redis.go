@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"math"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +23,13 @@ import (
 
 // RedisOptions configure a Redis cache.
 type RedisOptions struct {
-	// Client reaches Redis: single node, Sentinel or Cluster. Required; Close closes it.
+	// Client reaches Redis: single node, Sentinel or Cluster. Required. It stays the caller's:
+	// close it after the cache.
 	Client redis.UniversalClient
 	// TTL is how long a customer's score lives after its Put; 0 or less keeps it (not recommended).
 	TTL time.Duration
-	// Timeout bounds each operation (Put, Get, ListAtRisk); default 50ms.
+	// Timeout bounds each operation (Get, ListAtRisk, and each chunk of 256 customers of a Put);
+	// default 50ms.
 	Timeout time.Duration
 	// Prefix starts every key; default "churn".
 	Prefix string
@@ -36,7 +41,8 @@ type RedisOptions struct {
 	Now func() time.Time
 }
 
-// Redis is a Cache in Redis; see the package doc for the key layout. It is safe for concurrent use.
+// Redis is the score cache in Redis; see the package doc for the key layout. It is safe for
+// concurrent use.
 type Redis struct {
 	client  redis.UniversalClient
 	ttl     time.Duration
@@ -45,31 +51,17 @@ type Redis struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
-	writer  *putWriter
 	// cluster: not a single-server client (a Cluster, a Ring): its pipelines go to several nodes
 	// at once, in no order.
 	cluster bool
+	closed  atomic.Bool
+	// The group-commit writer of small Puts (redisgroup.go).
+	group       chan *groupPut
+	groupStop   chan struct{}      // closed by Close
+	groupDone   chan struct{}      // closed when the writer has returned
+	groupCancel context.CancelFunc // ends the writer's round trip in flight
+	closeOnce   sync.Once
 }
-
-var _ Cache = (*Redis)(nil)
-
-// putScript reads the previous probability and writes the customer's hash and TTL atomically.
-// KEYS[1]: the hash. ARGV: p, tier, loss, resp, at (unix ms), ttl (ms, 0 for none). Returns the
-// previous p, "" when there was none.
-const putScriptSrc = `
-local prev = redis.call('HGET', KEYS[1], 'p')
-if not prev then prev = '' end
-redis.call('HSET', KEYS[1], 'p', ARGV[1], 'tier', ARGV[2], 'loss', ARGV[3], 'resp', ARGV[4], 'prev_p', prev, 'at', ARGV[5])
-local ttl = tonumber(ARGV[6])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  redis.call('PERSIST', KEYS[1])
-end
-return prev
-`
-
-var putScript = redis.NewScript(putScriptSrc)
 
 // dropStaleScript removes expired customers from the watchlist sets, each only while its score is
 // still the one ListAtRisk saw, so that a customer Put again since (with a new expected loss) stays.
@@ -87,9 +79,8 @@ end
 return n
 `)
 
-// NewRedis returns a cache on o.Client and starts its Put writer goroutine, which Close stops. It
-// does not contact Redis: a server that is down at start-up only makes the operations fail with
-// ErrUnavailable until it answers.
+// NewRedis returns a cache on o.Client. It starts nothing and does not contact Redis: a server that
+// is down at start-up only makes the operations fail with ErrUnavailable until it answers.
 func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.Client == nil {
 		return nil, errors.New("cache: RedisOptions.Client is nil")
@@ -120,7 +111,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	_, single := o.Client.(*redis.Client) // one server, or the master a Sentinel names
 	r.cluster = !single
-	r.writer = startPutWriter(r)
+	r.startGroup()
 	return r, nil
 }
 
@@ -132,67 +123,51 @@ func (r *Redis) watchKey(t churnv1.RiskTier) string {
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// errClosed is what an operation of a closed cache gets; it wraps ErrUnavailable so servers fail open.
+var errClosed = fmt.Errorf("%w: cache closed", ErrUnavailable)
+
+// unavailable wraps an error of Redis in ErrUnavailable. An operation that ran out of time already
+// wraps context.DeadlineExceeded when go-redis stopped at the context's deadline; when a socket
+// timeout of the client stopped it (churnd's client has --cache-timeout as its read and write
+// timeout), it is wrapped in context.DeadlineExceeded here, so that callers see one sign of it.
 func unavailable(op string, err error) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: redis %s: %w: %w", ErrUnavailable, op, context.DeadlineExceeded, err)
+	}
 	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
 }
 
-// Put stores the entries and returns each one's previous cached probability. Entries for the same
-// customer apply in order. The entries go to the writer (see redisbatch.go): alone they are one
-// pipelined round trip (two when the server has lost the script, and two on a Cluster, whose
-// watchlist follows the hashes); Puts that arrive while a round trip is in flight share the next
-// one. Put waits at most Timeout, queueing included.
-func (r *Redis) Put(ctx context.Context, entries []Entry) (prevs []Previous, err error) {
-	if len(entries) == 0 {
-		return []Previous{}, nil
-	}
-	defer r.metrics.observe(opPut, time.Now(), &err, nil)
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-
-	at := strconv.FormatInt(r.now().UnixMilli(), 10)
-	ttl := "0"
-	if r.ttl > 0 {
-		ttl = strconv.FormatInt(max(r.ttl.Milliseconds(), 1), 10)
-	}
-	// A copy: a caller that gave up waiting may reuse its slice while the writer still reads it.
-	req := &putRequest{entries: slices.Clone(entries), args: make([][]any, len(entries)), done: make(chan putResult, 1)}
-	req.deadline, _ = ctx.Deadline()
-	for i, e := range entries {
-		resp, err := proto.Marshal(e.Response)
-		if err != nil {
-			return nil, fmt.Errorf("cache: marshal response of %q: %w", e.CustomerID, err)
-		}
-		req.args[i] = []any{formatFloat(e.Probability), int(e.Tier), formatFloat(e.ExpectedLoss), resp, at, ttl}
-	}
-	return r.writer.do(ctx, req)
-}
-
-// Get returns the customer's cached response with FromCache set, ErrNotFound, or ErrUnavailable.
-func (r *Redis) Get(ctx context.Context, customerID string) (resp *churnv1.ScoreResponse, prev Previous, err error) {
+// Get returns the customer's cached response with FromCache set and the probability cached before
+// it (NaN when none); ErrNotFound, or ErrUnavailable.
+func (r *Redis) Get(ctx context.Context, customerID string) (resp *churnv1.ScoreResponse, prev float64, err error) {
 	miss := false
 	defer r.metrics.observe(opGet, time.Now(), &err, &miss)
+	if r.closed.Load() {
+		return nil, math.NaN(), errClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 
 	vals, err := r.client.HMGet(ctx, r.scoreKey(customerID), "resp", "prev_p").Result()
 	if err != nil {
-		return nil, Previous{}, unavailable("get", err)
+		return nil, math.NaN(), unavailable("get", err)
 	}
 	raw, ok := vals[0].(string)
 	if !ok {
 		miss = true
-		return nil, Previous{}, ErrNotFound
+		return nil, math.NaN(), ErrNotFound
 	}
 	resp, err = decodeResponse([]byte(raw))
 	if err != nil {
-		return nil, Previous{}, err
+		return nil, math.NaN(), err
 	}
-	if s, _ := vals[1].(string); s != "" {
-		p, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, Previous{}, fmt.Errorf("cache: %s: bad prev_p %q: %w", r.scoreKey(customerID), s, err)
-		}
-		prev = Previous{Found: true, Probability: p}
+	s, _ := vals[1].(string)
+	if s == "" {
+		return resp, math.NaN(), nil
+	}
+	if prev, err = strconv.ParseFloat(s, 64); err != nil {
+		return nil, math.NaN(), fmt.Errorf("cache: %s: bad prev_p %q: %w", r.scoreKey(customerID), s, err)
 	}
 	return resp, prev, nil
 }
@@ -211,13 +186,17 @@ func decodeResponse(raw []byte) (*churnv1.ScoreResponse, error) {
 // then comes back short, with a token that goes on after the last member looked at.
 const maxListRounds = 8
 
-// ListAtRisk pages the watchlist set of minTier, dropping members whose hash expired.
-func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (page Page, err error) {
+// ListAtRisk returns a page of the watchlist set of minTier and the token of the next page (""
+// at the end), dropping members whose hash expired.
+func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (page []*churnv1.ScoreResponse, next string, err error) {
 	minTier, cur, err := listArgs(minTier, limit, pageToken)
 	if err != nil {
-		return Page{}, err
+		return nil, "", err
 	}
 	defer r.metrics.observe(opList, time.Now(), &err, nil)
+	if r.closed.Load() {
+		return nil, "", errClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 
@@ -244,7 +223,7 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 			Key: key, Start: start, Stop: "+inf", ByScore: true, Offset: offset, Count: count,
 		}).Result()
 		if err != nil {
-			return Page{}, unavailable("list", err)
+			return nil, "", unavailable("list", err)
 		}
 		offset += int64(len(zs))
 		var ids []string
@@ -264,7 +243,7 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 				cmds[i] = pipe.HMGet(ctx, r.scoreKey(id), "tier", "resp")
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
-				return Page{}, unavailable("list", err)
+				return nil, "", unavailable("list", err)
 			}
 			for i, c := range cmds {
 				if len(items) > limit {
@@ -283,7 +262,7 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 				}
 				resp, err := decodeResponse([]byte(raw))
 				if err != nil {
-					return Page{}, err
+					return nil, "", err
 				}
 				items = append(items, item{id: ids[i], loss: losses[i], resp: resp})
 			}
@@ -302,7 +281,7 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 		}
 		dropped, err := dropStaleScript.Run(ctx, r.client, keys, stale...).Int()
 		if err != nil {
-			return Page{}, unavailable("list", err)
+			return nil, "", unavailable("list", err)
 		}
 		r.logger.Debug("dropped expired customers from the watchlist", "count", len(stale)/2)
 		if dropped > 0 {
@@ -316,15 +295,15 @@ func (r *Redis) ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit 
 	switch {
 	case len(items) > limit:
 		items = items[:limit]
-		page.NextPageToken = encodeToken(items[limit-1].loss, items[limit-1].id)
+		next = encodeToken(items[limit-1].loss, items[limit-1].id)
 	case !complete && lastSeen != nil:
-		page.NextPageToken = encodeToken(lastSeen.loss, lastSeen.id)
+		next = encodeToken(lastSeen.loss, lastSeen.id)
 	}
-	page.Responses = make([]*churnv1.ScoreResponse, len(items))
+	page = make([]*churnv1.ScoreResponse, len(items))
 	for i, it := range items {
-		page.Responses[i] = it.resp
+		page[i] = it.resp
 	}
-	return page, nil
+	return page, next, nil
 }
 
 // restoreRescored puts back in the watchlist the customers of stale (member, score, ...) that were
@@ -381,10 +360,15 @@ func (r *Redis) restoreRescored(ctx context.Context, stale []any) error {
 	return err
 }
 
-// Close stops the writer, failing the Puts still queued, and closes the Redis client.
+// Close makes every later operation fail with ErrUnavailable, without touching Redis. The cache
+// starts no goroutine, so there is nothing else to stop; operations in flight run to their end.
+// The client stays open: it is the caller's, to close after this.
 func (r *Redis) Close() error {
-	r.writer.stop()
-	return r.client.Close()
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		r.stopGroup()
+	})
+	return nil
 }
 
 const (
@@ -412,7 +396,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op"}),
 		putBatch: promauto.With(reg).NewHistogram(prometheus.HistogramOpts{
 			Name:    "churn_cache_put_batch_calls",
-			Help:    "Put calls sent together in one Redis round trip (group commit).",
+			Help:    "Put calls written together in one Redis round trip (group commit).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -18,14 +19,17 @@ import (
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/poll"
 )
 
-// newTestRedis makes a Redis cache on addr with its own prefix, so caches share a server.
+// newTestRedis makes a Redis cache on addr with its own prefix, so caches share a server. At the
+// end of the test it closes the cache and then its client (o.Client too, when given).
 func newTestRedis(t testing.TB, addr string, o RedisOptions) *Redis {
 	t.Helper()
 	if o.Client == nil {
 		o.Client = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
 	}
+	t.Cleanup(func() { _ = o.Client.Close() })
 	if o.Prefix == "" {
 		o.Prefix = "t" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name())
 	}
@@ -52,7 +56,7 @@ func hookedRedis(t *testing.T, hook redis.Hook) (*Redis, *redis.Client) {
 
 func TestRedisContract(t *testing.T) {
 	addr, _, _ := redistest.StartRedis(t)
-	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+	testContract(t, func(t *testing.T, now func() time.Time) scoreCache {
 		return newTestRedis(t, addr, RedisOptions{TTL: contractTTL, Now: now})
 	})
 }
@@ -74,7 +78,6 @@ func TestNewRedisOptions(t *testing.T) {
 	if c.timeout != 50*time.Millisecond || c.prefix != "churn" {
 		t.Errorf("defaults: timeout %v prefix %q; want 50ms churn", c.timeout, c.prefix)
 	}
-	c.writer.stop() // the client is closed by the defer
 }
 
 func TestRedisKeyLayout(t *testing.T) {
@@ -170,9 +173,9 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-func batch(n int, round int) []Entry {
+func batch(n int, round int) []*churnv1.ScoreResponse {
 	tiers := []churnv1.RiskTier{low, medium, high, critical}
-	es := make([]Entry, n)
+	es := make([]*churnv1.ScoreResponse, n)
 	for i := range es {
 		es[i] = entry(fmt.Sprintf("cust-%03d", i), float64(i%100)/100+float64(round)/1000, tiers[(i+round)%4], float64(i*10+round))
 	}
@@ -201,8 +204,8 @@ func TestRedisPutIsOneRoundTrip(t *testing.T) {
 			t.Errorf("Put of 50, round %d: %d round trips, want 1", round, got)
 		}
 		for i, p := range prevs {
-			if want := batch(50, round-1)[i].Probability; !p.Found || p.Probability != want {
-				t.Errorf("round %d entry %d previous = %+v, want {true %v}", round, i, p, want)
+			if want := batch(50, round-1)[i].GetProbability(); p != want {
+				t.Errorf("round %d entry %d previous = %v, want %v", round, i, p, want)
 				break
 			}
 		}
@@ -216,8 +219,8 @@ func TestRedisPutIsOneRoundTrip(t *testing.T) {
 	if got := hook.n.Load(); got != 2 {
 		t.Errorf("Put after SCRIPT FLUSH: %d round trips, want 2", got)
 	}
-	if want := (Previous{Found: true, Probability: batch(50, 3)[7].Probability}); prevs[7] != want {
-		t.Errorf("Put after SCRIPT FLUSH: previous = %+v, want %+v", prevs[7], want)
+	if want := batch(50, 3)[7].GetProbability(); prevs[7] != want {
+		t.Errorf("Put after SCRIPT FLUSH: previous = %v, want %v", prevs[7], want)
 	}
 }
 
@@ -225,7 +228,7 @@ func TestRedisStaleWatchlistMembersAreDropped(t *testing.T) {
 	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
 	c := newTestRedis(t, addr, RedisOptions{TTL: time.Hour})
-	var es []Entry
+	var es []*churnv1.ScoreResponse
 	for i := range 30 {
 		es = append(es, entry(fmt.Sprintf("s%02d", i), 0.9, critical, float64(1000-i)))
 	}
@@ -237,7 +240,7 @@ func TestRedisStaleWatchlistMembersAreDropped(t *testing.T) {
 		}
 	}
 	want := []string{"s00", "s05", "s10", "s15", "s20", "s25"}
-	p, err := c.ListAtRisk(ctx, medium, 2, "")
+	p, _, err := c.ListAtRisk(ctx, medium, 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +265,7 @@ func TestRedisMetrics(t *testing.T) {
 	mustPut(t, c, entry("a", 0.5, high, 5))
 	_, _, _ = c.Get(ctx, "a")
 	_, _, _ = c.Get(ctx, "nobody")
-	_, _ = c.ListAtRisk(ctx, high, 10, "")
+	_, _, _ = c.ListAtRisk(ctx, high, 10, "")
 	for _, tc := range []struct {
 		op, result string
 		want       float64
@@ -293,9 +296,9 @@ func TestRedisFailsFastAndRecovers(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"Put", func() error { _, err := c.Put(ctx, []Entry{entry("a", 0.6, high, 6)}); return err }},
+		{"Put", func() error { _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.6, high, 6)}); return err }},
 		{"Get", func() error { _, _, err := c.Get(ctx, "a"); return err }},
-		{"ListAtRisk", func() error { _, err := c.ListAtRisk(ctx, high, 10, ""); return err }},
+		{"ListAtRisk", func() error { _, _, err := c.ListAtRisk(ctx, high, 10, ""); return err }},
 	} {
 		start := time.Now()
 		err := op.run()
@@ -313,8 +316,8 @@ func TestRedisFailsFastAndRecovers(t *testing.T) {
 	}
 
 	restart() // same port, empty: nothing persisted
-	eventually(t, 10*time.Second, func() bool {
-		_, err := c.Put(ctx, []Entry{entry("a", 0.7, critical, 7)})
+	poll.Until(t, 10*time.Second, func() bool {
+		_, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.7, critical, 7)})
 		return err == nil
 	}, "Put works again after redis-server restarts")
 	resp, _, err := c.Get(ctx, "a")
@@ -381,7 +384,7 @@ func TestRedisWithoutTTLPersists(t *testing.T) {
 // answers CROSSSLOT.
 func TestRedisClusterContract(t *testing.T) {
 	addrs := redistest.StartCluster(t, 3)
-	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+	testContract(t, func(t *testing.T, now func() time.Time) scoreCache {
 		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
 		if _, ok := client.(*redis.ClusterClient); !ok {
 			t.Fatalf("NewUniversalClient with %d addresses made a %T, want a cluster client", len(addrs), client)
@@ -394,7 +397,7 @@ func TestRedisClusterContract(t *testing.T) {
 // builds from --redis-addr <sentinel> --redis-master-name: it asks the Sentinel for the master.
 func TestRedisSentinelContract(t *testing.T) {
 	sentinel := redistest.StartSentinel(t, "churn-master")
-	testContract(t, func(t *testing.T, now func() time.Time) Cache {
+	testContract(t, func(t *testing.T, now func() time.Time) scoreCache {
 		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "churn-master"})
 		if _, ok := client.(*redis.Client); !ok {
 			t.Fatalf("NewUniversalClient with a master name made a %T, want a failover client", client)
@@ -434,7 +437,7 @@ func (h *dropHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // expiredCustomer returns a cache whose client runs a dropHook, and customer x (CRITICAL, loss
 // 90), Put and then gone from Redis as if its TTL had run out (a DEL, so that no TTL races a
 // test), but still in the watchlist.
-func expiredCustomer(t *testing.T) (*Redis, *redis.Client, *dropHook, Entry) {
+func expiredCustomer(t *testing.T) (*Redis, *redis.Client, *dropHook, *churnv1.ScoreResponse) {
 	t.Helper()
 	hook := &dropHook{}
 	c, client := hookedRedis(t, hook)
@@ -454,7 +457,7 @@ func TestRedisRescoredDuringDropStaysListed(t *testing.T) {
 	ctx := context.Background()
 	c, _, hook, x := expiredCustomer(t)
 	hook.before = func() {
-		if _, err := c.Put(ctx, []Entry{x}); err != nil {
+		if _, err := c.Put(ctx, []*churnv1.ScoreResponse{x}); err != nil {
 			t.Errorf("Put during the drop: %v", err)
 		}
 	}
@@ -561,7 +564,7 @@ func TestRedisWatchlistFollowsHashes(t *testing.T) {
 		log := &pipelineLog{}
 		client.AddHook(log)
 		c := newTestRedis(t, addrs[0], RedisOptions{Client: client, TTL: time.Hour})
-		es := make([]Entry, 20)
+		es := make([]*churnv1.ScoreResponse, 20)
 		for i := range es {
 			es[i] = entry(fmt.Sprintf("c%d", i), 0.9, critical, float64(i))
 		}
@@ -589,7 +592,7 @@ func TestRedisClusterWatchlistOnlyForWrittenHashes(t *testing.T) {
 	if err := client.Set(ctx, c.scoreKey("bad"), "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Put(ctx, []Entry{entry("good1", 0.9, critical, 9), entry("bad", 0.9, critical, 8), entry("good2", 0.9, critical, 7)}); err == nil {
+	if _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("good1", 0.9, critical, 9), entry("bad", 0.9, critical, 8), entry("good2", 0.9, critical, 7)}); err == nil {
 		t.Fatal("Put with a customer whose key is not a hash succeeded")
 	}
 	for _, tier := range []churnv1.RiskTier{medium, high, critical} {
@@ -597,4 +600,191 @@ func TestRedisClusterWatchlistOnlyForWrittenHashes(t *testing.T) {
 			t.Errorf("watchlist %v = %v, want good1 and good2 only", tier, got)
 		}
 	}
+}
+
+// chunkHook counts the pipelines that carry put scripts and records the deadline of each one's
+// context.
+type chunkHook struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (h *chunkHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *chunkHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *chunkHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && (cmds[0].Name() == "evalsha" || cmds[0].Name() == "eval") {
+			d, _ := ctx.Deadline()
+			h.mu.Lock()
+			h.deadlines = append(h.deadlines, d)
+			h.mu.Unlock()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestRedisPutOfAThousand: a full ScoreBatch (--max-batch 1000) in one Put is four pipelines of at
+// most 256 customers, each under a deadline of its own, and afterwards every customer's hash and
+// watchlist entries are there.
+func TestRedisPutOfAThousand(t *testing.T) {
+	ctx := context.Background()
+	hook := &chunkHook{}
+	c, client := hookedRedis(t, hook)
+	mustPut(t, c, entry("warm-up", 0.1, low, 1)) // loads the script
+	hook.deadlines = nil
+
+	resps := batch(1000, 1)
+	prevs := mustPut(t, c, resps...)
+	if len(hook.deadlines) != 4 {
+		t.Fatalf("Put of 1000: %d pipelines of scripts, want 4 (chunks of %d)", len(hook.deadlines), maxPutChunk)
+	}
+	for i := 1; i < len(hook.deadlines); i++ {
+		if !hook.deadlines[i].After(hook.deadlines[i-1]) {
+			t.Errorf("chunk %d's deadline %v is not after chunk %d's %v: the chunks share one deadline",
+				i, hook.deadlines[i], i-1, hook.deadlines[i-1])
+		}
+	}
+	for i, p := range prevs {
+		if !math.IsNaN(p) {
+			t.Errorf("previous of %s = %v, want none", resps[i].GetCustomerId(), p)
+		}
+	}
+	want := map[churnv1.RiskTier]map[string]float64{medium: {}, high: {}, critical: {}}
+	for _, r := range resps {
+		h, err := client.HGetAll(ctx, c.scoreKey(r.GetCustomerId())).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h["p"] != formatFloat(r.GetProbability()) || h["tier"] != fmt.Sprint(int(r.GetTier())) || h["loss"] != formatFloat(r.GetExpectedLoss()) || h["resp"] == "" {
+			t.Errorf("hash of %s = p %q tier %q loss %q, resp %d bytes; want %v %d %v and the response",
+				r.GetCustomerId(), h["p"], h["tier"], h["loss"], len(h["resp"]), r.GetProbability(), r.GetTier(), r.GetExpectedLoss())
+		}
+		for tier, members := range want {
+			if r.GetTier() >= tier {
+				members[r.GetCustomerId()] = -r.GetExpectedLoss()
+			}
+		}
+	}
+	for tier, members := range want {
+		zs, err := client.ZRangeWithScores(ctx, c.watchKey(tier), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[string]float64, len(zs))
+		for _, z := range zs {
+			got[z.Member.(string)] = z.Score
+		}
+		if diff := cmp.Diff(members, got); diff != "" {
+			t.Errorf("watchlist %v (-want +got):\n%s", tier, diff)
+		}
+	}
+}
+
+// TestRedisClose: after Close every operation fails with ErrUnavailable without reaching Redis, and
+// the client, which is the caller's, still works.
+func TestRedisClose(t *testing.T) {
+	addr, _, _ := redistest.StartRedis(t)
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour})
+	mustPut(t, c, entry("a", 0.5, high, 5))
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Put", func() error { _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.9, critical, 9)}); return err }},
+		{"Get", func() error { _, _, err := c.Get(ctx, "a"); return err }},
+		{"ListAtRisk", func() error { _, _, err := c.ListAtRisk(ctx, high, 10, ""); return err }},
+	} {
+		if err := op.run(); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s after Close: error = %v, want ErrUnavailable", op.name, err)
+		}
+	}
+	if p, err := client.HGet(ctx, c.scoreKey("a"), "p").Result(); err != nil || p != "0.5" {
+		t.Errorf("a's p after a Put past Close = %q, %v; want 0.5 (nothing written)", p, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestRedisErrorsSayWhetherTimeRanOut: every error wraps ErrUnavailable; one of an operation that
+// ran out of time (Redis paused by CLIENT PAUSE: the client's socket timeout, or the operation's
+// own deadline) wraps context.DeadlineExceeded too, one of a Redis that is down does not.
+func TestRedisErrorsSayWhetherTimeRanOut(t *testing.T) {
+	ctx := context.Background()
+	const timeout = 100 * time.Millisecond
+	ops := func(c *Redis) map[string]func() error {
+		return map[string]func() error{
+			"Put":        func() error { _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry("a", 0.9, critical, 9)}); return err },
+			"Get":        func() error { _, _, err := c.Get(ctx, "a"); return err },
+			"ListAtRisk": func() error { _, _, err := c.ListAtRisk(ctx, high, 10, ""); return err },
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// socket is the client's socket timeout: as churnd sets it (--cache-timeout) or far
+		// longer, so that the operation's own deadline ends it.
+		socket  time.Duration
+		down    bool
+		timeout bool
+	}{
+		{name: "paused, socket timeout", socket: timeout, timeout: true},
+		{name: "paused, deadline", socket: time.Minute, timeout: true},
+		{name: "down", socket: timeout, down: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, stop, _ := redistest.StartRedis(t)
+			// One dial attempt, as churnd makes: with go-redis's default of five, 100ms apart, an
+			// operation waits for the dials to a server that is down until its deadline.
+			client := redis.NewClient(&redis.Options{
+				Addr: addr, DialTimeout: timeout, DialerRetries: 1, ReadTimeout: tc.socket, WriteTimeout: tc.socket,
+				ContextTimeoutEnabled: tc.socket > timeout, MaxRetries: -1,
+			})
+			c := newTestRedis(t, addr, RedisOptions{Client: client, TTL: time.Hour, Timeout: timeout})
+			if tc.down {
+				stop()
+			} else {
+				admin := redis.NewClient(&redis.Options{Addr: addr})
+				t.Cleanup(func() { admin.Close() })
+				// For longer than the test: CLIENT UNPAUSE would wait for the pause too, and the
+				// server is killed at the end of the test.
+				if err := admin.Do(ctx, "CLIENT", "PAUSE", 60_000, "ALL").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, run := range ops(c) {
+				err := run()
+				if !errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) != tc.timeout {
+					t.Errorf("%s: error = %v; want ErrUnavailable, and context.DeadlineExceeded: %v", name, err, tc.timeout)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRedisPutConcurrent is Put of one customer from many goroutines, as concurrent Score
+// calls make them: each Put is its own round trip, on its own connection.
+func BenchmarkRedisPutConcurrent(b *testing.B) {
+	addr, _, _ := redistest.StartRedis(b)
+	c := newTestRedis(b, addr, RedisOptions{TTL: time.Hour, Registerer: prometheus.NewRegistry()})
+	ctx := context.Background()
+	if _, err := c.Put(ctx, batch(1, 0)); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := c.Put(ctx, []*churnv1.ScoreResponse{entry(fmt.Sprintf("c%d", i%1000), 0.5, high, float64(i))}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -40,6 +40,8 @@ type Config struct {
 	StoreDir          string        // the disk model store's directory
 	ModelSyncInterval time.Duration // period of the reconcile with the model store
 	MaxUploadBytes    int64         // largest model upload
+	ModelRetention    int           // uploaded versions the model store keeps (the most recent); 0: all
+	ModelOnDemand     int           // stored versions loaded on demand for requests naming them; 0: none
 	AdminTokens       []string      // bearer tokens with the admin role (ModelService)
 	ScoringTokens     []string      // bearer tokens for scoring; set: scoring needs a token
 	TokensFile        string        // file of "<role> <token>" lines, added to the above
@@ -86,6 +88,8 @@ func Default() Config {
 		StoreDir:          "churn-store",
 		ModelSyncInterval: 10 * time.Second,
 		MaxUploadBytes:    64 << 20,
+		ModelRetention:    0,
+		ModelOnDemand:     2,
 
 		GRPCMaxConns:          1000,
 		GRPCMaxStreamsPerConn: 100,
@@ -149,6 +153,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.StringVar(&c.StoreDir, "store-dir", c.StoreDir, "directory of the disk model store (created if missing)")
 	fs.DurationVar(&c.ModelSyncInterval, "model-sync-interval", c.ModelSyncInterval, "period of the safety-net reconcile with the model store (changes from other replicas arrive at once over Redis pub/sub)")
 	fs.Int64Var(&c.MaxUploadBytes, "max-upload-bytes", c.MaxUploadBytes, "largest model bundle UploadModel accepts, in bytes")
+	fs.IntVar(&c.ModelRetention, "model-retention", c.ModelRetention, "uploaded model versions the model store keeps, the most recently stored; older ones are deleted after an upload, never the active version, the rollback target or --model-version; 0 keeps all")
+	fs.IntVar(&c.ModelOnDemand, "model-on-demand", c.ModelOnDemand, "stored model versions a replica loads on demand for requests naming them in model_version, beyond the active version, the rollback target and --model-version (the one loaded longest ago is unloaded first); 0: such requests get FAILED_PRECONDITION")
 	fs.Func("admin-tokens", "bearer tokens with the admin role, comma-separated (prefer the environment variable); none: ModelService is disabled", func(v string) error {
 		c.AdminTokens = splitList(v)
 		return nil
@@ -265,6 +271,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes < 1024 || c.MaxUploadBytes > 64<<20 {
 		return fmt.Errorf("--max-upload-bytes: %d outside 1 KiB..64 MiB", c.MaxUploadBytes)
+	}
+	if c.ModelRetention < 0 || c.ModelRetention > 10_000 {
+		return fmt.Errorf("--model-retention: %d outside 0..10000", c.ModelRetention)
+	}
+	if c.ModelOnDemand < 0 || c.ModelOnDemand > 16 {
+		return fmt.Errorf("--model-on-demand: %d outside 0..16 (each loaded version holds a whole model in memory)", c.ModelOnDemand)
 	}
 	return c.validateLimits()
 }

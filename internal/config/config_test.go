@@ -48,10 +48,11 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name: "model store and tokens",
-			args: []string{"--model-store", "redis", "--redis-addr", "127.0.0.1:6379", "--model-sync-interval", "2s", "--max-upload-bytes", "1048576", "--tokens-file", "t.txt"},
-			env:  map[string]string{"CHURN_ADMIN_TOKENS": "admin-token-0123456789, admin-token-abcdefghij", "CHURN_SCORING_TOKENS": "scoring-token-0123456"},
+			args: []string{"--model-store", "redis", "--redis-addr", "127.0.0.1:6379", "--model-sync-interval", "2s", "--max-upload-bytes", "1048576", "--tokens-file", "t.txt", "--model-retention", "20"},
+			env:  map[string]string{"CHURN_ADMIN_TOKENS": "admin-token-0123456789, admin-token-abcdefghij", "CHURN_SCORING_TOKENS": "scoring-token-0123456", "CHURN_MODEL_ON_DEMAND": "5"},
 			want: func(c *Config) {
 				c.ModelStore, c.RedisAddrs, c.ModelSyncInterval, c.MaxUploadBytes, c.TokensFile = "redis", []string{"127.0.0.1:6379"}, 2*time.Second, 1<<20, "t.txt"
+				c.ModelRetention, c.ModelOnDemand = 20, 5
 				c.AdminTokens, c.ScoringTokens = []string{"admin-token-0123456789", "admin-token-abcdefghij"}, []string{"scoring-token-0123456"}
 			},
 		},
@@ -145,6 +146,8 @@ func TestValidate(t *testing.T) {
 		{"disk model store without a directory", func(c *Config) { c.StoreDir = "" }, "--store-dir"},
 		{"sync too often", func(c *Config) { c.ModelSyncInterval = time.Millisecond }, "--model-sync-interval"},
 		{"upload limit too large", func(c *Config) { c.MaxUploadBytes = 1 << 40 }, "--max-upload-bytes"},
+		{"negative retention", func(c *Config) { c.ModelRetention = -1 }, "--model-retention"},
+		{"too many versions on demand", func(c *Config) { c.ModelOnDemand = 100 }, "--model-on-demand"},
 		{"certificate without key", func(c *Config) { c.TLSCertFile = "cert.pem" }, "--tls-cert-file"},
 		{"no grpc connections", func(c *Config) { c.GRPCMaxConns = 0 }, "--grpc-max-conns"},
 		{"no streams per connection", func(c *Config) { c.GRPCMaxStreamsPerConn = 0 }, "--grpc-max-streams-per-conn"},

@@ -26,7 +26,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/churnhq/churn/internal/bundle"
 )
 
 // Limits of a request's free-form parts.
@@ -38,8 +39,6 @@ const (
 	// maxViolations bounds the violations of one error, so that a hostile request cannot make a
 	// huge error; the rest are counted in a last violation.
 	maxViolations = 100
-	// maxQuoted bounds how much of a caller's string a description repeats, in bytes.
-	maxQuoted = 64
 )
 
 // Violation names one bad field by its path in the ScoreRequest, e.g. "features.complaints.count_30d",
@@ -128,14 +127,5 @@ func (c *collector) err() error {
 // formatFloat formats x as the descriptions show numbers: shortest form, NaN, +Inf, -Inf.
 func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
-// quote quotes a caller's string for a description, cut to maxQuoted bytes at a rune boundary.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	n := maxQuoted
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return strconv.Quote(s[:n]) + "…"
-}
+// quote quotes a caller's string for a description, cut to a short, marked prefix.
+func quote(s string) string { return bundle.Quote(s) }

@@ -20,7 +20,7 @@ type Mapper struct {
 	// later lists the steps whose standardisation waits until every derived input is computed,
 	// because a derived input reads their value before standardisation.
 	later []int32
-	width            int
+	width int
 }
 
 // from is where a step's value comes from.
@@ -491,6 +491,26 @@ func (m *Mapper) mapCategorical(c *collector, i int, v string, dst []float64, im
 	}
 	cols[k] = 1
 	return imputed
+}
+
+// Unknown returns, for categorical input i, the value f holds that is not one of the input's
+// categories; false when f holds one of them or none, or input i is not categorical. A Map that
+// imputed input i imputed it for this value when Unknown reports one (the input's unseen policy
+// is missing), else because the value was absent.
+func (m *Mapper) Unknown(f *churnv1.CustomerFeatures, i int) (string, bool) {
+	s := &m.steps[i]
+	var v string
+	switch s.from {
+	case fromText:
+		if p := typedFields[s.field].str(f); p != nil {
+			v = *p
+		}
+	case fromCategorical:
+		v = f.GetCategorical()[s.key]
+	default:
+		return "", false
+	}
+	return v, v != "" && s.lookup(v) < 0
 }
 
 // lookup returns the index of category v, or -1.

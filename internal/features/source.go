@@ -184,6 +184,29 @@ func SetText(f *churnv1.CustomerFeatures, source, s string) error {
 	return setTyped(f, source, protoreflect.ValueOfString(s))
 }
 
+// Unset removes the value of a source from f: a typed field is cleared, a map entry deleted.
+func Unset(f *churnv1.CustomerFeatures, source string) error {
+	if _, err := SourceType(source); err != nil {
+		return err
+	}
+	if key, ok := strings.CutPrefix(source, bundle.NumericPrefix); ok {
+		delete(f.GetNumeric(), key)
+		return nil
+	}
+	if key, ok := strings.CutPrefix(source, bundle.CategoricalPrefix); ok {
+		delete(f.GetCategorical(), key)
+		return nil
+	}
+	group, field, err := protoField(source)
+	if err != nil {
+		return err
+	}
+	if msg := f.ProtoReflect(); msg.Has(group) {
+		msg.Mutable(group).Message().Clear(field)
+	}
+	return nil
+}
+
 // setTyped stores v in the typed field named by source, creating its group, through protobuf
 // reflection: a source's name is its proto field path, so setting needs nothing of the table.
 func setTyped(f *churnv1.CustomerFeatures, source string, v protoreflect.Value) error {

@@ -134,7 +134,7 @@ func (c *collector) badKey(path, k string) {
 		c.add(path, "keys must not be empty")
 		return
 	}
-	c.add(path, "key "+quote(k)+" is "+strconv.Itoa(len(k))+" bytes, at most "+strconv.Itoa(bundle.MaxKeyLen)+" allowed")
+	c.add(path, "key "+quote(k)+" is longer than the "+strconv.Itoa(bundle.MaxKeyLen)+" bytes allowed")
 }
 
 // entry adds the violation of the map entry with key k. Its path is map.key, unless k is not

@@ -211,6 +211,7 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 		rep.MissingValues += missing[r]
 	}
 	rep.MeanAbsDiff = sum / float64(len(rows.Rows))
+	recordRanges(b.Manifest.Inputs, rows, col)
 
 	if o.Tiers != nil {
 		b.Manifest.Tiers = *o.Tiers
@@ -238,6 +239,29 @@ func Build(m *Model, s *Schema, rows *Rows, o Options) (*bundle.Bundle, *Report,
 		return nil, nil, fmt.Errorf("import: the bundle does not load: %w", err)
 	}
 	return loaded.Bundle, rep, nil
+}
+
+// recordRanges records, for each numeric input, the range of its values in the rows, where
+// model.Load's gate probes the model.
+func recordRanges(inputs []bundle.Input, rows *Rows, col []int) {
+	for i := range inputs {
+		in := &inputs[i]
+		if in.Type != bundle.TypeNumeric || in.Source == "" {
+			continue
+		}
+		var r *bundle.Range
+		for _, row := range rows.Rows {
+			v := row.Values[col[i]]
+			switch {
+			case math.IsNaN(v) || math.IsInf(v, 0):
+			case r == nil:
+				r = &bundle.Range{Min: v, Max: v}
+			default:
+				r.Min, r.Max = min(r.Min, v), max(r.Max, v)
+			}
+		}
+		in.Range = r
+	}
 }
 
 // rowColumns finds, for each model feature, its column in rows.

@@ -62,7 +62,7 @@ func TestSchemaErrors(t *testing.T) {
 		{"bad missing", `{"features": {"a": {"source": "numeric.a", "missing": "zero"}}}`, `features["a"].missing`},
 		{"bad transform", `{"features": {"a": {"source": "numeric.a", "transform": "sqrt"}}}`, `features["a"].transform`},
 		{"duplicate name", `{"features": {"a": {"source": "numeric.a"}, "b": {"source": "numeric.b", "name": "a"}}}`, `input name "a"`},
-		{"duplicate feature", `{"features": {"a": {"source": "numeric.a"}, "a": {"source": "numeric.b"}}}`, `features["a"]: the feature appears twice`},
+		{"duplicate feature", `{"features": {"a": {"source": "numeric.a"}, "a": {"source": "numeric.b"}}}`, `duplicate object member name "a" within "/features"`},
 		{"not an object", `{"features": []}`, "want an object"},
 		{"trailing", `{"features": {"a": {"source": "numeric.a"}}} {}`, "trailing data"},
 	} {

@@ -40,8 +40,8 @@ type Schema struct {
 	Features schemaFeatures `json:"features"`
 }
 
-// schemaFeatures is the features object; decoding refuses a feature named twice (a plain map
-// would keep the last entry silently) and unknown fields in an entry.
+// schemaFeatures is the features object; decoding refuses unknown fields in an entry, naming the
+// feature (bundle.DecodeStrict, which reads schemas, refuses a feature named twice).
 type schemaFeatures map[string]SchemaFeature
 
 func (sf *schemaFeatures) UnmarshalJSON(data []byte) error {
@@ -63,9 +63,6 @@ func (sf *schemaFeatures) UnmarshalJSON(data []byte) error {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return fmt.Errorf("features[%q]: %v", key, err)
-		}
-		if _, dup := out[key]; dup {
-			return fmt.Errorf("features[%q]: the feature appears twice", key)
 		}
 		fd := json.NewDecoder(bytes.NewReader(raw))
 		fd.DisallowUnknownFields()

@@ -1,9 +1,7 @@
 package model
 
 import (
-	"cmp"
 	"math"
-	"slices"
 
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -74,9 +72,12 @@ func (m *Model) drivers(x, contrib []float64, all []Driver) []Driver {
 				v = roundValue(v*s.scale + s.mean)
 			}
 		}
+		// Insert in order, largest contribution first; ties keep the inputs' order.
 		all = append(all, Driver{Feature: s.name, Value: v, Contribution: c})
+		for j := len(all) - 1; j > 0 && all[j-1].Contribution < c; j-- {
+			all[j-1], all[j] = all[j], all[j-1]
+		}
 	}
-	slices.SortStableFunc(all, func(a, b Driver) int { return cmp.Compare(b.Contribution, a.Contribution) })
 
 	// The strongest on each side are at the two ends of the sorted list.
 	up, down := 0, 0

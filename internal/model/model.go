@@ -237,12 +237,22 @@ type Result struct {
 	Tier        churnv1.RiskTier
 	// Margin is the model's log-odds before calibration.
 	Margin float64
-	// Imputed names the inputs whose value was missing and imputed; nil when none.
+	// Imputed names the inputs whose value was missing, or a category the model does not know,
+	// and was imputed by the input's missing policy; nil when none.
 	Imputed []string
+	// Unknown lists the categories the model did not know (their inputs are in Imputed too); nil
+	// when none.
+	Unknown []UnknownCategory
 	// Base and Drivers are set by Explain: Base plus the drivers' contributions is Margin (to
 	// rounding).
 	Base    float64
 	Drivers []Driver
+}
+
+// UnknownCategory is a categorical input's value the model was not trained on, scored as missing
+// (the input's unseen policy is bundle.UnseenMissing).
+type UnknownCategory struct {
+	Input, Value string
 }
 
 // Score maps f by the model's schema and evaluates it: the one scoring path, of requests and of
@@ -287,6 +297,9 @@ func (m *Model) score(f *churnv1.CustomerFeatures, explain bool) (Result, error)
 		r.Imputed = make([]string, len(imputed))
 		for i, in := range imputed {
 			r.Imputed[i] = m.mapper.InputName(in)
+			if v, ok := m.mapper.Unknown(f, in); ok {
+				r.Unknown = append(r.Unknown, UnknownCategory{Input: r.Imputed[i], Value: v})
+			}
 		}
 	}
 	return r, nil

@@ -141,7 +141,7 @@ func TestScoreRefusesOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 10, "b": 10}}
+	f := &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 1e300, "b": 1e300}}
 	_, err = m.Score(f)
 	var ve *model.ValidationError
 	if !errors.Is(err, model.ErrUnscorable) || errors.As(err, &ve) {

@@ -20,6 +20,8 @@ var (
 	ErrNotFound = errors.New("model version not loaded")
 	// ErrExists means a version is already loaded.
 	ErrExists = errors.New("model version already loaded")
+	// ErrActive means the version is the active one, which cannot be removed.
+	ErrActive = errors.New("model version is the active one")
 )
 
 // Store holds the loaded model versions and the active one. It is safe for concurrent use:
@@ -58,17 +60,55 @@ func New(models []*model.Model, activeVersion string) (*Store, error) {
 func (s *Store) Add(m *model.Model) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := *s.byVersion.Load()
-	if _, dup := old[m.Version()]; dup {
+	if _, dup := s.Get(m.Version()); dup {
 		return fmt.Errorf("%w: %q", ErrExists, m.Version())
 	}
-	next := make(map[string]*model.Model, len(old)+1)
-	for v, o := range old {
-		next[v] = o
-	}
+	next := s.copyMap(1)
 	next[m.Version()] = m
 	s.byVersion.Store(&next)
 	return nil
+}
+
+// Replace loads m in place of the loaded model of its version (or adds it); when that was the
+// active one, m becomes active. For a version whose stored bytes changed.
+func (s *Store) Replace(m *model.Model) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.copyMap(0)
+	old := next[m.Version()]
+	next[m.Version()] = m
+	s.byVersion.Store(&next)
+	if old != nil && s.active.Load() == old {
+		s.active.Store(m)
+	}
+}
+
+// Remove unloads a version (requests already holding it finish with it). The active version
+// cannot be removed: ErrActive; a version not loaded is ErrNotFound.
+func (s *Store) Remove(version string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.Get(version)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, version)
+	}
+	if s.active.Load() == m {
+		return fmt.Errorf("%w: %q", ErrActive, version)
+	}
+	next := s.copyMap(0)
+	delete(next, version)
+	s.byVersion.Store(&next)
+	return nil
+}
+
+// copyMap copies the published map with room for extra more versions; s.mu must be held.
+func (s *Store) copyMap(extra int) map[string]*model.Model {
+	old := *s.byVersion.Load()
+	next := make(map[string]*model.Model, len(old)+extra)
+	for v, m := range old {
+		next[v] = m
+	}
+	return next
 }
 
 // Active returns the active model, nil when none is.
@@ -83,6 +123,8 @@ func (s *Store) Get(version string) (*model.Model, bool) {
 // Activate makes a loaded version the active one. Requests already holding the previous model
 // finish with it; later ones get the new one.
 func (s *Store) Activate(version string) error {
+	s.mu.Lock() // so that a concurrent Remove never unloads the version being activated
+	defer s.mu.Unlock()
 	m, ok := s.Get(version)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, version)

@@ -82,3 +82,47 @@ func TestStore(t *testing.T) {
 		t.Error("New without models succeeded")
 	}
 }
+
+// Remove unloads a version but never the active one; Replace swaps a version's model, and the
+// active pointer with it when it was the active one.
+func TestRemoveAndReplace(t *testing.T) {
+	t.Parallel()
+	ms := loadVersions(t)
+	s, err := modelstore.New(ms, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := s.Active()
+	if err := s.Remove(active.Version()); !errors.Is(err, modelstore.ErrActive) {
+		t.Fatalf("Remove(active) = %v, want ErrActive", err)
+	}
+	if err := s.Remove("v-old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get("v-old"); ok || len(s.List()) != 1 {
+		t.Fatalf("v-old still loaded after Remove: %v", s.List())
+	}
+	if err := s.Remove("v-old"); !errors.Is(err, modelstore.ErrNotFound) {
+		t.Fatalf("second Remove = %v, want ErrNotFound", err)
+	}
+	again, err := model.Load(mustRead(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Replace(again)
+	if s.Active() != again {
+		t.Fatal("Replace of the active version left the old model active")
+	}
+	if m, _ := s.Get(again.Version()); m != again {
+		t.Fatal("Replace did not replace the loaded model")
+	}
+}
+
+func mustRead(t *testing.T) []byte {
+	t.Helper()
+	data, err := models.FS.ReadFile(models.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

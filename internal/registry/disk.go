@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -24,8 +25,13 @@ import (
 // step, so it appears whole or not at all; rename refuses an existing non-empty directory, which
 // makes two concurrent uploads of one version safe. state.json is replaced by rename too. The
 // temporary files a crash leaves (of an upload or of an activation) are removed by OpenDisk.
+//
+// One process uses a directory: mu makes each call one step for it (Activate and Delete check
+// the state and change it under mu). The calls do not take their context's deadline: local file
+// system calls cannot be interrupted.
 type Disk struct {
 	dir string
+	mu  sync.Mutex
 }
 
 const tmpPrefix = ".tmp-"
@@ -61,8 +67,20 @@ func (d *Disk) versionDir(version string) string { return filepath.Join(d.dir, "
 
 // Put implements Backend.
 func (d *Disk) Put(_ context.Context, rec Record, data []byte) error {
-	if _, err := os.Stat(d.versionDir(rec.Version)); err == nil {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, hasBundle, err := d.stat(rec.Version)
+	if err != nil {
+		return err
+	}
+	if old != nil && hasBundle {
 		return fmt.Errorf("%w: %q", ErrExists, rec.Version)
+	}
+	if old != nil || hasBundle {
+		// A partial version (a file removed by hand): move it out of the way in one step.
+		if err := d.removeVersion(rec.Version); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(d.dir, "versions"), tmpPrefix)
 	if err != nil {
@@ -95,9 +113,80 @@ func (d *Disk) Put(_ context.Context, rec Record, data []byte) error {
 func (d *Disk) Get(_ context.Context, version string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(d.versionDir(version), "bundle.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %q", errNotStored, version)
+		return nil, fmt.Errorf("%w: the bundle of %q", ErrNotStored, version)
 	}
 	return data, err
+}
+
+// Stat implements Backend.
+func (d *Disk) Stat(_ context.Context, version string) (*Record, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stat(version)
+}
+
+func (d *Disk) stat(version string) (*Record, bool, error) {
+	var rec *Record
+	raw, err := os.ReadFile(filepath.Join(d.versionDir(version), "record.json"))
+	switch {
+	case err == nil:
+		rec = new(Record)
+		if err := json.Unmarshal(raw, rec); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", version, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, false, err
+	}
+	_, err = os.Stat(filepath.Join(d.versionDir(version), "bundle.json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	return rec, err == nil, nil
+}
+
+// removeVersion moves a version's directory to a temporary name, so that it disappears in one
+// step, and removes it.
+func (d *Disk) removeVersion(version string) error {
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	tmp := filepath.Join(d.dir, "versions", tmpPrefix+"del-"+hex.EncodeToString(suffix[:]))
+	if err := os.Rename(d.versionDir(version), tmp); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Join(d.dir, "versions")); err != nil {
+		return err
+	}
+	return os.RemoveAll(tmp)
+}
+
+// Delete implements Backend.
+func (d *Disk) Delete(_ context.Context, version string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, err := d.state()
+	if err != nil {
+		return err
+	}
+	if err := protected(st, version); err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.versionDir(version)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %q", ErrNotStored, version)
+	}
+	return d.removeVersion(version)
+}
+
+// protected refuses to delete the active version or the rollback target of st.
+func protected(st State, version string) error {
+	switch version {
+	case st.Active:
+		return fmt.Errorf("%w: %q is the active version", ErrProtected, version)
+	case st.RollbackTarget():
+		return fmt.Errorf("%w: %q is the rollback target (the version active before the active one)", ErrProtected, version)
+	}
+	return nil
 }
 
 // List implements Backend.
@@ -112,6 +201,9 @@ func (d *Disk) List(_ context.Context) ([]Record, error) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join(d.dir, "versions", e.Name(), "record.json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a partial version (its record removed by hand): not a stored version
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -125,8 +217,13 @@ func (d *Disk) List(_ context.Context) ([]Record, error) {
 }
 
 // Activate implements Backend.
-func (d *Disk) Activate(ctx context.Context, a Activation) error {
-	st, err := d.State(ctx)
+func (d *Disk) Activate(_ context.Context, a Activation) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.stored(a.Version); err != nil {
+		return err
+	}
+	st, err := d.state()
 	if err != nil {
 		return err
 	}
@@ -135,6 +232,54 @@ func (d *Disk) Activate(ctx context.Context, a Activation) error {
 	if len(st.History) > MaxHistory {
 		st.History = st.History[:MaxHistory]
 	}
+	return d.writeState(st)
+}
+
+// Restore implements Backend.
+func (d *Disk) Restore(_ context.Context, st State) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, err := d.state()
+	if err != nil {
+		return false, err
+	}
+	if cur.Active != "" {
+		return false, nil
+	}
+	if err := d.stored(st.Active); err != nil {
+		return false, err
+	}
+	if len(st.History) > MaxHistory {
+		st.History = st.History[:MaxHistory]
+	}
+	return true, d.writeState(st)
+}
+
+// stored is nil when the version's record and bundle are both there, else ErrNotStored naming
+// what is missing.
+func (d *Disk) stored(version string) error {
+	rec, bundle, err := d.stat(version)
+	if err != nil {
+		return err
+	}
+	return notStored(version, rec != nil, bundle)
+}
+
+// notStored is ErrNotStored naming what of a version is missing; nil when nothing is.
+func notStored(version string, record, bundle bool) error {
+	switch {
+	case !record && !bundle:
+		return fmt.Errorf("%w: neither the record nor the bundle of %q is in the model store", ErrNotStored, version)
+	case !record:
+		return fmt.Errorf("%w: the record of %q is not in the model store", ErrNotStored, version)
+	case !bundle:
+		return fmt.Errorf("%w: the bundle of %q is not in the model store", ErrNotStored, version)
+	}
+	return nil
+}
+
+// writeState replaces state.json in one step.
+func (d *Disk) writeState(st State) error {
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -157,6 +302,12 @@ func (d *Disk) Activate(ctx context.Context, a Activation) error {
 
 // State implements Backend.
 func (d *Disk) State(context.Context) (State, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state()
+}
+
+func (d *Disk) state() (State, error) {
 	raw, err := os.ReadFile(filepath.Join(d.dir, "state.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return State{}, nil

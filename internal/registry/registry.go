@@ -8,12 +8,29 @@
 // The store's active model is swapped atomically (modelstore.Store.Activate), so requests never
 // fail during a swap; the backend is written first, so a replica that restarts finds the version
 // that was active.
+//
+// What the backend names must be in it. An activation succeeds only once the version's record
+// and bundle are in the backend (a version this replica has loaded is written back when the
+// backend lost it: a Redis that restarted empty, an evicted key), and the backend's Activate
+// checks it in the same step that sets the active version. A reconcile writes back the active
+// version and the rollback target when they went missing, and when the backend lost its whole
+// activation state it restores the state this replica last read. A replica that cannot serve the
+// backend's active version keeps serving its current one and says so (Replica, the
+// churn_model_active_mismatch gauge), until a reconcile can load it.
+//
+// Memory holds what can be served at once: the active version, the rollback target and the
+// version of --model-version (Options.ModelVersion). Other stored versions are listed from their records and
+// loaded when a request names them (Model), up to Options.OnDemand of them, the one loaded
+// longest ago unloaded first. Start-up loads the same few versions, however long the history.
+//
+// Reads (List, Get, Replica, Model of a loaded version) never wait for the backend: the state
+// they read is guarded by a mutex that is never held across a backend call. Writes (Upload's
+// store step, Activate, Delete, a reconcile) take turns through a lock that a caller waits for
+// only as long as its context allows.
 package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +40,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/churnhq/churn/internal/model"
 	"github.com/churnhq/churn/internal/modelstore"
@@ -41,6 +59,15 @@ var (
 	// ErrUnavailable wraps a failure to read or write the backend (Redis down, a disk error).
 	// A write whose reply was lost may still have been stored: list the versions before retrying.
 	ErrUnavailable = errors.New("model store unavailable")
+	// ErrNotStored means the version's record or bundle is not in the backend (the error names
+	// which), and this replica has not loaded the version, so it cannot write it back.
+	ErrNotStored = errors.New("model version not in the model store")
+	// ErrProtected means the version is the active one or the rollback target: it cannot be
+	// deleted.
+	ErrProtected = errors.New("model version in use")
+	// ErrNotLoaded means a stored version is not loaded on this replica and loading on demand is
+	// off (Options.OnDemand 0).
+	ErrNotLoaded = errors.New("model version not loaded on this replica")
 )
 
 // Options configure a Registry.
@@ -48,25 +75,52 @@ type Options struct {
 	Backend Backend
 	Store   *modelstore.Store
 	// Reconcile is the period of the safety-net reconcile; default 10s.
-	Reconcile  time.Duration
+	Reconcile time.Duration
+	// ModelVersion (--model-version) is served while the backend has no active version, and
+	// stays loaded like the active version and the rollback target; it may be a stored version.
+	ModelVersion string
+	// OnDemand bounds how many other stored versions stay loaded for the requests that name
+	// them, and for the versions that stopped being needed (the one loaded longest ago is
+	// unloaded first); 0 loads none on demand (a request naming one gets ErrNotLoaded).
+	OnDemand int
+	// Retention keeps the Retention most recently stored versions after each upload, plus the
+	// active version, the rollback target and ModelVersion; older versions are deleted. 0 keeps
+	// every version.
+	Retention  int
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
 }
 
+// loadTimeout bounds an on-demand load, which no single request owns.
+const loadTimeout = time.Minute
+
 // Registry keeps a modelstore.Store in step with a Backend. It is safe for concurrent use.
 type Registry struct {
-	backend   Backend
-	store     *modelstore.Store
-	reconcile time.Duration
-	logger    *slog.Logger
-	now       func() time.Time
-	metrics   *metrics
+	backend      Backend
+	store        *modelstore.Store
+	reconcile    time.Duration
+	modelVersion string
+	onDemand     int
+	retention    int
+	logger       *slog.Logger
+	now          func() time.Time
+	metrics      *metrics
 
-	mu      sync.Mutex         // serialises Upload, Activate and sync
-	failed  map[string]Failure // stored versions this replica refused
-	records map[string]Record  // every stored version seen, loaded or failed
-	history []Activation       // most recent first
+	write    chan struct{}      // the write lock (capacity 1), taken with a context
+	loads    singleflight.Group // one on-demand load per version at a time
+	loadSlot chan struct{}      // one on-demand load at a time (capacity 1): each holds a bundle
+
+	mu       sync.Mutex         // guards the fields below; never held across a backend call
+	records  map[string]Record  // the backend's versions as last listed, and those stored since
+	sources  map[string]string  // loaded version → sha256 of the stored bytes it stands for
+	failed   map[string]Failure // stored versions this replica refused, while their record stays
+	state    State              // the backend's activation state as last read or written
+	demand   []string           // versions loaded on demand, or no longer needed; oldest first
+	problem  string             // why the backend's active version is not served; "" when it is
+	syncedAt time.Time          // the last sync that read the backend
+	syncErr  error              // the last sync's failure; nil when it succeeded
+	wrote    bool               // a write back happened since the last sync began
 }
 
 // Failure is a stored version this replica could not load.
@@ -80,9 +134,12 @@ type metrics struct {
 	activations prometheus.Counter
 	syncs       *prometheus.CounterVec
 	active      *prometheus.GaugeVec
+	repairs     *prometheus.CounterVec
+	deletions   *prometheus.CounterVec
+	demandLoads *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, r *Registry) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		uploads: f.NewCounterVec(prometheus.CounterOpts{
@@ -97,22 +154,56 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		active: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "churn_model_active_info", Help: "The active model (value 1), by name and version.",
 		}, []string{"name", "version"}),
+		repairs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_store_repairs_total",
+			Help: "What this replica wrote back to a model store that had lost it: a version (its record and bundle) or the activation state.",
+		}, []string{"kind"}),
+		deletions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_deletions_total", Help: "Model versions deleted from the model store by this replica, by reason (request, retention).",
+		}, []string{"reason"}),
+		demandLoads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_on_demand_loads_total", Help: "Stored versions loaded because a request named them, by result (ok, error).",
+		}, []string{"result"}),
 	}
-	for _, r := range []string{"stored", "refused", "error"} {
-		m.uploads.WithLabelValues(r)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "churn_model_active_mismatch",
+		Help: "1 when this replica cannot serve the model store's active version and serves another one (/readyz and ListModels say why), else 0.",
+	}, func() float64 {
+		if r.Replica().Problem != "" {
+			return 1
+		}
+		return 0
+	})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "churn_model_loaded_versions", Help: "Model versions loaded in memory on this replica.",
+	}, func() float64 { return float64(len(r.store.List())) })
+	for _, v := range []string{"stored", "refused", "error"} {
+		m.uploads.WithLabelValues(v)
 	}
-	m.syncs.WithLabelValues("ok")
-	m.syncs.WithLabelValues("error")
+	for _, v := range []string{"ok", "error"} {
+		m.syncs.WithLabelValues(v)
+		m.demandLoads.WithLabelValues(v)
+	}
+	for _, v := range []string{"version", "state"} {
+		m.repairs.WithLabelValues(v)
+	}
+	for _, v := range []string{"request", "retention"} {
+		m.deletions.WithLabelValues(v)
+	}
 	return m
 }
 
-// New makes a registry and runs a first sync, so that the store holds every stored version and
-// the backend's active one is active. A backend that cannot be read is not fatal (the replica
-// serves the models it has, logs, and the reconcile loop retries); a backend's active version
-// that fails to load is logged and left inactive.
+// New makes a registry and runs a first sync, so that the store holds what can be served at once
+// (the backend's active version, the rollback target, Options.ModelVersion) and the backend's
+// active version is active. A backend that cannot be read is not fatal (the replica serves the
+// models it has, logs, and the reconcile loop retries); a backend's active version that cannot
+// be loaded is reported (Replica) and left inactive.
 func New(ctx context.Context, o Options) (*Registry, error) {
 	if o.Backend == nil || o.Store == nil {
 		return nil, errors.New("registry: Backend and Store are required")
+	}
+	if o.OnDemand < 0 || o.Retention < 0 {
+		return nil, errors.New("registry: OnDemand and Retention must not be negative")
 	}
 	if o.Reconcile <= 0 {
 		o.Reconcile = 10 * time.Second
@@ -128,14 +219,16 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 	}
 	r := &Registry{
 		backend: o.Backend, store: o.Store, reconcile: o.Reconcile, logger: o.Logger, now: o.Now,
-		metrics: newMetrics(o.Registerer),
-		failed:  map[string]Failure{}, records: map[string]Record{},
+		modelVersion: o.ModelVersion, onDemand: o.OnDemand, retention: o.Retention,
+		write: make(chan struct{}, 1), loadSlot: make(chan struct{}, 1),
+		records: map[string]Record{}, sources: map[string]string{}, failed: map[string]Failure{},
 	}
+	r.metrics = newMetrics(o.Registerer, r)
 	if m := o.Store.Active(); m != nil {
 		r.metrics.active.WithLabelValues(m.Name(), m.Version()).Set(1)
 	}
 	if err := r.Sync(ctx); err != nil {
-		r.logger.Warn("model store unreadable at start-up; serving the models at hand, retrying", "backend", r.backend.Name(), "err", err)
+		r.logger.Warn("model store not fully readable at start-up; serving the models at hand, retrying", "backend", r.backend.Name(), "err", err)
 	}
 	return r, nil
 }
@@ -167,11 +260,30 @@ func (r *Registry) Run(ctx context.Context) {
 	}
 }
 
-// Sync loads the stored versions this replica lacks and applies the backend's active version.
+// lock takes the write lock, waiting at most as long as ctx allows.
+func (r *Registry) lock(ctx context.Context) error {
+	select {
+	case r.write <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another change of the model store to finish: %w", ctx.Err())
+	}
+}
+
+func (r *Registry) unlock() { <-r.write }
+
+// Sync reads the backend's versions and activation state, loads what must be served, writes
+// back what the backend lost, applies the backend's active version, and unloads what is no
+// longer needed.
 func (r *Registry) Sync(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
 	err := r.sync(ctx)
+	r.mu.Lock()
+	r.syncErr = err
+	r.mu.Unlock()
 	if err != nil {
 		r.metrics.syncs.WithLabelValues("error").Inc()
 	} else {
@@ -181,64 +293,219 @@ func (r *Registry) Sync(ctx context.Context) error {
 }
 
 func (r *Registry) sync(ctx context.Context) error {
-	recs, err := r.backend.List(ctx)
+	recs, st, err := r.read(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return err
 	}
+	r.mu.Lock()
+	r.wrote = false
+	r.mu.Unlock()
 	var errs []error
-	for _, rec := range recs {
-		if _, known := r.records[rec.Version]; known {
-			continue
+	if st.Active == "" && len(st.History) == 0 {
+		restored, err := r.restore(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restoring the model store's lost activation state: %w", err))
 		}
-		if err := r.load(ctx, rec); err != nil {
-			if !errors.Is(err, model.ErrInvalid) {
-				// Unreadable now (a timeout, an evicted key): skip it this round, retry at the
-				// next sync, and go on with the other versions and the activation state.
-				errs = append(errs, fmt.Errorf("version %q: %w", rec.Version, err))
-				continue
+		if restored {
+			if recs, st, err = r.read(ctx); err != nil {
+				return err
 			}
-			r.failed[rec.Version] = Failure{Record: rec, Err: err}
-			r.logger.Error("stored model version refused by this replica", "version", rec.Version, "err", err)
 		}
-		r.records[rec.Version] = rec
 	}
-	st, err := r.backend.State(ctx)
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("%w: %v", ErrUnavailable, err))...)
+	r.mu.Lock()
+	r.setRecords(recs)
+	r.state = st
+	r.syncedAt = r.now()
+	r.mu.Unlock()
+
+	// Load, or write back, each version that must be servable here.
+	loadErrs := map[string]error{}
+	for _, v := range r.needed(st) {
+		if err := r.ensure(ctx, v, st); err != nil {
+			loadErrs[v] = err
+			errs = append(errs, fmt.Errorf("version %q: %w", v, err))
+		}
 	}
-	r.history = st.History
-	if st.Active != "" {
-		if cur := r.store.Active(); cur == nil || cur.Version() != st.Active {
-			if err := r.store.Activate(st.Active); err != nil {
-				// Activated elsewhere but not servable here (a version this replica refused, or
-				// the embedded default of another build): keep serving the current model.
-				errs = append(errs, fmt.Errorf("active version %q cannot be served here, keeping the current one: %w", st.Active, err))
-			} else {
-				r.applied(st.Active)
-			}
+	r.apply(st, loadErrs[st.Active])
+	r.unloadUnneeded()
+	r.mu.Lock()
+	wrote := r.wrote
+	r.mu.Unlock()
+	if wrote { // the other replicas may be waiting for what was written back
+		if err := r.backend.Notify(ctx); err != nil {
+			r.logger.Warn("could not notify the other replicas of a repair; they reconcile on their own", "err", err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// load reads, verifies and adds one stored version to the store.
-func (r *Registry) load(ctx context.Context, rec Record) error {
-	data, err := r.backend.Get(ctx, rec.Version)
+// read lists the backend's records and reads its activation state.
+func (r *Registry) read(ctx context.Context) ([]Record, State, error) {
+	recs, err := r.backend.List(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, State{}, unavailable(err)
 	}
-	m, err := model.Load(data)
+	st, err := r.backend.State(ctx)
 	if err != nil {
-		return err
+		return nil, State{}, unavailable(err)
 	}
-	if m.Version() != rec.Version {
-		return fmt.Errorf("%w: stored as %q, the manifest says %q", model.ErrInvalid, rec.Version, m.Version())
+	return recs, st, nil
+}
+
+// setRecords replaces the known records; a failure whose record went away or changed is
+// forgotten (the version may load now). r.mu must be held.
+func (r *Registry) setRecords(recs []Record) {
+	r.records = make(map[string]Record, len(recs))
+	for _, rec := range recs {
+		r.records[rec.Version] = rec
 	}
-	m.Origin = model.OriginStore
-	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {
-		return err
+	for v, f := range r.failed {
+		if rec, ok := r.records[v]; !ok || rec.SHA256 != f.Record.SHA256 {
+			delete(r.failed, v)
+		}
 	}
+}
+
+// restore writes the activation state this replica last read back into a backend that has
+// none, when this replica serves that state's active version: the backend lost it (a Redis that
+// restarted empty), and the replicas that restart meanwhile would serve something else. The
+// active version and the rollback target are written back first.
+func (r *Registry) restore(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	prev := r.state
+	r.mu.Unlock()
+	cur := r.store.Active()
+	if prev.Active == "" || cur == nil || cur.Version() != prev.Active {
+		return false, nil
+	}
+	if err := r.writeBack(ctx, cur); err != nil {
+		return false, err
+	}
+	if rb, ok := r.store.Get(prev.RollbackTarget()); ok {
+		if err := r.writeBack(ctx, rb); err != nil {
+			return false, err
+		}
+	}
+	ok, err := r.backend.Restore(ctx, prev)
+	if err != nil {
+		return false, storeError(err)
+	}
+	if ok {
+		r.metrics.repairs.WithLabelValues("state").Inc()
+		r.logger.Warn("the model store had lost its activation state (restarted empty?); restored it from this replica",
+			"backend", r.backend.Name(), "active", prev.Active, "history", len(prev.History))
+	}
+	return ok, nil
+}
+
+// needed are the versions that must be loaded: the backend's active version, the rollback
+// target and ModelVersion (the model served now stays loaded as the store's active one).
+func (r *Registry) needed(st State) []string {
+	var out []string
+	for _, v := range []string{st.Active, st.RollbackTarget(), r.modelVersion} {
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ensure makes a needed version servable here: loaded (from the backend when it is not), and,
+// when the activation state names it, in the backend too (written back when the backend lost it).
+func (r *Registry) ensure(ctx context.Context, version string, st State) error {
+	r.mu.Lock()
+	rec, stored := r.records[version]
+	source := r.sources[version]
+	f, failed := r.failed[version]
+	r.mu.Unlock()
+	if m, ok := r.store.Get(version); ok {
+		if stored && m.Origin == model.OriginStore && source != "" && rec.SHA256 != source {
+			// The backend holds other bytes under this version now (deleted or lost, then
+			// uploaded again): serve those, like every replica that loads it from now on.
+			fresh, err := r.loadRecord(ctx, rec)
+			if err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.store.Replace(fresh)
+			r.sources[version] = rec.SHA256
+			r.mu.Unlock()
+			r.logger.Warn("stored bytes of a loaded model version changed; reloaded", "version", version, "sha256", rec.SHA256)
+			return nil
+		}
+		if version == st.Active || version == st.RollbackTarget() {
+			return r.writeBack(ctx, m)
+		}
+		return nil
+	}
+	if !stored {
+		if version == st.Active {
+			return fmt.Errorf("%w: neither the record nor the bundle of %q is in the model store, and this replica has not loaded it: upload it again", ErrNotStored, version)
+		}
+		return nil // a --model-version that is not stored, or a rollback target that was deleted
+	}
+	if failed {
+		return fmt.Errorf("%w: %v", ErrFailed, f.Err)
+	}
+	m, err := r.loadRecord(ctx, rec)
+	if err != nil {
+		return r.refused(rec, err)
+	}
+	r.mu.Lock()
+	r.add(m, rec.SHA256)
+	r.mu.Unlock()
 	return nil
+}
+
+// refused records a version this replica refuses (an invalid bundle) and returns err.
+func (r *Registry) refused(rec Record, err error) error {
+	if errors.Is(err, model.ErrInvalid) {
+		r.mu.Lock()
+		r.failed[rec.Version] = Failure{Record: rec, Err: err}
+		r.mu.Unlock()
+		r.logger.Error("stored model version refused by this replica", "version", rec.Version, "err", err)
+		return fmt.Errorf("%w: %q: %v", ErrFailed, rec.Version, err)
+	}
+	return err
+}
+
+// apply activates the backend's active version here when it is loaded, and otherwise records
+// why this replica cannot serve it (loadErr: why it did not load, when it was tried). While the
+// backend has no active version, ModelVersion is served.
+func (r *Registry) apply(st State, loadErr error) {
+	problem := ""
+	if v := r.modelVersion; st.Active == "" && v != "" {
+		if cur := r.store.Active(); (cur == nil || cur.Version() != v) && r.store.Activate(v) == nil {
+			r.applied(v)
+		}
+	}
+	if v := st.Active; v != "" {
+		cur := r.store.Active()
+		switch {
+		case cur != nil && cur.Version() == v:
+		case r.store.Activate(v) == nil:
+			r.applied(v)
+		default:
+			served := "no model"
+			if cur != nil {
+				served = cur.Version()
+			}
+			why := "it is not loaded"
+			if loadErr != nil {
+				why = loadErr.Error()
+			}
+			problem = fmt.Sprintf("the model store's active version is %q but this replica serves %s: %s", v, served, why)
+		}
+	}
+	r.mu.Lock()
+	changed := problem != r.problem
+	r.problem = problem
+	r.mu.Unlock()
+	if changed && problem != "" {
+		r.logger.Error("this replica cannot serve the model store's active version; serving the current one, not ready", "problem", problem)
+	} else if changed {
+		r.logger.Info("this replica serves the model store's active version again", "version", st.Active)
+	}
 }
 
 func (r *Registry) applied(version string) {
@@ -252,223 +519,14 @@ func (r *Registry) applied(version string) {
 	r.logger.Info("model activated", "name", m.Name(), "version", m.Version())
 }
 
-// Upload is an upload to validate and store.
-type Upload struct {
-	// Name and Version, when set, must equal the manifest's.
-	Name, Version string
-	// SHA256 is the announced lower-case hex digest of Data.
-	SHA256      string
-	Description string
-	Data        []byte
-}
+// unavailable wraps a backend failure.
+func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
 
-// Upload verifies the bytes against their digest, loads and probes the bundle, and stores it. A
-// version that exists with the same bytes is returned as it is (a retried upload); with other
-// bytes it is ErrExists. Nothing is stored unless every check passed.
-func (r *Registry) Upload(ctx context.Context, u Upload) (*model.Model, error) {
-	m, err := r.upload(ctx, u)
-	switch {
-	case err == nil:
-		r.metrics.uploads.WithLabelValues("stored").Inc()
-	case errors.Is(err, model.ErrInvalid), errors.Is(err, ErrChecksum), errors.Is(err, ErrMetadata), errors.Is(err, ErrExists):
-		r.metrics.uploads.WithLabelValues("refused").Inc()
-	default:
-		r.metrics.uploads.WithLabelValues("error").Inc()
-	}
-	return m, err
-}
-
-func (r *Registry) upload(ctx context.Context, u Upload) (*model.Model, error) {
-	sum := sha256.Sum256(u.Data)
-	if got := hex.EncodeToString(sum[:]); got != u.SHA256 {
-		return nil, fmt.Errorf("%w: the bytes received hash to %s, the upload announced %s", ErrChecksum, got, u.SHA256)
-	}
-	m, err := model.Load(u.Data)
-	if err != nil {
-		return nil, err
-	}
-	if u.Name != "" && u.Name != m.Name() {
-		return nil, fmt.Errorf("%w: name %q, the manifest says %q", ErrMetadata, u.Name, m.Name())
-	}
-	if u.Version != "" && u.Version != m.Version() {
-		return nil, fmt.Errorf("%w: version %q, the manifest says %q", ErrMetadata, u.Version, m.Version())
-	}
-	m.Origin = model.OriginStore
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if old, ok := r.store.Get(m.Version()); ok {
-		if old.SHA256 == m.SHA256 {
-			return old, nil
-		}
-		return nil, fmt.Errorf("%w: %q with other bytes (sha256 %s)", ErrExists, m.Version(), old.SHA256)
-	}
-	if f, failed := r.failed[m.Version()]; failed {
-		return nil, fmt.Errorf("%w: %q, and this replica refused it: %v", ErrExists, m.Version(), f.Err)
-	}
-	rec := Record{Version: m.Version(), SHA256: m.SHA256, Size: m.Size, StoredAt: r.now().UTC(), Description: u.Description}
-	if err := r.backend.Put(ctx, rec, u.Data); err != nil {
-		if !errors.Is(err, ErrExists) {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		// Stored meanwhile: by another replica, or by this upload's earlier attempt whose reply
-		// was lost. The same bytes are the stored version; other bytes are a conflict.
-		stored, lerr := r.storedRecord(ctx, m.Version())
-		if lerr != nil {
-			return nil, lerr
-		}
-		if stored.SHA256 != m.SHA256 {
-			return nil, fmt.Errorf("%w: %q was stored meanwhile with other bytes (sha256 %s)", ErrExists, m.Version(), stored.SHA256)
-		}
-		rec = stored
-	}
-	if err := r.store.Add(m); err != nil && !errors.Is(err, modelstore.ErrExists) {
-		return nil, err
-	}
-	r.records[rec.Version] = rec
-	if err := r.backend.Notify(ctx); err != nil {
-		r.logger.Warn("could not notify the other replicas of an upload; they reconcile on their own", "err", err)
-	}
-	r.logger.Info("model stored", "name", m.Name(), "version", m.Version(), "sha256", m.SHA256, "bytes", m.Size)
-	return m, nil
-}
-
-// Activate makes a loaded version the active one: first in the backend (so that it survives a
-// restart and reaches the other replicas), then here.
-func (r *Registry) Activate(ctx context.Context, version string) (*model.Model, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, ok := r.store.Get(version)
-	if !ok {
-		// Perhaps uploaded on another replica a moment ago, before its notice arrived.
-		if serr := r.sync(ctx); serr != nil {
-			r.logger.Warn("sync before activation", "err", serr)
-		}
-		m, ok = r.store.Get(version)
-	}
-	if f, failed := r.failed[version]; failed {
-		return nil, fmt.Errorf("%w: %q: %v", ErrFailed, version, f.Err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, version)
-	}
-	now := r.now().UTC()
-	if cur := r.store.Active(); cur != nil && len(r.history) == 0 && cur.Version() != version {
-		// The first activation through the store: record the version serving until now (the
-		// embedded default or --model-version), so that a roll back has somewhere to go.
-		if err := r.ensureStored(ctx, cur); err != nil {
-			return nil, err
-		}
-		first := Activation{Version: cur.Version(), At: now}
-		if err := r.backend.Activate(ctx, first); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		r.history = []Activation{first}
-	}
-	if err := r.ensureStored(ctx, m); err != nil {
-		return nil, err
-	}
-	a := Activation{Version: version, At: now}
-	if err := r.backend.Activate(ctx, a); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	r.history = append([]Activation{a}, r.history...)
-	if len(r.history) > MaxHistory {
-		r.history = r.history[:MaxHistory]
-	}
-	if err := r.store.Activate(version); err != nil {
-		return nil, err
-	}
-	r.applied(version)
-	if err := r.backend.Notify(ctx); err != nil {
-		r.logger.Warn("could not notify the other replicas of an activation; they reconcile on their own", "err", err)
-	}
-	return m, nil
-}
-
-// ensureStored puts a version that did not come from the store (the embedded default, a
-// --model-dir bundle) into it before it is named in the activation state, so that every replica,
-// and a later build that embeds another default, can load it and roll back to it.
-func (r *Registry) ensureStored(ctx context.Context, m *model.Model) error {
-	if _, ok := r.records[m.Version()]; ok || m.Origin == model.OriginStore {
-		return nil
-	}
-	data, err := m.Bundle.Encode()
-	if err != nil {
+// storeError passes the backend's refusals (ErrNotStored, ErrProtected, ErrExists) through and
+// wraps anything else as ErrUnavailable.
+func storeError(err error) error {
+	if errors.Is(err, ErrNotStored) || errors.Is(err, ErrProtected) || errors.Is(err, ErrExists) {
 		return err
 	}
-	sum := sha256.Sum256(data)
-	rec := Record{Version: m.Version(), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), StoredAt: r.now().UTC()}
-	if err := r.backend.Put(ctx, rec, data); err != nil && !errors.Is(err, ErrExists) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	r.records[rec.Version] = rec
-	return nil
-}
-
-// storedRecord returns the backend's record of a version.
-func (r *Registry) storedRecord(ctx context.Context, version string) (Record, error) {
-	recs, err := r.backend.List(ctx)
-	if err != nil {
-		return Record{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	for _, rec := range recs {
-		if rec.Version == version {
-			return rec, nil
-		}
-	}
-	return Record{}, fmt.Errorf("%w: %q is stored but has no record", ErrUnavailable, version)
-}
-
-// Version is what the registry knows of one version, for ListModels and GetModel.
-type Version struct {
-	Model  *model.Model // nil when it failed to load
-	Record *Record      // nil for a version that was not uploaded (embedded, --model-dir)
-	Err    error        // why it failed to load
-	Active bool
-}
-
-// List returns every version, loaded ones oldest first, then the failed ones, and the activation
-// history, most recent first.
-func (r *Registry) List() ([]Version, []Activation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	active := r.store.Active()
-	var out []Version
-	for _, m := range r.store.List() {
-		out = append(out, r.version(m, active))
-	}
-	failed := make([]string, 0, len(r.failed))
-	for v := range r.failed {
-		failed = append(failed, v)
-	}
-	slices.Sort(failed)
-	for _, v := range failed {
-		rec := r.failed[v].Record
-		out = append(out, Version{Record: &rec, Err: r.failed[v].Err})
-	}
-	return out, append([]Activation(nil), r.history...)
-}
-
-// Get returns one version; ErrNotFound when unknown.
-func (r *Registry) Get(version string) (Version, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if f, ok := r.failed[version]; ok {
-		rec := f.Record
-		return Version{Record: &rec, Err: f.Err}, nil
-	}
-	m, ok := r.store.Get(version)
-	if !ok {
-		return Version{}, fmt.Errorf("%w: %q", ErrNotFound, version)
-	}
-	return r.version(m, r.store.Active()), nil
-}
-
-func (r *Registry) version(m, active *model.Model) Version {
-	v := Version{Model: m, Active: m == active}
-	if rec, ok := r.records[m.Version()]; ok {
-		v.Record = &rec
-	}
-	return v
+	return unavailable(err)
 }

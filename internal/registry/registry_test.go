@@ -51,6 +51,7 @@ func newRedisBackend(t testing.TB, addrs ...string) *registry.Redis {
 // backends runs f against a fresh Disk and a fresh Redis backend: one contract for both.
 func backends(t *testing.T, f func(t *testing.T, newBackend func() registry.Backend)) {
 	t.Run("disk", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		f(t, func() registry.Backend {
 			d, err := registry.OpenDisk(dir)
@@ -61,16 +62,19 @@ func backends(t *testing.T, f func(t *testing.T, newBackend func() registry.Back
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
 		addr, _, _ := redistest.StartRedis(t)
 		f(t, func() registry.Backend { return newRedisBackend(t, addr) })
 	})
 	t.Run("redis-cluster", func(t *testing.T) {
+		t.Parallel()
 		addrs := redistest.StartCluster(t, 3)
 		f(t, func() registry.Backend { return newRedisBackend(t, addrs...) })
 	})
 }
 
 func TestBackendContract(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, newBackend func() registry.Backend) {
 		ctx := context.Background()
 		b := newBackend()
@@ -96,6 +100,24 @@ func TestBackendContract(t *testing.T) {
 		if err != nil || len(recs) != 1 || recs[0] != rec {
 			t.Fatalf("List = %+v, %v; want [%+v]", recs, err, rec)
 		}
+		// Activate sets only a version whose record and bundle are stored.
+		if err := b.Activate(ctx, registry.Activation{Version: "v2", At: rec.StoredAt}); !errors.Is(err, registry.ErrNotStored) {
+			t.Fatalf("Activate of a version not stored = %v, want ErrNotStored", err)
+		}
+		if st, err := b2.State(ctx); err != nil || st.Active != "" || len(st.History) != 0 {
+			t.Fatalf("State after a refused activation = %+v, %v; want it unchanged", st, err)
+		}
+		rec2 := rec
+		rec2.Version, rec2.Description = "v2", ""
+		if err := b.Put(ctx, rec2, []byte("two")); err != nil {
+			t.Fatal(err)
+		}
+		if got, bundle, err := b2.Stat(ctx, "v2"); err != nil || got == nil || *got != rec2 || !bundle {
+			t.Fatalf("Stat(v2) = %+v, %v, %v; want its record and bundle", got, bundle, err)
+		}
+		if got, bundle, err := b2.Stat(ctx, "nope"); err != nil || got != nil || bundle {
+			t.Fatalf("Stat(nope) = %+v, %v, %v; want nothing", got, bundle, err)
+		}
 		for i := range registry.MaxHistory + 3 {
 			v := "v1"
 			if i%2 == 1 {
@@ -114,11 +136,113 @@ func TestBackendContract(t *testing.T) {
 			st.History[0].Version != "v1" || !st.History[0].At.Equal(rec.StoredAt.Add(time.Duration(last)*time.Minute)) || st.History[1].Version != "v2" {
 			t.Fatalf("State = active %q, %d entries, first %+v; want v1, %d, newest first", st.Active, len(st.History), st.History[0], registry.MaxHistory)
 		}
+
+		// Delete refuses the active version and the rollback target (v2, active before v1).
+		if err := b2.Delete(ctx, "v1"); !errors.Is(err, registry.ErrProtected) {
+			t.Fatalf("Delete(active) = %v, want ErrProtected", err)
+		}
+		if err := b2.Delete(ctx, "v2"); !errors.Is(err, registry.ErrProtected) {
+			t.Fatalf("Delete(rollback target) = %v, want ErrProtected", err)
+		}
+		if err := b2.Delete(ctx, "nope"); !errors.Is(err, registry.ErrNotStored) {
+			t.Fatalf("Delete(nope) = %v, want ErrNotStored", err)
+		}
+		rec3 := rec
+		rec3.Version = "v3"
+		if err := b.Put(ctx, rec3, []byte("three")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b2.Delete(ctx, "v3"); err != nil {
+			t.Fatal(err)
+		}
+		if got, bundle, err := b.Stat(ctx, "v3"); err != nil || got != nil || bundle {
+			t.Fatalf("Stat after Delete = %+v, %v, %v; want nothing", got, bundle, err)
+		}
+		if recs, err := b.List(ctx); err != nil || len(recs) != 2 {
+			t.Fatalf("List after Delete = %+v, %v; want v1 and v2", recs, err)
+		}
+
+		// Restore leaves a state that has an active version alone.
+		lost := registry.State{Active: "v2", History: []registry.Activation{{Version: "v2", At: rec.StoredAt}}}
+		if ok, err := b.Restore(ctx, lost); err != nil || ok {
+			t.Fatalf("Restore over an active version = %v, %v; want false", ok, err)
+		}
 	})
+}
+
+// The backend lost its state (a Redis that restarted empty): Restore puts back a state whose
+// active version is stored, and Put replaces a version of which only the record is left.
+func TestBackendRestoreAndPartialVersions(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, newBackend func() registry.Backend) {
+		ctx := context.Background()
+		b := newBackend()
+		at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+		st := registry.State{Active: "v2", History: []registry.Activation{{Version: "v2", At: at.Add(time.Minute)}, {Version: "v1", At: at}}}
+		if ok, err := b.Restore(ctx, st); ok || !errors.Is(err, registry.ErrNotStored) {
+			t.Fatalf("Restore of a state whose active version is not stored = %v, %v; want ErrNotStored", ok, err)
+		}
+		rec := registry.Record{Version: "v2", SHA256: "abc", Size: 3, StoredAt: at}
+		if err := b.Put(ctx, rec, []byte("two")); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := b.Restore(ctx, st); err != nil || !ok {
+			t.Fatalf("Restore = %v, %v; want true", ok, err)
+		}
+		got, err := newBackend().State(ctx)
+		if err != nil || got.Active != "v2" || len(got.History) != 2 || got.History[1].Version != "v1" || !got.History[0].At.Equal(st.History[0].At) {
+			t.Fatalf("State after Restore = %+v, %v; want %+v", got, err, st)
+		}
+		// Only the record is left of v3 (its bundle was evicted, or removed by hand).
+		rec3 := registry.Record{Version: "v3", SHA256: "old", Size: 3, StoredAt: at}
+		if err := b.Put(ctx, rec3, []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+		removeBundle(t, b, "v3")
+		if _, bundle, err := b.Stat(ctx, "v3"); err != nil || bundle {
+			t.Fatalf("Stat after removing the bundle: bundle %v, %v", bundle, err)
+		}
+		if _, err := b.Get(ctx, "v3"); !errors.Is(err, registry.ErrNotStored) {
+			t.Fatalf("Get of a missing bundle = %v, want ErrNotStored", err)
+		}
+		if err := b.Activate(ctx, registry.Activation{Version: "v3", At: at}); !errors.Is(err, registry.ErrNotStored) || !strings.Contains(err.Error(), "bundle") {
+			t.Fatalf("Activate of a version without its bundle = %v, want ErrNotStored naming the bundle", err)
+		}
+		rec3.SHA256 = "new"
+		if err := b.Put(ctx, rec3, []byte("new")); err != nil {
+			t.Fatalf("Put over a partial version = %v, want it replaced", err)
+		}
+		if got, err := b.Get(ctx, "v3"); err != nil || string(got) != "new" {
+			t.Fatalf("Get = %q, %v; want the new bytes", got, err)
+		}
+		if got, bundle, err := b.Stat(ctx, "v3"); err != nil || got == nil || got.SHA256 != "new" || !bundle {
+			t.Fatalf("Stat = %+v, %v, %v; want the new record", got, bundle, err)
+		}
+	})
+}
+
+// removeBundle deletes a version's bundle behind the backend's back, as an eviction or a hand
+// would.
+func removeBundle(t *testing.T, b registry.Backend, version string) {
+	t.Helper()
+	switch b := b.(type) {
+	case *registry.Disk:
+		dir := strings.TrimPrefix(b.Name(), "disk ")
+		if err := os.Remove(filepath.Join(dir, "versions", version, "bundle.json")); err != nil {
+			t.Fatal(err)
+		}
+	case *registry.Redis:
+		if err := registry.RemoveBundle(context.Background(), b, version); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("removeBundle: unknown backend %T", b)
+	}
 }
 
 // A crash mid-upload leaves a temporary directory: it is never listed and is removed on open.
 func TestDiskIgnoresAndRemovesACrashedUpload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if _, err := registry.OpenDisk(dir); err != nil {
 		t.Fatal(err)
@@ -162,6 +286,7 @@ func newRegistry(t testing.TB, b registry.Backend, reg prometheus.Registerer) (*
 }
 
 func TestUploadActivateAndRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	d, err := registry.OpenDisk(dir)
@@ -183,7 +308,7 @@ func TestUploadActivateAndRestart(t *testing.T) {
 		t.Fatal("an upload activated the version")
 	}
 	// The same bytes again: the stored version, not an error (a retried upload).
-	if again, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil || again != m {
+	if again, err := r.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil || again.Version() != "v2" || again.SHA256 != m.SHA256 {
 		t.Fatalf("re-upload = %v, %v; want the stored model", again, err)
 	}
 	if _, err := r.Activate(ctx, "v2"); err != nil {
@@ -219,6 +344,7 @@ func TestUploadActivateAndRestart(t *testing.T) {
 }
 
 func TestRefusedUploadsChangeNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := registry.OpenDisk(t.TempDir())
 	if err != nil {
@@ -262,6 +388,7 @@ func TestRefusedUploadsChangeNothing(t *testing.T) {
 // Two replicas share Redis: an upload and an activation on one reach the other through pub/sub,
 // well before the (hour-long) reconcile period.
 func TestReplicaFollowsActivationThroughRedis(t *testing.T) {
+	t.Parallel()
 	for _, topology := range []string{"single", "cluster"} {
 		t.Run(topology, func(t *testing.T) {
 			var addrs []string
@@ -320,8 +447,10 @@ func subscribers(t *testing.T, ctx context.Context, addrs []string) int64 {
 }
 
 // A stored version this replica cannot load (written by a newer replica, or damaged on disk) is
-// listed as failed with its reason and cannot be activated; the other versions serve on.
+// listed from its record until it is loaded; an activation then refuses it, and it is listed as
+// failed with its reason. The other versions serve on.
 func TestStoredVersionThatFailsToLoad(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := registry.OpenDisk(t.TempDir())
 	if err != nil {
@@ -332,12 +461,18 @@ func TestStoredVersionThatFailsToLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, store := newRegistry(t, d, prometheus.NewRegistry())
+	if v, err := r.Get("from-the-future"); err != nil || v.Record == nil || v.Model != nil || v.Err != nil {
+		t.Fatalf("Get before any load = %+v, %v; want the stored record, not loaded", v, err)
+	}
+	if _, err := r.Activate(ctx, "from-the-future"); !errors.Is(err, registry.ErrFailed) {
+		t.Fatalf("Activate = %v, want ErrFailed", err)
+	}
 	v, err := r.Get("from-the-future")
 	if err != nil || v.Err == nil || !errors.Is(v.Err, bundle.ErrInvalid) || v.Model != nil {
 		t.Fatalf("Get = %+v, %v; want a failed version with its reason", v, err)
 	}
 	if _, err := r.Activate(ctx, "from-the-future"); !errors.Is(err, registry.ErrFailed) {
-		t.Fatalf("Activate = %v, want ErrFailed", err)
+		t.Fatalf("second Activate = %v, want ErrFailed", err)
 	}
 	versions, _ := r.List()
 	if len(versions) != 2 || versions[1].Err == nil || versions[0].Model == nil || !versions[0].Active {
@@ -351,6 +486,7 @@ func TestStoredVersionThatFailsToLoad(t *testing.T) {
 // An upload whose earlier attempt was stored but whose reply was lost is retried with the same
 // bytes: the retry returns the stored version instead of ALREADY_EXISTS.
 func TestRetriedUploadAfterALostReply(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := registry.OpenDisk(t.TempDir())
 	if err != nil {
@@ -380,9 +516,11 @@ func TestRetriedUploadAfterALostReply(t *testing.T) {
 	}
 }
 
-// A version whose bundle cannot be read (an evicted key) does not stop a replica from following
-// the activation state: it is skipped and retried, the other versions load.
+// A version that must be loaded (the rollback target) whose bundle cannot be read (an evicted
+// key) does not stop a replica from following the activation state: the sync names it and
+// retries it, the active version loads.
 func TestSyncSkipsAnUnreadableVersion(t *testing.T) {
+	t.Parallel()
 	addr, _, _ := redistest.StartRedis(t)
 	ctx := context.Background()
 	a, _ := newRegistry(t, newRedisBackend(t, addr), prometheus.NewRegistry())
@@ -391,9 +529,9 @@ func TestSyncSkipsAnUnreadableVersion(t *testing.T) {
 		if _, err := a.Upload(ctx, registry.Upload{SHA256: modeltest.SHA256(data), Data: data}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := a.Activate(ctx, "cand-2"); err != nil {
-		t.Fatal(err)
+		if _, err := a.Activate(ctx, v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	probe := redis.NewClient(&redis.Options{Addr: addr})
 	defer probe.Close()
@@ -407,11 +545,15 @@ func TestSyncSkipsAnUnreadableVersion(t *testing.T) {
 	if err := b.Sync(ctx); err == nil || !strings.Contains(err.Error(), `"cand-1"`) {
 		t.Fatalf("Sync = %v, want an error naming cand-1", err)
 	}
+	if p := b.Replica().Problem; p != "" {
+		t.Fatalf("replica b reports %q; it serves the active version", p)
+	}
 }
 
 // The first activation stores the version that served until then (the embedded default), so a
 // build that embeds another default can still roll back to it.
 func TestFirstActivationStoresTheEmbeddedDefault(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	d, err := registry.OpenDisk(dir)

@@ -101,7 +101,10 @@ type HighRiskRule struct {
 	MinTier churnv1.RiskTier `yaml:"min_tier" json:"min_tier"`
 }
 
-// RiskRisingRule raises RISK_RISING against the customer's previous cached probability.
+// RiskRisingRule raises RISK_RISING against the customer's previous cached probability. Only
+// Rules.RiskRising applies it (Evaluate does not know the previous probability), with the margin
+// of the Rules it is called on: a segment's margin counts when the caller calls the segment's
+// RiskRising.
 type RiskRisingRule struct {
 	// Margin: fire when the probability rose by at least this much, in (0, 1]. Default 0.10: ten
 	// points, well above the jitter of a recalibrated model on unchanged inputs.

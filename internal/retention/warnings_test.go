@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -121,11 +122,7 @@ func TestWarnings(t *testing.T) {
 		{name: "high risk MEDIUM", in: Input{Probability: 0.5, Tier: churnv1.RiskTier_RISK_TIER_MEDIUM}, code: high},
 		{name: "high risk unspecified", in: Input{Probability: 0.9}, code: high},
 
-		{name: "rising at margin", in: Input{Probability: 0.5, Previous: ptr(0.4)}, code: rising,
-			want: &want{rising, 0.5 - 0.4, 0.1, "probability up 0.1 from 0.4 to 0.5 (threshold 0.1)"}},
-		{name: "rising below margin", in: Input{Probability: 0.49, Previous: ptr(0.4)}, code: rising},
-		{name: "rising falling", in: Input{Probability: 0.1, Previous: ptr(0.9)}, code: rising},
-		{name: "rising no previous", in: Input{Probability: 0.9}, code: rising},
+		{name: "rising is never raised by Evaluate", in: Input{Probability: 0.99, Tier: churnv1.RiskTier_RISK_TIER_CRITICAL}, code: rising},
 	}
 	r := DefaultRules()
 	for _, tc := range tests {
@@ -158,9 +155,8 @@ func TestWarningsOrder(t *testing.T) {
 		},
 		Probability: 0.9,
 		Tier:        churnv1.RiskTier_RISK_TIER_CRITICAL,
-		Previous:    ptr(0.2),
 	}
-	want := []churnv1.WarningCode{1, 2, 3, 4, 5, 6, 7, 8}
+	want := []churnv1.WarningCode{1, 2, 3, 4, 5, 6, 7} // all but RISK_RISING, which RiskRising raises
 	if diff := cmp.Diff(want, codes(r.Evaluate(in).Warnings)); diff != "" {
 		t.Errorf("codes (-want +got):\n%s", diff)
 	}
@@ -171,16 +167,55 @@ func TestWarningsOrder(t *testing.T) {
 
 func TestRiskRising(t *testing.T) {
 	t.Parallel()
+	const rising = churnv1.WarningCode_WARNING_CODE_RISK_RISING
+	tests := []struct {
+		name     string
+		p        float64
+		previous *float64
+		want     *churnv1.Warning // nil: not raised
+	}{
+		{"at margin", 0.5, ptr(0.4), &churnv1.Warning{Code: rising, Value: 0.5 - 0.4, Threshold: 0.1,
+			Message: "probability up 0.1 from 0.4 to 0.5 (threshold 0.1)"}},
+		{"above margin", 0.7, ptr(0.3), &churnv1.Warning{Code: rising, Value: 0.7 - 0.3, Threshold: 0.1,
+			Message: "probability up 0.4 from 0.3 to 0.7 (threshold 0.1)"}},
+		{"below margin", 0.49, ptr(0.4), nil},
+		{"rise 0.09", 0.39, ptr(0.3), nil},
+		{"falling", 0.1, ptr(0.9), nil},
+		{"no previous", 0.9, nil, nil},
+	}
 	r := DefaultRules()
-	if w := r.RiskRising(0.9, nil); w != nil {
-		t.Errorf("no previous: %v, want nil", w)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, r.RiskRising(tc.p, tc.previous), protocmp.Transform(), cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+				t.Errorf("RiskRising (-want +got):\n%s", diff)
+			}
+		})
 	}
-	if w := r.RiskRising(0.39, ptr(0.3)); w != nil {
-		t.Errorf("rise 0.09: %v, want nil", w)
+}
+
+// TestWarningRules checks the table Evaluate applies: every warning code but UNSPECIFIED and
+// RISK_RISING (raised by RiskRising) has exactly one rule, in code order, so that a new code
+// without its rule fails here.
+func TestWarningRules(t *testing.T) {
+	t.Parallel()
+	var want []churnv1.WarningCode
+	for c := range churnv1.WarningCode_name {
+		code := churnv1.WarningCode(c)
+		if code != churnv1.WarningCode_WARNING_CODE_UNSPECIFIED && code != churnv1.WarningCode_WARNING_CODE_RISK_RISING {
+			want = append(want, code)
+		}
 	}
-	w := r.RiskRising(0.7, ptr(0.3))
-	if w.GetCode() != churnv1.WarningCode_WARNING_CODE_RISK_RISING || w.GetThreshold() != 0.1 {
-		t.Errorf("rise 0.4: %v", w)
+	slices.Sort(want)
+	var got []churnv1.WarningCode
+	for _, rule := range warningRules {
+		got = append(got, rule.code)
+		if rule.raise == nil {
+			t.Errorf("%v has no raise function", rule.code)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warningRules codes (-want +got):\n%s", diff)
 	}
 }
 
@@ -207,7 +242,6 @@ segments:
 				Account:  &churnv1.Account{Contract: contract},
 			},
 			Probability: 0.36,
-			Previous:    ptr(0.3),
 		}
 	}
 	tests := []struct {
@@ -215,7 +249,7 @@ segments:
 		contract *string
 		want     []churnv1.WarningCode
 	}{
-		{"segment overrides", ptr("month-to-month"), []churnv1.WarningCode{churnv1.WarningCode_WARNING_CODE_INACTIVE, churnv1.WarningCode_WARNING_CODE_RISK_RISING}},
+		{"segment overrides", ptr("month-to-month"), []churnv1.WarningCode{churnv1.WarningCode_WARNING_CODE_INACTIVE}},
 		{"other contract uses top level", ptr("one_year"), nil},
 		{"empty segment uses top level", ptr("two_year"), nil},
 		{"no contract uses top level", nil, nil},
@@ -235,5 +269,12 @@ segments:
 	}
 	if w := warningFor(t, r.Evaluate(in(ptr("month-to-month"))).Warnings, churnv1.WarningCode_WARNING_CODE_INACTIVE); w.GetThreshold() != 14 {
 		t.Errorf("segment inactive threshold = %v, want 14", w.GetThreshold())
+	}
+	// RiskRising uses the rules it is called on: the segment's margin of 0.05, the top level's 0.10.
+	if w := seg.RiskRising(0.36, ptr(0.3)); w.GetThreshold() != 0.05 {
+		t.Errorf("segment RiskRising = %v, want threshold 0.05", w)
+	}
+	if w := r.RiskRising(0.36, ptr(0.3)); w != nil {
+		t.Errorf("top-level RiskRising = %v, want nil", w)
 	}
 }

@@ -54,10 +54,11 @@ func BenchmarkModelScore(b *testing.B) {
 }
 
 // TestScoreAllocations pins the allocation counts: none for mapping, evaluation and tiering;
-// for a whole in-process Score with the in-process cache, about a dozen for basic.json (the
-// response, its timestamp and model reference, the drivers, their messages in one block and the
-// slice of them, the rules' messages, action and warnings, and the cache's marshalled copy of the
-// response with its entry), gated at 16 so that a regression shows.
+// for a whole in-process Score with the in-process cache, counted below for basic.json: the
+// response, its timestamp and model reference, the drivers and their messages (in one block, and
+// the slice of them), the rules' warning, its message, the slice of warnings, the action and its
+// reason, and the cache's marshalled copy of the response with its entry. Gated at the count plus
+// a little, so that a regression shows.
 func TestScoreAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts under -short are not needed")
@@ -86,8 +87,8 @@ func TestScoreAllocations(t *testing.T) {
 		if _, err := srv.Score(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
-	}); n > 16 {
-		t.Errorf("Score allocates %v times per call, want at most 16", n)
+	}); n > 15 {
+		t.Errorf("Score allocates %v times per call, want at most 15", n)
 	}
 }
 

@@ -2,14 +2,24 @@ package server
 
 import (
 	"context"
-	"errors"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"math"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/cache"
 )
+
+// ScoreCache remembers every score and keeps the at-risk watchlist; *cache.Redis and *cache.Memory
+// are ones. Its errors are internal/cache's sentinels (cache.ErrNotFound, cache.ErrBadPageToken,
+// cache.ErrUnavailable); one of an operation that ran out of time wraps context.DeadlineExceeded too.
+type ScoreCache interface {
+	// Put remembers each response as its customer's latest score and returns, per response, the
+	// probability cached for that customer before it, NaN when there was none.
+	Put(ctx context.Context, resps []*churnv1.ScoreResponse) ([]float64, error)
+	// Get returns the customer's latest cached response and the probability cached before that
+	// one (NaN when none); an error wrapping cache.ErrNotFound when there is none.
+	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, float64, error)
+	// ListAtRisk returns a page of the watchlist and the token of the next ("" at the end).
+	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) ([]*churnv1.ScoreResponse, string, error)
+}
 
 // ListAtRisk page sizes.
 const (
@@ -24,11 +34,7 @@ func (s *Server) remember(ctx context.Context, resps []*churnv1.ScoreResponse) {
 	if len(resps) == 0 {
 		return
 	}
-	entries := make([]cache.Entry, len(resps))
-	for i, r := range resps {
-		entries[i] = cache.Entry{CustomerID: r.GetCustomerId(), Response: r, Probability: r.GetProbability(), Tier: r.GetTier(), ExpectedLoss: r.GetExpectedLoss()}
-	}
-	prev, err := s.cache.Put(ctx, entries)
+	prev, err := s.cache.Put(ctx, resps)
 	if err != nil {
 		s.metrics.cacheWrites.WithLabelValues("error").Inc()
 		s.cacheLog.log(s.logger, "score cache write failed; scores are returned uncached", err)
@@ -36,8 +42,8 @@ func (s *Server) remember(ctx context.Context, resps []*churnv1.ScoreResponse) {
 	}
 	s.metrics.cacheWrites.WithLabelValues("ok").Inc()
 	for i, p := range prev {
-		if i < len(resps) && p.Found {
-			s.addRiskRising(resps[i], p.Probability)
+		if i < len(resps) && !math.IsNaN(p) {
+			s.addRiskRising(resps[i], p)
 		}
 	}
 }
@@ -61,10 +67,10 @@ func (s *Server) GetScore(ctx context.Context, req *churnv1.GetScoreRequest) (*c
 	}
 	resp, prev, err := s.cache.Get(ctx, req.GetCustomerId())
 	if err != nil {
-		return nil, s.cacheStatus(ctx, err, "customer_id: no cached score for this customer; call Score")
+		return nil, s.toStatus(ctx, err)
 	}
-	if prev.Found {
-		s.addRiskRising(resp, prev.Probability)
+	if !math.IsNaN(prev) {
+		s.addRiskRising(resp, prev)
 	}
 	s.markCached(resp)
 	return resp, nil
@@ -95,25 +101,12 @@ func (s *Server) ListAtRisk(ctx context.Context, req *churnv1.ListAtRiskRequest)
 	case limit < 0 || limit > maxPageSize:
 		return nil, invalidArgument("limit", "must be between 1 and 1000 (0 means 50)")
 	}
-	page, err := s.cache.ListAtRisk(ctx, minTier, limit, req.GetPageToken())
+	page, next, err := s.cache.ListAtRisk(ctx, minTier, limit, req.GetPageToken())
 	if err != nil {
-		return nil, s.cacheStatus(ctx, err, "")
+		return nil, s.toStatus(ctx, err)
 	}
-	for _, r := range page.Responses {
+	for _, r := range page {
 		s.markCached(r)
 	}
-	return &churnv1.ListAtRiskResponse{Customers: page.Responses, NextPageToken: page.NextPageToken}, nil
-}
-
-// cacheStatus maps cache errors to gRPC statuses.
-func (s *Server) cacheStatus(ctx context.Context, err error, notFound string) error {
-	switch {
-	case errors.Is(err, cache.ErrNotFound):
-		return status.Error(codes.NotFound, notFound)
-	case errors.Is(err, cache.ErrBadPageToken):
-		return invalidArgument("page_token", "is not a token this service issued")
-	case errors.Is(err, cache.ErrUnavailable):
-		return status.Error(codes.Unavailable, "the score cache is unreachable; retry later, or call Score")
-	}
-	return s.toStatus(ctx, err)
+	return &churnv1.ListAtRiskResponse{Customers: page, NextPageToken: next}, nil
 }

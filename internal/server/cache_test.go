@@ -18,6 +18,7 @@ import (
 	"github.com/churnhq/churn/internal/cache/redistest"
 	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/poll"
 	"github.com/churnhq/churn/internal/server"
 )
 
@@ -140,7 +141,8 @@ func TestRiskRisingOnSecondWorseScore(t *testing.T) {
 func TestRedisOutageFailsOpen(t *testing.T) {
 	t.Parallel()
 	addr, stop, restart := redistest.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, DialerRetries: 1, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
 	reg := prometheus.NewRegistry()
 	rc, err := cache.NewRedis(cache.RedisOptions{Client: client, TTL: time.Hour, Timeout: 100 * time.Millisecond, Registerer: reg})
 	if err != nil {
@@ -204,15 +206,67 @@ func TestRedisOutageFailsOpen(t *testing.T) {
 	}
 
 	restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, func() bool {
 		score("after")
-		if _, err := srv.GetScore(ctx, &churnv1.GetScoreRequest{CustomerId: "after"}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("caching did not resume within 10s of Redis restarting")
-		}
-		time.Sleep(50 * time.Millisecond) // polling for the reconnect, not waiting for a fixed time
+		_, err := srv.GetScore(ctx, &churnv1.GetScoreRequest{CustomerId: "after"})
+		return err == nil
+	}, "caching resumes after Redis restarts")
+}
+
+// TestCacheErrorStatus: GetScore and ListAtRisk answer DEADLINE_EXCEEDED when the Redis cache ran
+// out of time (the server is paused by CLIENT PAUSE) and UNAVAILABLE when it cannot be reached
+// (the server is down); Score answers either way. The client is made as churnd makes it: one dial
+// attempt, socket timeouts of --cache-timeout.
+func TestCacheErrorStatus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		down bool
+		want codes.Code
+	}{
+		{"paused", false, codes.DeadlineExceeded},
+		{"down", true, codes.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const timeout = 100 * time.Millisecond
+			addr, stop, _ := redistest.StartRedis(t)
+			client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: timeout, DialerRetries: 1, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1})
+			t.Cleanup(func() { client.Close() })
+			rc, err := cache.NewRedis(cache.RedisOptions{Client: client, TTL: time.Hour, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rc.Close() })
+			store, err := modelstore.New(defaultModels(t), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := server.New(server.Options{Models: store, Cache: rc, MaxBatch: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := srv.Score(ctx, riskyRequest(t, "cust-1")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.down {
+				stop()
+			} else {
+				// For longer than the test; the server is killed at its end.
+				admin := redis.NewClient(&redis.Options{Addr: addr})
+				t.Cleanup(func() { admin.Close() })
+				if err := admin.Do(ctx, "CLIENT", "PAUSE", 60_000, "ALL").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := srv.Score(ctx, riskyRequest(t, "cust-1")); err != nil {
+				t.Errorf("Score with the cache %s: %v, want an answer", tc.name, err)
+			}
+			_, err = srv.GetScore(ctx, &churnv1.GetScoreRequest{CustomerId: "cust-1"})
+			assertStatus(t, err, tc.want, "")
+			_, err = srv.ListAtRisk(ctx, &churnv1.ListAtRiskRequest{})
+			assertStatus(t, err, tc.want, "")
+		})
 	}
 }

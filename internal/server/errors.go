@@ -23,9 +23,9 @@ const versionSyntax = "must be 1-64 letters, digits, '.', '_' or '-', starting w
 var errNoActiveModel = status.Error(codes.FailedPrecondition, "no model is active; activate one with ModelService.ActivateModel")
 
 // versionNotLoaded is the NOT_FOUND of a request that names, in field, a version this replica
-// does not have.
+// has neither loaded nor can load from the model store.
 func versionNotLoaded(field, version string) error {
-	return status.Errorf(codes.NotFound, "%s: model version %q is not loaded on this replica; ModelService.ListModels lists those that are", field, version)
+	return status.Errorf(codes.NotFound, "%s: model version %q is neither loaded on this replica nor stored; ModelService.ListModels lists the versions", field, version)
 }
 
 // invalidArgument is an INVALID_ARGUMENT status whose BadRequest details name the field.
@@ -55,8 +55,7 @@ func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 		return nil
 	case errors.As(err, &ve):
 		return badRequest(err.Error(), ve.Violations)
-	case errors.Is(err, model.ErrUnscorable):
-		logger.ErrorContext(ctx, "the model could not score a valid request", "err", err)
+	case errors.Is(err, model.ErrUnscorable): // counted and logged where it happens (Server.unscorable)
 		return status.Error(codes.Internal, err.Error()+": the model's fault, not the request's; report it to the model's owner")
 
 	// The score cache.
@@ -82,6 +81,12 @@ func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 		return status.Error(codes.NotFound, "version: "+err.Error())
 	case errors.Is(err, registry.ErrFailed):
 		return status.Error(codes.FailedPrecondition, "version: "+err.Error())
+	case errors.Is(err, registry.ErrNotStored):
+		return status.Error(codes.FailedPrecondition, "version: "+err.Error())
+	case errors.Is(err, registry.ErrProtected):
+		return status.Error(codes.FailedPrecondition, "version: "+err.Error()+"; activate another version first")
+	case errors.Is(err, registry.ErrNotLoaded):
+		return status.Error(codes.FailedPrecondition, "model_version: "+err.Error())
 	case errors.Is(err, registry.ErrUnavailable):
 		logger.WarnContext(ctx, "model store unavailable", "err", err)
 		return status.Error(codes.Unavailable, "the model store is unavailable; a write whose answer was lost may have been applied: list the models before retrying")

@@ -25,7 +25,11 @@ type metrics struct {
 	warnings *prometheus.CounterVec
 	// cacheWrites counts score-cache writes by result (ok, error); a failed write never fails a score.
 	cacheWrites *prometheus.CounterVec
-	byTier      map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
+	// unscorable counts valid requests a model could not score (model.ErrUnscorable), by version.
+	unscorable *prometheus.CounterVec
+	// unknownCategories counts categories a model did not know and scored as missing, by input.
+	unknownCategories *prometheus.CounterVec
+	byTier            map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +51,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "churn_cache_writes_total",
 			Help: "Score-cache writes by result (ok, error); a batch is one write.",
 		}, []string{"result"}),
+		unscorable: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_model_unscorable_total",
+			Help: "Valid requests a model version could not score (its probability was not a number): the model's fault; each is an INTERNAL error.",
+		}, []string{"version"}),
+		unknownCategories: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "churn_unknown_categories_total",
+			Help: "Categories a model did not know, scored as missing (its unseen policy) and listed in the response, by model input.",
+		}, []string{"input"}),
 		byTier: map[string][5]prometheus.Counter{},
 	}
 	for c := range churnv1.WarningCode_name {

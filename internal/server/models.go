@@ -25,10 +25,26 @@ type ModelRegistry interface {
 	Upload(ctx context.Context, u ModelUpload) (ModelVersion, error)
 	// Activate makes a stored version the active one, on every replica.
 	Activate(ctx context.Context, version string) (ModelVersion, error)
-	// List returns every version and the activation history, most recent first.
+	// Delete removes a stored version (never the active one or the rollback target).
+	Delete(ctx context.Context, version string) error
+	// List returns every version and the activation history, most recent first. It does not wait
+	// for the model store.
 	List() ([]ModelVersion, []Activation)
-	// Get returns one version.
+	// Get returns one version. It does not wait for the model store.
 	Get(version string) (ModelVersion, error)
+	// Replica says how this replica stands with the model store.
+	Replica() ReplicaState
+}
+
+// ReplicaState is how this replica stands with the model store.
+type ReplicaState struct {
+	// StoreActive is the store's active version as last read; Served the one served here.
+	StoreActive, Served string
+	// Problem says why this replica does not serve StoreActive; empty when it does.
+	Problem string
+	// SyncedAt is when the store was last read; SyncError the last read's failure.
+	SyncedAt  time.Time
+	SyncError error
 }
 
 // ModelUpload is a bundle to validate and store.
@@ -43,18 +59,24 @@ type ModelUpload struct {
 
 // ModelVersion is what ModelService reports of one version.
 type ModelVersion struct {
-	// Model is the loaded version; nil when this replica could not load it (LoadError says why).
+	// Model is the version's model; nil when this replica has not loaded it (stored only), or
+	// could not (LoadError says why).
 	Model     *model.Model
 	LoadError error
-	Active    bool
+	// Loaded says Model is loaded on this replica; false for the model an upload validated but
+	// that this replica did not keep in memory (see registry.Options.OnDemand).
+	Loaded bool
+	Active bool
 	// Stored says the version is in the model store (uploaded, or recorded at an activation),
 	// with the fields below; false for the embedded default or a --model-dir bundle never
 	// activated through the store.
 	Stored      bool
+	Name        string // the manifest's, when the store recorded it
 	Version     string
-	SHA256      string
+	SHA256      string // of the stored bytes
 	Size        int64
 	StoredAt    time.Time
+	CreatedAt   time.Time // the manifest's, when the store recorded it
 	Description string
 }
 
@@ -187,10 +209,18 @@ func (s *ModelService) checkMetadata(md *churnv1.UploadMetadata) error {
 	return nil
 }
 
-// ListModels lists every version and the activation history.
+// ListModels lists every version, the activation history and this replica's state.
 func (s *ModelService) ListModels(context.Context, *churnv1.ListModelsRequest) (*churnv1.ListModelsResponse, error) {
 	versions, history := s.registry.List()
-	resp := &churnv1.ListModelsResponse{Models: make([]*churnv1.ModelInfo, len(versions))}
+	rs := s.registry.Replica()
+	replica := &churnv1.ReplicaState{StoreActiveVersion: rs.StoreActive, ServedVersion: rs.Served, InSync: rs.Problem == "", Message: rs.Problem}
+	if !rs.SyncedAt.IsZero() {
+		replica.SyncedAt = timestamppb.New(rs.SyncedAt)
+	}
+	if rs.SyncError != nil {
+		replica.SyncError = rs.SyncError.Error()
+	}
+	resp := &churnv1.ListModelsResponse{Models: make([]*churnv1.ModelInfo, len(versions)), Replica: replica}
 	for i, v := range versions {
 		resp.Models[i] = modelInfo(v)
 		if v.Active {
@@ -225,8 +255,8 @@ func (s *ModelService) ActivateModel(ctx context.Context, req *churnv1.ActivateM
 		if err != nil {
 			return nil, toStatus(ctx, s.logger, err)
 		}
-		if v.Model != nil && v.Model.Name() != n {
-			return nil, status.Errorf(codes.NotFound, "name: version %q belongs to model %q, not %q", req.GetVersion(), v.Model.Name(), n)
+		if v.Name != "" && v.Name != n {
+			return nil, status.Errorf(codes.NotFound, "name: version %q belongs to model %q, not %q", req.GetVersion(), v.Name, n)
 		}
 	}
 	v, err := s.registry.Activate(ctx, req.GetVersion())
@@ -235,6 +265,18 @@ func (s *ModelService) ActivateModel(ctx context.Context, req *churnv1.ActivateM
 	}
 	s.logger.InfoContext(ctx, "model activated by request", "version", v.Version)
 	return modelInfo(v), nil
+}
+
+// DeleteModel removes a stored version, unless it is the active one or the rollback target.
+func (s *ModelService) DeleteModel(ctx context.Context, req *churnv1.DeleteModelRequest) (*churnv1.DeleteModelResponse, error) {
+	if err := checkVersion(req.GetVersion()); err != nil {
+		return nil, err
+	}
+	if err := s.registry.Delete(ctx, req.GetVersion()); err != nil {
+		return nil, toStatus(ctx, s.logger, err)
+	}
+	s.logger.InfoContext(ctx, "model deleted by request", "version", req.GetVersion())
+	return &churnv1.DeleteModelResponse{Version: req.GetVersion()}, nil
 }
 
 func checkVersion(v string) error {
@@ -247,30 +289,40 @@ func checkVersion(v string) error {
 	return nil
 }
 
-// modelInfo describes a version for the API.
+// modelInfo describes a version for the API. A stored version's sha256 and size are of the
+// stored bytes, the same on every replica.
 func modelInfo(v ModelVersion) *churnv1.ModelInfo {
-	info := &churnv1.ModelInfo{Format: FormatBundleJSON, Status: churnv1.ModelStatus_MODEL_STATUS_READY, Version: v.Version}
+	info := &churnv1.ModelInfo{Format: FormatBundleJSON, Status: churnv1.ModelStatus_MODEL_STATUS_READY, Version: v.Version, Name: v.Name}
 	if v.Stored {
 		info.Sha256 = v.SHA256
 		info.SizeBytes = v.Size
 		info.StoredAt = timestamppb.New(v.StoredAt)
 		info.Description = v.Description
 		info.Origin = model.OriginStore
+		if !v.CreatedAt.IsZero() {
+			info.CreatedAt = timestamppb.New(v.CreatedAt)
+		}
 	}
 	if v.Model == nil {
-		info.Status = churnv1.ModelStatus_MODEL_STATUS_FAILED
+		info.Status = churnv1.ModelStatus_MODEL_STATUS_STORED
 		if v.LoadError != nil {
+			info.Status = churnv1.ModelStatus_MODEL_STATUS_FAILED
 			info.Error = v.LoadError.Error()
 		}
 		return info
 	}
 	m := v.Model
 	man := &m.Bundle.Manifest
-	if v.Active {
+	switch {
+	case v.Active:
 		info.Status = churnv1.ModelStatus_MODEL_STATUS_ACTIVE
+	case !v.Loaded:
+		info.Status = churnv1.ModelStatus_MODEL_STATUS_STORED
 	}
 	info.Name, info.Version, info.Origin = m.Name(), m.Version(), m.Origin
-	info.Sha256, info.SizeBytes = m.SHA256, m.Size
+	if !v.Stored {
+		info.Sha256, info.SizeBytes = m.SHA256, m.Size
+	}
 	info.ModelType = m.Type()
 	info.CreatedAt = timestamppb.New(man.CreatedAt)
 	if info.Description == "" {

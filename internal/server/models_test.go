@@ -56,7 +56,7 @@ func startModelServer(t testing.TB, maxUpload int64, scoringTokens ...string) *m
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.New(context.Background(), registry.Options{Backend: disk, Store: store, Registerer: prometheus.NewRegistry()})
+	reg, err := registry.New(context.Background(), registry.Options{Backend: disk, Store: store, OnDemand: 2, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func startModelServer(t testing.TB, maxUpload int64, scoringTokens ...string) *m
 		t.Fatal(err)
 	}
 	mem := cache.NewMemory(cache.MemoryOptions{TTL: time.Hour})
-	ss, err := server.New(server.Options{Models: store, Cache: mem, MaxBatch: 10})
+	ss, err := server.New(server.Options{Models: store, Loader: reg, Cache: mem, MaxBatch: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +181,76 @@ func TestUploadActivateRollBack(t *testing.T) {
 		if err := tc.call(); status.Code(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
+	}
+}
+
+// DeleteModel is an admin call that removes an old version and refuses, with
+// FAILED_PRECONDITION, the active version and the rollback target. A request naming a stored
+// version this replica has not loaded loads it on demand.
+func TestDeleteModelAndOnDemandScoring(t *testing.T) {
+	t.Parallel()
+	env := startModelServer(t, 0, scoringToken)
+	admin := withToken(context.Background(), adminToken)
+	scoring := withToken(context.Background(), scoringToken)
+	before := env.store.Active()
+	for _, v := range []string{"old-1", "old-2", "old-3", "new-4"} {
+		data := modeltest.WithVersion(t, v, nil)
+		if _, err := upload(admin, env.models, &churnv1.UploadMetadata{Sha256: modeltest.SHA256(data)}, data); err != nil {
+			t.Fatalf("upload %s: %v", v, err)
+		}
+	}
+	if _, err := env.models.ActivateModel(admin, &churnv1.ActivateModelRequest{Version: "new-4"}); err != nil {
+		t.Fatal(err)
+	}
+	// old-1 was pushed out of memory by the later uploads (two stay loaded on demand).
+	if info, err := env.models.GetModel(admin, &churnv1.GetModelRequest{Version: "old-1"}); err != nil ||
+		info.GetStatus() != churnv1.ModelStatus_MODEL_STATUS_STORED || info.GetName() != before.Name() || info.GetSha256() == "" {
+		t.Fatalf("GetModel(old-1) = %v, %v; want it STORED with its name and sha256", info, err)
+	}
+	req := basicRequest(t)
+	req.ModelVersion = "old-1"
+	if resp, err := env.scoring.Score(scoring, req); err != nil || resp.GetModel().GetVersion() != "old-1" {
+		t.Fatalf("Score naming the stored old-1 = %v, %v; want it loaded on demand", resp, err)
+	}
+	req.ModelVersion = "never-1"
+	if _, err := env.scoring.Score(scoring, req); status.Code(err) != codes.NotFound {
+		t.Fatalf("Score naming an unknown version = %v, want NotFound", err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		version string
+		code    codes.Code
+		msg     string
+	}{
+		{"scoring token", scoring, "old-2", codes.PermissionDenied, ""},
+		{"no version", admin, "", codes.InvalidArgument, "version"},
+		{"active", admin, "new-4", codes.FailedPrecondition, "active version"},
+		{"rollback target", admin, before.Version(), codes.FailedPrecondition, "rollback target"},
+		{"never stored", admin, "never-1", codes.NotFound, "not in the model store"},
+		{"old version", admin, "old-2", codes.OK, ""},
+		{"deleted already", admin, "old-2", codes.NotFound, ""},
+	} {
+		resp, err := env.models.DeleteModel(tc.ctx, &churnv1.DeleteModelRequest{Version: tc.version})
+		if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+			t.Errorf("%s: DeleteModel(%q) = %v, want %s mentioning %q", tc.name, tc.version, err, tc.code, tc.msg)
+		}
+		if err == nil && resp.GetVersion() != tc.version {
+			t.Errorf("%s: DeleteModel answered %q", tc.name, resp.GetVersion())
+		}
+	}
+	list, err := env.models.ListModels(admin, &churnv1.ListModelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.GetModels() {
+		if m.GetVersion() == "old-2" {
+			t.Fatalf("old-2 still listed after its deletion: %v", m)
+		}
+	}
+	if rs := list.GetReplica(); !rs.GetInSync() || rs.GetStoreActiveVersion() != "new-4" || rs.GetServedVersion() != "new-4" || rs.GetSyncedAt() == nil {
+		t.Fatalf("ListModels replica = %v; want in sync, serving the store's new-4", rs)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,17 +25,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
-	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/model"
+	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 )
-
-// ScoreCache remembers scores and keeps the watchlist. *cache.Redis and *cache.Memory are ones.
-type ScoreCache interface {
-	Put(ctx context.Context, entries []cache.Entry) ([]cache.Previous, error)
-	Get(ctx context.Context, customerID string) (*churnv1.ScoreResponse, cache.Previous, error)
-	ListAtRisk(ctx context.Context, minTier churnv1.RiskTier, limit int, pageToken string) (cache.Page, error)
-}
 
 // Models hands out the models this replica has loaded. *modelstore.Store is one.
 type Models interface {
@@ -44,9 +38,18 @@ type Models interface {
 	Get(version string) (*model.Model, bool)
 }
 
+// Loader loads, on demand, a stored version that Models has not loaded, for a request that
+// names it. *registry.Registry is one; its errors are the registry's, which toStatus maps.
+type Loader interface {
+	Model(ctx context.Context, version string) (*model.Model, error)
+}
+
 // Options configure a Server.
 type Options struct {
 	Models Models
+	// Loader loads the stored versions requests name that Models has not loaded; nil: requests
+	// may name only loaded versions.
+	Loader Loader
 	// Cache remembers every score; required.
 	Cache ScoreCache
 	// Rules raise the warnings and choose the action; retention.DefaultRules when nil.
@@ -66,6 +69,7 @@ type Server struct {
 	churnv1.UnimplementedScoringServiceServer
 
 	models   Models
+	loader   Loader
 	cache    ScoreCache
 	rules    *retention.Rules
 	cacheLog throttledLog
@@ -74,6 +78,8 @@ type Server struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
+	// unscorableLogged holds the model versions whose ErrUnscorable has been logged: once each.
+	unscorableLogged sync.Map
 }
 
 var _ churnv1.ScoringServiceServer = (*Server)(nil)
@@ -110,6 +116,7 @@ func New(o Options) (*Server, error) {
 	}
 	return &Server{
 		models:   o.Models,
+		loader:   o.Loader,
 		cache:    o.Cache,
 		rules:    o.Rules,
 		cacheLog: throttledLog{every: 10 * time.Second},
@@ -123,7 +130,7 @@ func New(o Options) (*Server, error) {
 
 // Score scores one customer.
 func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
-	resp, err := s.score(req)
+	resp, err := s.score(ctx, req)
 	if err != nil {
 		st := toStatus(ctx, s.logger, err)
 		s.metrics.errors.WithLabelValues(rpcScore, status.Code(st).String()).Inc()
@@ -149,7 +156,7 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
-		resp, err := s.score(item)
+		resp, err := s.score(ctx, item)
 		if err != nil {
 			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, rpcBatch, err, i)}}
 			continue
@@ -181,7 +188,7 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 		if err != nil {
 			return err
 		}
-		resp, err := s.score(req)
+		resp, err := s.score(ctx, req)
 		if err != nil {
 			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, rpcStream, err, i)}
 		} else {
@@ -197,34 +204,64 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 // score validates one request and scores it with the model it asks for: the model maps and
 // evaluates the features and explains the score, the rules add the retention insight, and the
 // results become the response.
-func (s *Server) score(req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
+func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
 		return nil, err
 	}
-	m, err := s.model(req.GetModelVersion())
+	m, err := s.model(ctx, req.GetModelVersion())
 	if err != nil {
 		return nil, err
 	}
 	res, err := m.Explain(req.GetFeatures())
+	if errors.Is(err, model.ErrUnscorable) {
+		s.unscorable(m, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier})
+	for _, u := range res.Unknown {
+		s.metrics.unknownCategories.WithLabelValues(u.Input).Inc()
+	}
 	return &churnv1.ScoreResponse{
-		CustomerId:    req.GetCustomerId(),
-		Probability:   res.Probability,
-		Tier:          res.Tier,
-		Warnings:      insight.Warnings,
-		Drivers:       driverMessages(res.Drivers),
-		Action:        insight.Action,
-		Stage:         insight.Stage,
-		ExpectedLoss:  insight.ExpectedLoss,
-		ImputedInputs: res.Imputed,
-		Margin:        res.Margin,
-		DriversBase:   res.Base,
-		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:      timestamppb.New(s.now()),
+		CustomerId:        req.GetCustomerId(),
+		Probability:       res.Probability,
+		Tier:              res.Tier,
+		Warnings:          insight.Warnings,
+		Drivers:           driverMessages(res.Drivers),
+		Action:            insight.Action,
+		Stage:             insight.Stage,
+		ExpectedLoss:      insight.ExpectedLoss,
+		ImputedInputs:     res.Imputed,
+		UnknownCategories: unknownMessages(res.Unknown),
+		Margin:            res.Margin,
+		DriversBase:       res.Base,
+		Model:             &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
+		ScoredAt:          timestamppb.New(s.now()),
 	}, nil
+}
+
+// unscorable counts a valid request the model could not score, and logs it once per version:
+// the model's owner must fix it, and an attacker must not flood the log with it.
+func (s *Server) unscorable(m *model.Model, err error) {
+	s.metrics.unscorable.WithLabelValues(m.Version()).Inc()
+	if _, logged := s.unscorableLogged.LoadOrStore(m.Version(), true); !logged {
+		s.logger.Error("a model cannot score valid requests: it computes a probability that is not a number; "+
+			"they fail with INTERNAL (logged once per version, counted in churn_model_unscorable_total)",
+			"version", m.Version(), "err", err)
+	}
+}
+
+// unknownMessages makes the unknown categories' messages; nil when there are none.
+func unknownMessages(unknown []model.UnknownCategory) []*churnv1.UnknownCategory {
+	if len(unknown) == 0 {
+		return nil
+	}
+	out := make([]*churnv1.UnknownCategory, len(unknown))
+	for i, u := range unknown {
+		out[i] = &churnv1.UnknownCategory{Input: u.Input, Value: u.Value}
+	}
+	return out
 }
 
 // driverMessages makes the drivers' messages, in one block rather than one allocation each.
@@ -238,8 +275,9 @@ func driverMessages(drivers []model.Driver) []*churnv1.Driver {
 	return out
 }
 
-// model returns the model a request asks for: the active one, or a loaded version.
-func (s *Server) model(version string) (*model.Model, error) {
+// model returns the model a request asks for: the active one, a loaded version, or a stored
+// version the Loader loads now.
+func (s *Server) model(ctx context.Context, version string) (*model.Model, error) {
 	if version == "" {
 		if m := s.models.Active(); m != nil {
 			return m, nil
@@ -252,7 +290,14 @@ func (s *Server) model(version string) (*model.Model, error) {
 	if m, ok := s.models.Get(version); ok {
 		return m, nil
 	}
-	return nil, versionNotLoaded("model_version", version)
+	if s.loader == nil {
+		return nil, versionNotLoaded("model_version", version)
+	}
+	m, err := s.loader.Model(ctx, version)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, versionNotLoaded("model_version", version)
+	}
+	return m, err
 }
 
 func validateCustomerID(id string) error {

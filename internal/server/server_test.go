@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/bundle"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/metricstest"
 	"github.com/churnhq/churn/internal/model"
@@ -207,10 +212,6 @@ func TestScoreErrors(t *testing.T) {
 		{"NaN numeric map value", func(r *churnv1.ScoreRequest) { r.Features.Numeric["calls"] = nan }, codes.InvalidArgument, "features.numeric.calls"},
 		{"malformed model version", func(r *churnv1.ScoreRequest) { r.ModelVersion = "../etc" }, codes.InvalidArgument, "model_version"},
 		{"unknown model version", func(r *churnv1.ScoreRequest) { r.ModelVersion = "no-such-version" }, codes.NotFound, ""},
-		{"unseen contract", func(r *churnv1.ScoreRequest) {
-			c := "lifetime"
-			r.Features.Account.Contract = &c
-		}, codes.InvalidArgument, "features.account.contract"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,3 +362,96 @@ type emptySource struct{}
 
 func (emptySource) Active() *model.Model              { return nil }
 func (emptySource) Get(v string) (*model.Model, bool) { return nil, false }
+
+// TestUnscorableIsTheModelsFault: a model that passes the gate (its check vector and probes
+// score) but whose probability is not a number for an extreme valid request answers INTERNAL,
+// not INVALID_ARGUMENT blaming the caller, counts each in churn_model_unscorable_total by version,
+// and logs it once.
+func TestUnscorableIsTheModelsFault(t *testing.T) {
+	t.Parallel()
+	b := bundle.Bundle{
+		Manifest: bundle.Manifest{
+			FormatVersion: bundle.FormatVersion, Name: "fragile", Version: "fragile-1", CreatedAt: fixedNow,
+			Inputs: []bundle.Input{
+				{Name: "a", Source: "numeric.a", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
+				{Name: "b", Source: "numeric.b", Type: bundle.TypeNumeric, Missing: bundle.Missing{Policy: bundle.MissingError}},
+			},
+			Calibration:  bundle.Calibration{Method: bundle.CalibrationNone},
+			Tiers:        bundle.Tiers{Medium: 0.3, High: 0.5, Critical: 0.8},
+			CheckVectors: []bundle.CheckVector{{Features: json.RawMessage(`{"numeric":{"a":1,"b":1}}`), Probability: 0.5}},
+		},
+		Model: bundle.Model{Type: bundle.ModelLogistic, Logistic: &bundle.Logistic{Weights: []float64{1e11, -1e11}}},
+	}
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fragile, err := model.Load(data)
+	if err != nil {
+		t.Fatalf("the test needs a model that passes the gate: %v", err)
+	}
+	def := defaultModels(t)
+	store, err := modelstore.New(append(def, fragile), def[0].Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(server.Options{
+		Models: store, Cache: cache.NewMemory(cache.MemoryOptions{TTL: time.Hour}), MaxBatch: 10, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &churnv1.ScoreRequest{CustomerId: "c1", ModelVersion: "fragile-1", Features: &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 1e300, "b": 1e300}}}
+	for range 3 {
+		_, err := srv.Score(context.Background(), req)
+		assertStatus(t, err, codes.Internal, "")
+		if !strings.Contains(status.Convert(err).Message(), "the model's fault") {
+			t.Errorf("message %q does not say whose fault it is", status.Convert(err).Message())
+		}
+	}
+	if got := metricstest.Value(t, reg, "churn_model_unscorable_total", map[string]string{"version": "fragile-1"}); got != 3 {
+		t.Errorf("churn_model_unscorable_total{version=fragile-1} = %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "cannot score valid requests"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestUnknownCategoryIsScoredAsMissing: a contract the default model does not know (a new plan
+// name upstream) is scored as missing, listed with its value in unknown_categories and counted;
+// the proto's own example values are ones the default model does not know.
+func TestUnknownCategoryIsScoredAsMissing(t *testing.T) {
+	t.Parallel()
+	env := startServer(t, 10)
+	req := basicRequest(t)
+	contract := "month-to-month"
+	req.Features.Account.Contract = &contract
+	req.Features.Categorical["status"] = "closed"
+	resp, err := env.client.Score(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Score with an unknown contract: %v", err)
+	}
+	want := []*churnv1.UnknownCategory{{Input: "account.contract", Value: "month-to-month"}, {Input: "status", Value: "closed"}}
+	if diff := cmp.Diff(want, resp.GetUnknownCategories(), protocmp.Transform()); diff != "" {
+		t.Errorf("unknown_categories (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(resp.GetImputedInputs(), "account.contract") || !slices.Contains(resp.GetImputedInputs(), "status") {
+		t.Errorf("imputed_inputs %v, want account.contract and status among them", resp.GetImputedInputs())
+	}
+	// Scored as the missing policy scores an absent contract and status.
+	req.Features.Account.Contract = nil
+	delete(req.Features.Categorical, "status")
+	missing, err := env.client.Score(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing.GetProbability() != resp.GetProbability() {
+		t.Errorf("probability %v with unknown categories, %v with them absent", resp.GetProbability(), missing.GetProbability())
+	}
+	if got := metricstest.Value(t, env.reg, "churn_unknown_categories_total", map[string]string{"input": "account.contract"}); got != 1 {
+		t.Errorf("churn_unknown_categories_total{input=account.contract} = %v, want 1", got)
+	}
+}

@@ -32,25 +32,6 @@ type Dataset struct {
 	Labels  []bool
 }
 
-// Positives counts the positive labels among rows (all rows when rows is nil).
-func (d *Dataset) Positives(rows []int) int {
-	n := 0
-	if rows == nil {
-		for _, y := range d.Labels {
-			if y {
-				n++
-			}
-		}
-		return n
-	}
-	for _, i := range rows {
-		if d.Labels[i] {
-			n++
-		}
-	}
-	return n
-}
-
 // MaxRows bounds the data rows of a CSV.
 const MaxRows = 10_000_000
 

@@ -7,11 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
-	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/model"
 )
 
 // derivedSpec is runSpec with derived inputs: a sum of an input with missing training values
@@ -79,27 +75,7 @@ func TestRunDerivedInputsServeAsTrained(t *testing.T) {
 					t.Errorf("%s: standardize %+v, want standardised %v", in.Name, in.Standardize, tc.std)
 				}
 			}
-			data, err := res.Bundle.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := model.Load(data)
-			if err != nil {
-				t.Fatalf("the serving code refuses the bundle: %v", err)
-			}
-			for i, g := range res.Golden {
-				var f churnv1.CustomerFeatures
-				if err := protojson.Unmarshal(g.Features, &f); err != nil {
-					t.Fatal(err)
-				}
-				r, err := m.Score(&f)
-				if err != nil {
-					t.Fatalf("golden row %d: %v", i, err)
-				}
-				if p := r.Probability; math.Abs(p-g.Probability) > bundle.CheckTolerance {
-					t.Errorf("golden row %d: serving %v, trainer %v", i, p, g.Probability)
-				}
-			}
+			checkServes(t, res)
 		})
 	}
 }

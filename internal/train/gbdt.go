@@ -22,14 +22,22 @@ import (
 //
 //   - each column's non-missing training values are cut into at most MaxBins quantile bins; a
 //     missing (NaN) value has a bin of its own;
-//   - a tree is grown depth-first; a node's split is the best over every (sampled) column and bin
-//     boundary of the second-order gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing
-//     rows tried on each side, which is the split's learned default direction;
+//   - a tree grows best first: of its leaves that can split, the one whose best split gains most
+//     splits next. Without MaxLeaves every leaf that can split does, down to MaxDepth, which
+//     gives XGBoost's depth-wise tree ("gbdt"); with MaxLeaves growth stops at that many leaves,
+//     so the gain decides where the tree grows deep (LightGBM's leaf-wise tree, "gbdt-leafwise");
+//   - a node's split is the best over every (sampled) column and bin boundary of the second-order
+//     gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing rows tried on each side, which
+//     is the split's learned default direction;
 //   - histograms of gradient and hessian sums are built for the smaller child and the larger
 //     child's are the parent's minus it;
 //   - a leaf's value is −η·G/(H+λ) (logistic loss: g = p − y, h = p(1 − p));
 //   - rounds stop early when the validation log loss has not improved for EarlyStopping rounds,
 //     and the ensemble is cut back to its best round.
+//
+// Every loop is bounded: at most MaxRounds trees (≤ 100000), each with at most MaxLeaves leaves,
+// or 2^MaxDepth (MaxDepth ≤ 16) without MaxLeaves, and a leaf splits only with at least
+// 2·MinLeafRows rows; ctx is checked before every round.
 //
 // Splits are stored with the "lt" comparison: bin boundary b of a column is the threshold t_b
 // with x < t_b exactly for the values of bins 0..b, so the bundle's trees on raw values agree
@@ -72,19 +80,19 @@ type GBDTOptions struct {
 }
 
 // DefaultGBDTOptions are the hyperparameters used unless told otherwise: depth-wise trees of
-// depth 4, as XGBoost's baseline in shared/bench, with early stopping. LeafwiseGBDTOptions are
-// the second configuration churnctl's auto trainer tries (docs/MODELS.md compares them).
+// depth 4, as XGBoost's baseline in shared/bench, with early stopping.
+var DefaultGBDTOptions = GBDTOptions{
+	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
+	MinChildWeight: 1e-3, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
+}
+
+// LeafwiseGBDTOptions are the second configuration churnctl's auto trainer tries: leaf-wise
+// trees of at most 31 leaves and depth 8 (docs/MODELS.md compares the two).
 var LeafwiseGBDTOptions = func() GBDTOptions {
 	o := DefaultGBDTOptions
 	o.MaxDepth, o.MaxLeaves = 8, 31
 	return o
 }()
-
-// DefaultGBDTOptions: see LeafwiseGBDTOptions.
-var DefaultGBDTOptions = GBDTOptions{
-	LearningRate: 0.1, MaxDepth: 4, MaxRounds: 500, EarlyStopping: 30, Lambda: 1,
-	MinChildWeight: 1e-3, MinLeafRows: 20, MaxBins: 255, Subsample: 1, ColSample: 1,
-}
 
 // withDefaults fills in the zero fields and checks the ranges; errors name the option.
 func (o GBDTOptions) withDefaults() (GBDTOptions, error) {
@@ -177,8 +185,9 @@ const maxValueBins = 255
 
 // FitGBDT fits gradient-boosted trees for the logistic loss on train. With valid, rounds stop
 // early on its log loss and the ensemble keeps its best round; without, MaxRounds trees are
-// grown. The result is deterministic for the same data and options. ctx cancels it.
-func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) (*GBDTFit, error) {
+// grown. The result is deterministic for the same data and options. progress, when not nil, is
+// called with the number of trees after each round. ctx cancels it.
+func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, progress func(round int)) (*GBDTFit, error) {
 	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, err
@@ -252,6 +261,9 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions) 
 		t := b.tree()
 		te.Trees = append(te.Trees, t.export(cuts))
 		t.addTo(margin, b.bins, cuts, train.N)
+		if progress != nil {
+			progress(round + 1)
+		}
 		if valid == nil {
 			continue
 		}
@@ -454,9 +466,9 @@ func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
 }
 
 // tree grows one tree on the current gradients, best first: of the leaves that can split, the
-// one whose best split gains most splits next, until the tree has MaxLeaves leaves or no leaf
-// can split (LightGBM's leaf-wise growth, scikit-learn's HistGradientBoosting). MaxDepth bounds
-// every path.
+// one whose best split gains most splits next, until the tree has MaxLeaves leaves (LightGBM's
+// leaf-wise growth, scikit-learn's HistGradientBoosting) or no leaf can split. MaxDepth bounds
+// every path; without MaxLeaves every leaf that can split does, which is the depth-wise tree.
 func (b *booster) tree() *gtree {
 	rows := b.sampleRows()
 	b.sampleCols()
@@ -469,7 +481,11 @@ func (b *booster) tree() *gtree {
 	root.node = t.addNode()
 	b.evaluate(root)
 	open := []*leafState{root}
-	for leaves := 1; b.opt.MaxLeaves == 0 || leaves < b.opt.MaxLeaves; leaves++ {
+	maxLeaves := b.opt.MaxLeaves
+	if maxLeaves == 0 {
+		maxLeaves = 1 << b.opt.MaxDepth // a tree of MaxDepth has at most this many leaves
+	}
+	for leaves := 1; leaves < maxLeaves; leaves++ {
 		best := -1
 		for k, l := range open {
 			if l.ok && (best < 0 || l.split.gain > open[best].split.gain) {

@@ -55,7 +55,7 @@ func TestFitGBDTLearnsAnInteraction(t *testing.T) {
 	train, valid, test := xorMatrix(2000, 5, 1), xorMatrix(500, 5, 2), xorMatrix(1000, 5, 3)
 	opt := DefaultGBDTOptions
 	opt.MaxDepth = 3
-	fit, err := FitGBDT(context.Background(), train, &valid, opt)
+	fit, err := FitGBDT(context.Background(), train, &valid, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestGBDTThresholdsAgreeWithTheBins(t *testing.T) {
 			}
 		}
 	}
-	fit, err := FitGBDT(context.Background(), m, nil, opt)
+	fit, err := FitGBDT(context.Background(), m, nil, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestFitGBDTLearnsWhereMissingValuesGo(t *testing.T) {
 	}
 	opt := DefaultGBDTOptions
 	opt.MaxRounds = 30
-	fit, err := FitGBDT(context.Background(), m, nil, opt)
+	fit, err := FitGBDT(context.Background(), m, nil, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestFitGBDTIsDeterministicWithSampling(t *testing.T) {
 		if k == 2 {
 			opt.Seed = 100
 		}
-		fit, err := FitGBDT(context.Background(), train, &valid, opt)
+		fit, err := FitGBDT(context.Background(), train, &valid, opt, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestFitGBDTErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := FitGBDT(context.Background(), tc.train, tc.valid, tc.opt)
+			_, err := FitGBDT(context.Background(), tc.train, tc.valid, tc.opt, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
@@ -244,7 +244,7 @@ func TestFitGBDTStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := FitGBDT(ctx, xorMatrix(200, 3, 1), nil, DefaultGBDTOptions); !errors.Is(err, context.Canceled) {
+	if _, err := FitGBDT(ctx, xorMatrix(200, 3, 1), nil, DefaultGBDTOptions, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
 }
@@ -312,14 +312,33 @@ func TestRunGBDTBundleReproduces(t *testing.T) {
 	}
 	// Force the tree model, whichever won, by running gbdt alone; count the progress reports.
 	cfg.Trainers = []Trainer{GBDTTrainer(opt)}
-	var calls, last, total int
-	cfg.Progress = func(done, n int) { calls, last, total = calls+1, done, n }
+	var fits, rounds, finished int
+	var last Progress
+	lastRound := map[int]int{} // fold → round
+	cfg.Progress = func(p Progress) {
+		switch p.Event {
+		case EventRound:
+			rounds++
+			if p.Round != lastRound[p.Fold]+1 {
+				t.Errorf("fold %d: round %d after round %d", p.Fold, p.Round, lastRound[p.Fold])
+			}
+			lastRound[p.Fold] = p.Round
+		case EventFitDone:
+			fits++
+		case EventTrainerDone:
+			finished++
+		}
+		last = p
+	}
 	res, err = Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 6 || last != 6 || total != 6 {
-		t.Errorf("progress: %d calls, last %d of %d; want 6 of 6 (5 folds and the final fit)", calls, last, total)
+	if fits != 6 || last.Event != EventTrainerDone || last.Done != 6 || last.Total != 6 || finished != 1 || last.Candidate == nil {
+		t.Errorf("progress: %d fits, last %+v; want 6 of 6 (5 folds and the final fit), then the trainer done", fits, last)
+	}
+	if rounds == 0 || lastRound[0] != res.Candidates[0].Rounds {
+		t.Errorf("progress: %d rounds reported, the final fit's last %d; it grew %d trees", rounds, lastRound[0], res.Candidates[0].Rounds)
 	}
 	data, err := res.Bundle.Encode()
 	if err != nil {
@@ -394,7 +413,7 @@ func BenchmarkTrainGBDT(b *testing.B) {
 			opt.MaxRounds = 100
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := FitGBDT(context.Background(), m, nil, opt); err != nil {
+				if _, err := FitGBDT(context.Background(), m, nil, opt, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -475,5 +494,23 @@ func TestTreeTrainerPlugsIn(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "trainer wide: tree 0: node 0: column 999 outside") {
 		t.Errorf("error %v, want the bad column named", err)
+	}
+}
+
+// A tree learner that does not watch its context (golearn's, inside one library call) still
+// cannot hold a trainer past its budget: TreeTrainer returns when the context ends.
+func TestTreeTrainerReturnsWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release) // lets the abandoned fit end
+	deaf := TreeTrainer("deaf", "", EncodeRaw, nil, func(context.Context, []float64, int, int, []bool) (*bundle.TreeEnsemble, error) {
+		<-release
+		return nil, errors.New("too late")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := deaf.Fit(ctx, FitInput{Train: xorMatrix(50, 3, 1)})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "deaf") {
+		t.Errorf("error %v, want context.Canceled naming the trainer", err)
 	}
 }

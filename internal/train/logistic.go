@@ -82,12 +82,24 @@ func softplus(m float64) float64 {
 	return math.Log1p(math.Exp(m))
 }
 
-// Solver settings. The objective is divided by n for the solver (the same minimiser, better
+// Solver limits. The objective is divided by n for the solver (the same minimiser, better
 // scaled), which stops when the largest gradient component of that mean objective is below
-// GradTolerance.
+// GradTolerance, or when the objective has not decreased for 20 iterations. Every fit is
+// bounded besides: at most MaxIterations iterations, MaxEvaluations evaluations of the
+// objective (an iteration normally takes one or two) and MaxLineSearchEvaluations evaluations
+// in one line search. The last bound is the "no progress" stop: gonum's More-Thuente line search
+// can ask for the same point again and again once the objective is flat in its last bits (at
+// the optimum of mlc_churn with 1% of its cells blanked it did until the run was killed, issue
+// 13; TestFitLogisticEndsWhereTheLineSearchStalls), and the solver's own convergence tests only
+// run between line searches. A fit stopped by a bound is accepted when the largest component of the
+// mean gradient at the solver's best point is at most ConvergedGradient (the optimum reached to
+// floating-point precision); otherwise it is an error that says which bound stopped it.
 const (
-	GradTolerance = 1e-9
-	MaxIterations = 10000
+	GradTolerance            = 1e-9
+	ConvergedGradient        = 1e-6
+	MaxIterations            = 1000
+	MaxEvaluations           = 5000
+	MaxLineSearchEvaluations = 50
 )
 
 // LogisticFit is a fitted logistic regression over a Prep's columns.
@@ -95,38 +107,51 @@ type LogisticFit struct {
 	Intercept  float64
 	Weights    []float64
 	Iterations int
+	// Evaluations counts the evaluations of the objective.
+	Evaluations int
 	// Objective is the final value of Objective.Value.
 	Objective float64
 }
 
-// FitLogistic minimises Objective over the encoded rows with gonum's L-BFGS (More-Thuente line
-// search, analytic gradient), from all-zero parameters. It is deterministic. ctx cancels it.
-func FitLogistic(ctx context.Context, pp *Prep, ds *Dataset, rows []int, c float64) (*LogisticFit, error) {
+// FitLogistic minimises Objective with inverse regularisation c over the rows of m (encoded
+// with EncodeStandardized: no missing values) with gonum's L-BFGS (More-Thuente line search,
+// analytic gradient), from all-zero parameters, within the limits above. It is deterministic.
+// progress, when not nil, is called with the number of iterations after each one. ctx cancels
+// it. It is the fit of LogisticTrainer.
+func FitLogistic(ctx context.Context, m Matrix, c float64, progress func(iteration int)) (*LogisticFit, error) {
 	if !(c > 0) || math.IsInf(c, 0) {
-		return nil, fmt.Errorf("C must be a positive number, got %g", c)
+		return nil, fmt.Errorf("the inverse regularisation strength c must be a positive number, got %g", c)
 	}
-	obj := designMatrix(pp, ds, rows, c)
-	return minimize(ctx, obj)
-}
-
-// designMatrix encodes rows into an Objective.
-func designMatrix(pp *Prep, ds *Dataset, rows []int, c float64) *Objective {
-	d := pp.Width()
-	o := &Objective{X: make([]float64, len(rows)*d), Y: make([]float64, len(rows)), N: len(rows), D: d, C: c}
-	for k, i := range rows {
-		pp.Encode(ds.Rows[i], o.X[k*d:(k+1)*d])
-		if ds.Labels[i] {
-			o.Y[k] = 1
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	for i, x := range m.X {
+		if !isFinite(x) {
+			return nil, fmt.Errorf("logistic regression: row %d column %d is %v", i/m.D, i%m.D, x)
 		}
 	}
-	return o
+	obj := &Objective{X: m.X, Y: make([]float64, m.N), N: m.N, D: m.D, C: c}
+	for i, y := range m.Y {
+		if y {
+			obj.Y[i] = 1
+		}
+	}
+	return minimize(ctx, obj, defaultLimits, progress)
 }
 
-// minimize runs L-BFGS on obj/n.
-func minimize(ctx context.Context, obj *Objective) (*LogisticFit, error) {
-	if obj.N == 0 {
-		return nil, errors.New("no training rows")
-	}
+// solverLimits bound one fit: iterations, evaluations of the objective, and evaluations in one
+// line search.
+type solverLimits struct {
+	iterations, evaluations, lineSearch int
+}
+
+var defaultLimits = solverLimits{MaxIterations, MaxEvaluations, MaxLineSearchEvaluations}
+
+// errLineSearchStalled stops a line search that has used up its evaluations.
+var errLineSearchStalled = errors.New("a line search made no progress")
+
+// minimize runs L-BFGS on obj/n within limits.
+func minimize(ctx context.Context, obj *Objective, limits solverLimits, progress func(int)) (*LogisticFit, error) {
 	scale := 1 / float64(obj.N)
 	cache := &evalCache{obj: obj}
 	problem := optimize.Problem{
@@ -146,36 +171,94 @@ func minimize(ctx context.Context, obj *Objective) (*LogisticFit, error) {
 	settings := &optimize.Settings{
 		GradientThreshold: GradTolerance,
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-15, Relative: 1e-15, Iterations: 20},
-		MajorIterations:   MaxIterations,
+		MajorIterations:   limits.iterations,
+		FuncEvaluations:   limits.evaluations,
+		Recorder:          &lineSearchGuard{progress: progress, limit: limits.lineSearch},
 	}
 	method := &optimize.LBFGS{Linesearcher: &optimize.MoreThuente{}}
 	res, err := optimize.Minimize(problem, make([]float64, obj.D+1), settings, method)
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, fmt.Errorf("logistic regression: %w", cerr)
 	}
-	if res == nil || err != nil && !converged(res, obj) {
-		return nil, fmt.Errorf("logistic regression: the solver stopped without converging: %v", err)
+	if res == nil {
+		return nil, fmt.Errorf("logistic regression: %v", err)
+	}
+	if err != nil || res.Status == optimize.IterationLimit || res.Status == optimize.FunctionEvaluationLimit {
+		if grad := meanGradient(obj, res.X); !(grad <= ConvergedGradient) {
+			return nil, fmt.Errorf("logistic regression did not converge: the L-BFGS solver stopped after %d iterations and %d evaluations (%s) "+
+				"with the largest gradient component at %.3g, above %g", res.Stats.MajorIterations, res.Stats.FuncEvaluations,
+				limits.stopReason(res.Status, err), grad, ConvergedGradient)
+		}
+	}
+	for _, x := range res.X {
+		if !isFinite(x) {
+			return nil, errors.New("logistic regression: the solver returned a non-finite parameter")
+		}
 	}
 	return &LogisticFit{
-		Intercept:  res.X[0],
-		Weights:    slices.Clone(res.X[1:]),
-		Iterations: res.Stats.MajorIterations,
-		Objective:  obj.Value(res.X, nil),
+		Intercept:   res.X[0],
+		Weights:     slices.Clone(res.X[1:]),
+		Iterations:  res.Stats.MajorIterations,
+		Evaluations: res.Stats.FuncEvaluations,
+		Objective:   obj.Value(res.X, nil),
 	}, nil
 }
 
-// converged accepts a solver error (a line search that can make no more progress) when the
-// gradient of the mean objective at the result is already small: the optimum was reached within
-// floating-point precision.
-func converged(res *optimize.Result, obj *Objective) bool {
+// stopReason says why the solver stopped, for an error.
+func (l solverLimits) stopReason(status optimize.Status, err error) string {
+	switch {
+	case errors.Is(err, errLineSearchStalled):
+		return fmt.Sprintf("%v in %d evaluations", err, l.lineSearch)
+	case err != nil:
+		return err.Error()
+	case status == optimize.IterationLimit:
+		return fmt.Sprintf("the limit of %d iterations", l.iterations)
+	case status == optimize.FunctionEvaluationLimit:
+		return fmt.Sprintf("the limit of %d evaluations", l.evaluations)
+	}
+	return status.String()
+}
+
+// meanGradient is the largest absolute component of the gradient of obj/n at theta (NaN when a
+// component is NaN).
+func meanGradient(obj *Objective, theta []float64) float64 {
 	grad := make([]float64, obj.D+1)
-	obj.Value(res.X, grad)
+	obj.Value(theta, grad)
+	largest := 0.0
 	for _, g := range grad {
-		if math.Abs(g)/float64(obj.N) > 1e-6 {
-			return false
+		g = math.Abs(g) / float64(obj.N)
+		if math.IsNaN(g) {
+			return g
+		}
+		largest = max(largest, g)
+	}
+	return largest
+}
+
+// lineSearchGuard is the solver's Recorder: it reports each iteration to progress and stops a
+// line search after limit evaluations. gonum calls it from the goroutine of Minimize's caller.
+type lineSearchGuard struct {
+	progress func(int)
+	limit    int
+	evals    int // evaluations since the last iteration
+}
+
+func (g *lineSearchGuard) Init() error { return nil }
+
+func (g *lineSearchGuard) Record(_ *optimize.Location, op optimize.Operation, stats *optimize.Stats) error {
+	switch {
+	case op == optimize.MajorIteration:
+		g.evals = 0
+		if g.progress != nil {
+			g.progress(stats.MajorIterations)
+		}
+	case op&optimize.FuncEvaluation != 0 || op&optimize.GradEvaluation != 0:
+		g.evals++
+		if g.evals > g.limit {
+			return errLineSearchStalled
 		}
 	}
-	return true
+	return nil
 }
 
 // evalCache computes the objective and its gradient together and keeps the last point, since

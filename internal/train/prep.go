@@ -30,12 +30,6 @@ type Prep struct {
 // Width is the number of model columns.
 func (pp *Prep) Width() int { return pp.width }
 
-// Columns names the model columns, as bundle.Manifest.Columns does.
-func (pp *Prep) Columns() []string {
-	m := bundle.Manifest{Inputs: pp.Inputs}
-	return m.Columns()
-}
-
 // Encoding says how a trainer wants its rows encoded.
 type Encoding int
 
@@ -53,12 +47,6 @@ const (
 	EncodeRawImputed
 )
 
-// LearnPrep learns the preprocessing of ds's columns from rows for a linear model
-// (EncodeStandardized).
-func LearnPrep(ds *Dataset, rows []int) (*Prep, error) {
-	return LearnPrepFor(ds, rows, EncodeStandardized)
-}
-
 // LearnPrepFor learns the preprocessing of ds's columns from rows for the encoding enc.
 func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {
 	if len(rows) == 0 {
@@ -69,6 +57,7 @@ func LearnPrepFor(ds *Dataset, rows []int, enc Encoding) (*Prep, error) {
 		in := bundle.Input{Name: c.Name, Source: c.Source, Type: c.Type(), Missing: bundle.Missing{Policy: c.Missing}}
 		var err error
 		if in.Type == bundle.TypeCategorical {
+			in.Unseen = c.Unseen
 			err = learnCategorical(&in, ds, rows, j)
 		} else {
 			in.Transform = c.Transform
@@ -245,6 +234,7 @@ func learnNumeric(in *bundle.Input, ds *Dataset, rows []int, j int) error {
 	if in.Missing.Policy == bundle.MissingImpute {
 		in.Missing.Value = median(present)
 	}
+	in.Range = &bundle.Range{Min: slices.Min(present), Max: slices.Max(present)}
 	vals := make([]float64, len(rows))
 	for k, i := range rows {
 		vals[k] = numericValue(in, ds.Rows[i][j])
@@ -285,7 +275,6 @@ func learnCategorical(in *bundle.Input, ds *Dataset, rows []int, j int) error {
 		}
 		in.Missing.Category = mode
 	}
-	in.Unseen = bundle.UnseenError
 	return nil
 }
 
@@ -315,8 +304,9 @@ func numericValue(in *bundle.Input, v Value) float64 {
 // categorical input sets its category's one-hot column to 1, and a derived input is derived from
 // its arguments' values before standardisation (its missing policy applies when it is
 // undefined), then standardised. A missing categorical value takes the imputation category.
-// It reports false when a categorical value is not a known category: the bundle refuses such a
-// request (unseen policy error); x then has all-zero columns for it, as scikit-learn's
+// A categorical value that is not a known category is missing when the input's unseen policy is
+// missing (the default) and its missing policy imputes; otherwise the bundle refuses such a
+// request, and Encode reports false: x then has all-zero columns for it, as scikit-learn's
 // OneHotEncoder(handle_unknown="ignore") does, so that the row can still be measured.
 func (pp *Prep) Encode(row []Value, x []float64) bool {
 	ok := pp.encodeRaw(row, x, len(pp.Inputs))
@@ -363,7 +353,11 @@ func (pp *Prep) encodeRaw(row []Value, x []float64, n int) bool {
 		if row[j].Missing {
 			cat = in.Missing.Category
 		}
-		if k, known := pp.index[j][cat]; known {
+		k, known := pp.index[j][cat]
+		if !known && in.Unseen == bundle.UnseenMissing && in.Missing.Policy == bundle.MissingImpute {
+			k, known = pp.index[j][in.Missing.Category]
+		}
+		if known {
 			x[off+k] = 1
 		} else {
 			ok = false

@@ -67,12 +67,55 @@ type Config struct {
 	// CheckRows is the number of test rows kept as check vectors (spread over the probability
 	// range), besides the two rows with inputs removed. Default 8.
 	CheckRows int
-	// Progress, when set, is called as fits finish: done of total fits (it may be called from
-	// several goroutines, never concurrently).
-	Progress func(done, total int)
+	// Progress, when set, is called as the fits advance (see Progress): from several
+	// goroutines, never concurrently. It should return quickly: fits wait for it.
+	Progress func(Progress)
 	// Workers bounds the fits run at once. Default GOMAXPROCS.
 	Workers int
+	// Budget bounds the time of fitting the trainers, the cross-fitting and the final fit of
+	// each: a trainer gets an equal share of what is left of it when it starts (with three
+	// trainers and 30 minutes the first gets 10, and a trainer that finishes early leaves its
+	// rest to the later ones), as its context's deadline. A trainer that runs out of its share
+	// or fails is skipped (Result.Skipped) and Run keeps the best of the others; it fails only
+	// when every trainer does. 0: no budget.
+	Budget time.Duration
+	// Now is the clock of the budget and of the times reported. Default time.Now.
+	Now func() time.Time
 }
+
+// Progress is one step of a training run, for Config.Progress.
+type Progress struct {
+	Event ProgressEvent
+	// Trainer is the trainer's name. Fold is the fit's fold, 1..Folds, or 0 for the final fit
+	// on all training rows (EventRound, EventFitDone).
+	Trainer     string
+	Fold, Folds int
+	// Round is the fit's boosting round or solver iteration so far (EventRound), or its last
+	// (EventFitDone; 0 for a trainer that reports none).
+	Round int
+	// Done of Total fits are finished; the fits a skipped trainer did not make count as done.
+	Done, Total int
+	// Elapsed is the time since Run started.
+	Elapsed time.Duration
+	// Candidate is the trainer's cross-fitted result (EventTrainerDone); Err is why the trainer
+	// was skipped (EventTrainerSkipped).
+	Candidate *Candidate
+	Err       error
+}
+
+// ProgressEvent says what a Progress reports.
+type ProgressEvent int
+
+const (
+	// EventRound: a fit finished a boosting round or a solver iteration.
+	EventRound ProgressEvent = iota
+	// EventFitDone: a fit finished.
+	EventFitDone
+	// EventTrainerDone: a trainer's fits and calibration are done.
+	EventTrainerDone
+	// EventTrainerSkipped: a trainer failed or ran out of its budget; Run goes on without it.
+	EventTrainerSkipped
+)
 
 // Result is a trained model with its evaluation.
 type Result struct {
@@ -90,6 +133,16 @@ type Result struct {
 	// Unseen counts held-out rows with a category the training rows did not have: the bundle
 	// refuses them, so they are measured (as all-zero one-hot columns) but left out of Golden.
 	Unseen int
+	// Skipped are the trainers that failed or ran out of their budget, in the order tried.
+	Skipped []Skipped
+}
+
+// Skipped is a trainer Run went on without, and why.
+type Skipped struct {
+	Name string
+	Err  error
+	// Seconds is the time the trainer had used.
+	Seconds float64
 }
 
 // Candidate is one trainer's cross-fitted result.
@@ -133,6 +186,10 @@ type GoldenRow struct {
 //
 // The trainer with the lowest out-of-fold Brier score wins; its calibrated out-of-fold
 // probabilities set the tier thresholds. The held-out rows are used only to measure.
+//
+// A trainer that fails, or runs out of its share of cfg.Budget, is skipped and reported in
+// Result.Skipped; when every trainer is, the error says why for each. Errors in the data (a
+// column without a training value) and a cancelled ctx end the run at once.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -142,18 +199,53 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("training rows: %v", err)
 	}
-	prog := &progress{fn: cfg.Progress, total: len(cfg.Trainers) * (cfg.Folds + 1)}
+	// The preprocessing depends on the data and the encoding only: learnt once per encoding,
+	// before any fit, so that a data error stops the run before it has spent time.
+	preps := map[Encoding]*Prep{}
+	for _, tr := range cfg.Trainers {
+		if preps[tr.Encoding] != nil {
+			continue
+		}
+		if preps[tr.Encoding], err = LearnPrepFor(cfg.Data, cfg.TrainRows, tr.Encoding); err != nil {
+			return nil, err
+		}
+	}
+	start := cfg.Now()
+	prog := &progress{fn: cfg.Progress, now: cfg.Now, start: start, folds: cfg.Folds, total: len(cfg.Trainers) * (cfg.Folds + 1)}
 	res := &Result{}
 	var best *Candidate
-	for _, tr := range cfg.Trainers {
-		c, err := crossFit(ctx, cfg, tr, fold, prog)
-		if err != nil {
-			return nil, fmt.Errorf("trainer %s: %w", tr.Name, err)
+	var failures []error
+	for k, tr := range cfg.Trainers {
+		prog.startTrainer()
+		tctx, cancel, share := cfg.trainerContext(ctx, cfg.Now().Sub(start), len(cfg.Trainers)-k)
+		tstart := cfg.Now()
+		c, err := crossFit(tctx, cfg, tr, preps[tr.Encoding], fold, prog)
+		cancel()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
 		}
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("ran out of its time budget (%s, its share of %s) after %d of %d fits: %w",
+					share.Round(time.Millisecond), cfg.Budget, prog.trainerDone(), cfg.Folds+1, err)
+			}
+			err = fmt.Errorf("trainer %s: %w", tr.Name, err)
+			failures = append(failures, err)
+			res.Skipped = append(res.Skipped, Skipped{Name: tr.Name, Err: err, Seconds: cfg.Now().Sub(tstart).Seconds()})
+			prog.skipped(tr.Name, err)
+			continue
+		}
+		prog.trainerFinished(c)
 		res.Candidates = append(res.Candidates, *c)
 		if best == nil || c.Brier < best.Brier {
 			best = c
 		}
+	}
+	if best == nil {
+		if len(failures) == 1 {
+			return nil, failures[0]
+		}
+		return nil, fmt.Errorf("every trainer failed:\n%w", errors.Join(failures...))
 	}
 	res.Trainer = best.Name
 	sc := &scorer{prep: best.pp, model: &best.model, cal: &best.cal, x: make([]float64, best.pp.Width())}
@@ -197,30 +289,90 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// progress counts finished fits for Config.Progress.
-type progress struct {
-	mu          sync.Mutex
-	fn          func(done, total int)
-	done, total int
+// trainerContext is the context of the next of left trainers, elapsed into the run: with a
+// budget, its deadline is an equal share of what is left of the budget.
+func (cfg *Config) trainerContext(ctx context.Context, elapsed time.Duration, left int) (context.Context, context.CancelFunc, time.Duration) {
+	if cfg.Budget <= 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		return ctx, cancel, 0
+	}
+	share := max(cfg.Budget-elapsed, 0) / time.Duration(left)
+	ctx, cancel := context.WithTimeout(ctx, share)
+	return ctx, cancel, share
 }
 
-func (p *progress) step() {
+// progress counts the fits and reports them to Config.Progress. Trainers run one after the
+// other; the folds of one run concurrently.
+type progress struct {
+	mu           sync.Mutex
+	fn           func(Progress)
+	now          func() time.Time
+	start        time.Time
+	folds        int
+	done, total  int
+	trainerStart int // done when the current trainer started
+}
+
+func (p *progress) report(e Progress) {
+	e.Folds, e.Done, e.Total, e.Elapsed = p.folds, p.done, p.total, p.now().Sub(p.start)
+	p.fn(e)
+}
+
+func (p *progress) startTrainer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trainerStart = p.done
+}
+
+// trainerDone is the number of fits the current trainer has finished.
+func (p *progress) trainerDone() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done - p.trainerStart
+}
+
+// round reports a round of trainer's fit of fold (0: the final fit).
+func (p *progress) round(trainer string, fold, round int) {
 	if p.fn == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done++
-	p.fn(p.done, p.total)
+	p.report(Progress{Event: EventRound, Trainer: trainer, Fold: fold, Round: round})
 }
 
-// crossFit runs steps 1-3 of Run for one trainer.
-func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *progress) (*Candidate, error) {
-	start := time.Now()
-	pp, err := LearnPrepFor(cfg.Data, cfg.TrainRows, tr.Encoding)
-	if err != nil {
-		return nil, err
+// fitDone counts a finished fit and reports it.
+func (p *progress) fitDone(trainer string, fold, rounds int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if p.fn != nil {
+		p.report(Progress{Event: EventFitDone, Trainer: trainer, Fold: fold, Round: rounds})
 	}
+}
+
+func (p *progress) trainerFinished(c *Candidate) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.report(Progress{Event: EventTrainerDone, Trainer: c.Name, Candidate: c})
+}
+
+// skipped counts the fits the current trainer did not make as done and reports why.
+func (p *progress) skipped(trainer string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = p.trainerStart + p.folds + 1
+	if p.fn != nil {
+		p.report(Progress{Event: EventTrainerSkipped, Trainer: trainer, Err: err})
+	}
+}
+
+// crossFit runs steps 1-3 of Run for one trainer, on the rows encoded by pp.
+func crossFit(ctx context.Context, cfg Config, tr Trainer, pp *Prep, fold []int, prog *progress) (*Candidate, error) {
+	start := cfg.Now()
 	enc := encode(pp, cfg.Data, cfg.TrainRows)
 	oof := make([]float64, len(cfg.TrainRows))
 	rounds := make([]int, cfg.Folds)
@@ -228,11 +380,16 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 	g.SetLimit(cfg.Workers)
 	for f := range cfg.Folds {
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another fold failed, or the budget is spent
+			}
 			in, out := positions(fold, f, false), positions(fold, f, true)
 			valid := enc.subset(out)
-			fit, err := tr.Fit(gctx, FitInput{Train: enc.subset(in), Valid: &valid})
+			last := 0 // the fit's last round, for a family whose Fitted has no Rounds
+			report := func(round int) { last = round; prog.round(tr.Name, f+1, round) }
+			fit, err := tr.Fit(gctx, FitInput{Train: enc.subset(in), Valid: &valid, Progress: report})
 			if err != nil {
-				return err
+				return fmt.Errorf("fold %d of %d: %w", f+1, cfg.Folds, err)
 			}
 			if err := checkModel(tr.Name, &fit.Model, pp.Width()); err != nil {
 				return err
@@ -242,7 +399,7 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 			for _, k := range out {
 				oof[k] = modelMargin(&fit.Model, enc.x[k*d:(k+1)*d])
 			}
-			prog.step()
+			prog.fitDone(tr.Name, f+1, last)
 			return nil
 		})
 	}
@@ -257,14 +414,16 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 	if sum > 0 {
 		meanRounds = max(meanRounds, 1)
 	}
-	fit, err := tr.Fit(ctx, FitInput{Train: enc.all(), Rounds: meanRounds})
+	last := 0
+	report := func(round int) { last = round; prog.round(tr.Name, 0, round) }
+	fit, err := tr.Fit(ctx, FitInput{Train: enc.all(), Rounds: meanRounds, Progress: report})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("final fit on all training rows: %w", err)
 	}
 	if err := checkModel(tr.Name, &fit.Model, pp.Width()); err != nil {
 		return nil, err
 	}
-	prog.step()
+	prog.fitDone(tr.Name, 0, last)
 	ch := chooseCalibration(oof, enc.y, fold, cfg.Folds)
 	auc, err := evaluate.ROCAUC(enc.y, rankScores(oof))
 	if err != nil {
@@ -272,7 +431,7 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, fold []int, prog *pro
 	}
 	return &Candidate{
 		Name: tr.Name, Calibration: ch.Calibration.Method, Brier: ch.Brier[ch.Calibration.Method],
-		BrierByMethod: ch.Brier, ROCAUC: auc, Rounds: fit.Rounds, Seconds: time.Since(start).Seconds(),
+		BrierByMethod: ch.Brier, ROCAUC: auc, Rounds: fit.Rounds, Seconds: cfg.Now().Sub(start).Seconds(),
 		trainer: tr, pp: pp, model: fit.Model, cal: ch.Calibration, oofP: ch.Probabilities,
 	}, nil
 }
@@ -312,9 +471,15 @@ func (cfg *Config) check() error {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Budget < 0 {
+		return fmt.Errorf("budget %v: want a positive duration, or 0 for none", cfg.Budget)
+	}
 	if len(cfg.Trainers) == 0 {
 		if !(cfg.C > 0) || math.IsInf(cfg.C, 0) {
-			return fmt.Errorf("C must be a positive number, got %g", cfg.C)
+			return fmt.Errorf("the inverse regularisation strength c must be a positive number, got %g", cfg.C)
 		}
 		cfg.Trainers = []Trainer{LogisticTrainer(cfg.C)}
 	}

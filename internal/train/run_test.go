@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,18 +61,25 @@ func toyCSV(n int, seed uint64) string {
 	return b.String()
 }
 
-func toyRun(t *testing.T) (*Result, *Dataset, Config) {
+// toyConfig is a run of the logistic regression on 600 toy rows.
+func toyConfig(t *testing.T) Config {
 	t.Helper()
 	ds, err := ReadCSV(strings.NewReader(toyCSV(600, 9)), mustSpec(t, runSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
 	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 42)
-	cfg := Config{
+	return Config{
 		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
 		Name: "toy", Version: "toy-1", CreatedAt: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
 		Command: "churnctl train ...", DatasetFile: "toy.csv", Seed: 42,
 	}
+}
+
+func toyRun(t *testing.T) (*Result, *Dataset, Config) {
+	t.Helper()
+	cfg := toyConfig(t)
+	ds := cfg.Data
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -289,23 +298,33 @@ func TestRunTiersFollowTheQuantiles(t *testing.T) {
 	}
 }
 
-func TestRunLeavesUnseenCategoriesOutOfGolden(t *testing.T) {
+// TestRunUnseenCategories: by default a test row with a category the training rows did not have
+// is scored (as missing), so it is measured and among the golden rows; under the spec's
+// "unseen": "error" the bundle refuses such a row, so it is measured (as scikit-learn's one-hot
+// encoder with handle_unknown="ignore" would) but kept out of the golden rows.
+func TestRunUnseenCategories(t *testing.T) {
 	t.Parallel()
-	ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, runSpec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
-	ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
-	res, err := Run(context.Background(), Config{
-		Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
-		Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Unseen != 1 || len(res.Golden) != len(testRows)-1 || res.Test.Rows != len(testRows) {
-		t.Errorf("unseen %d, golden %d, measured %d of %d test rows", res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+	for _, tc := range []struct {
+		policy       string
+		unseen, lost int
+	}{{"", 0, 0}, {`, "unseen": "error"`, 1, 1}} {
+		spec := strings.Replace(runSpec, `"status": {"source": "categorical.status"}`, `"status": {"source": "categorical.status"`+tc.policy+`}`, 1)
+		ds, err := ReadCSV(strings.NewReader(toyCSV(300, 4)), mustSpec(t, spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trainRows, testRows := StratifiedSplit(ds.Labels, 0.2, 1)
+		ds.Rows[testRows[0]][4] = Value{Cat: "closed"} // status never seen in training
+		res, err := Run(context.Background(), Config{
+			Data: ds, TrainRows: trainRows, TestRows: testRows, C: 1, Tiers: DefaultTierQuantiles,
+			Name: "toy", Version: "toy-2", CreatedAt: time.Unix(0, 0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Unseen != tc.unseen || len(res.Golden) != len(testRows)-tc.lost || res.Test.Rows != len(testRows) {
+			t.Errorf("policy %q: unseen %d, golden %d, measured %d of %d test rows", tc.policy, res.Unseen, len(res.Golden), res.Test.Rows, len(testRows))
+		}
 	}
 }
 
@@ -318,5 +337,117 @@ func TestTierQuantilesValidate(t *testing.T) {
 	}
 	if err := DefaultTierQuantiles.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// blockingTrainer is a family whose fits never finish: each waits until its context ends.
+func blockingTrainer(name string) Trainer {
+	return Trainer{
+		Name: name, Describe: "blocks", Encoding: EncodeStandardized,
+		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	}
+}
+
+// spendingClock is a clock for Config.Now that stands still until spend is set, then jumps past
+// the budget: the trainers after that get a share of nothing, and their deadlines are already
+// past when they start, without the test waiting for anything.
+func spendingClock(budget time.Duration) (now func() time.Time, spend *atomic.Bool) {
+	spend = &atomic.Bool{}
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		if spend.Load() {
+			return t0.Add(budget)
+		}
+		return t0
+	}, spend
+}
+
+// TestRunSkipsATrainerOverItsBudget: with a budget, a family that never finishes is stopped at
+// the end of its share, reported and skipped, and the run keeps the best of the others.
+func TestRunSkipsATrainerOverItsBudget(t *testing.T) {
+	t.Parallel()
+	cfg := toyConfig(t)
+	cfg.Trainers = []Trainer{LogisticTrainer(1), blockingTrainer("stuck")}
+	cfg.Budget = time.Hour
+	var spend *atomic.Bool
+	cfg.Now, spend = spendingClock(cfg.Budget) // the logistic regression spends the budget
+	var events []Progress
+	cfg.Progress = func(p Progress) {
+		if p.Event == EventTrainerDone {
+			spend.Store(true)
+		}
+		if p.Event != EventRound {
+			events = append(events, p)
+		}
+	}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Trainer != "logistic" || len(res.Candidates) != 1 || res.Bundle.Manifest.Training.Trainer != "logistic" {
+		t.Errorf("trainer %s, %d candidates; want logistic alone", res.Trainer, len(res.Candidates))
+	}
+	if len(res.Skipped) != 1 || res.Skipped[0].Name != "stuck" {
+		t.Fatalf("skipped %+v, want stuck", res.Skipped)
+	}
+	err = res.Skipped[0].Err
+	want := "trainer stuck: ran out of its time budget (0s, its share of 1h0m0s) after 0 of 6 fits: "
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("skipped because %q, want DeadlineExceeded and %q", err, want)
+	}
+	last := events[len(events)-1]
+	if last.Event != EventTrainerSkipped || last.Trainer != "stuck" || last.Err != err || last.Done != 12 || last.Total != 12 {
+		t.Errorf("last report %+v, want stuck skipped with its 6 fits counted done, 12 of 12", last)
+	}
+}
+
+// TestRunFailsWhenEveryTrainerFails: the error says why for each trainer.
+func TestRunFailsWhenEveryTrainerFails(t *testing.T) {
+	t.Parallel()
+	cfg := toyConfig(t)
+	broken := Trainer{
+		Name: "broken", Describe: "fails", Encoding: EncodeRaw,
+		Fit: func(context.Context, FitInput) (*Fitted, error) { return nil, errors.New("no model today") },
+	}
+	cfg.Trainers = []Trainer{broken, blockingTrainer("stuck")}
+	cfg.Budget = time.Hour
+	var spend *atomic.Bool
+	cfg.Now, spend = spendingClock(cfg.Budget) // broken fails within its share and spends the rest
+	cfg.Progress = func(p Progress) {
+		if p.Event == EventTrainerSkipped {
+			spend.Store(true)
+		}
+	}
+	_, err := Run(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"every trainer failed:\ntrainer broken: fold ", " of 5: no model today\n", "trainer stuck: ran out of its time budget"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}
+
+// TestRunStopsAtADataError: a column without a training value stops the run before any fit,
+// naming the column, rather than failing every trainer in turn.
+func TestRunStopsAtADataError(t *testing.T) {
+	t.Parallel()
+	cfg := toyConfig(t)
+	for _, i := range cfg.TrainRows {
+		cfg.Data.Rows[i][1] = Value{Missing: true} // tenure
+	}
+	fits := 0
+	cfg.Trainers = AutoTrainers(1, DefaultGBDTOptions, LeafwiseGBDTOptions)
+	cfg.Progress = func(Progress) { fits++ }
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), `column "tenure": every training value is missing`) || strings.Contains(err.Error(), "trainer") {
+		t.Errorf("error %v, want the column and the reason, once", err)
+	}
+	if fits != 0 {
+		t.Errorf("%d progress reports before the data error", fits)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/churnhq/churn/internal/bundle"
@@ -70,14 +69,18 @@ type Column struct {
 	Transform string `json:"transform,omitempty"`
 	// Missing is bundle.MissingImpute (the default) or bundle.MissingError.
 	Missing string `json:"missing,omitempty"`
+	// Unseen is what serving does with a category the training data did not have (categorical
+	// sources only): bundle.UnseenMissing (the default) scores it as missing, by the missing
+	// policy, and lists it in the response; bundle.UnseenError refuses the request.
+	Unseen string `json:"unseen,omitempty"`
 }
 
 // Columns is the ordered columns object of a spec. JSON objects have no order in Go maps, so it
 // decodes and encodes the object itself, keeping the keys in document order.
 type Columns []Column
 
-// UnmarshalJSON decodes a JSON object of Column values in key order, refusing unknown fields and
-// duplicate keys.
+// UnmarshalJSON decodes a JSON object of Column values in key order, refusing unknown fields
+// (bundle.DecodeStrict, which reads specs, refuses a key given twice).
 func (cs *Columns) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
@@ -107,9 +110,6 @@ func (cs *Columns) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("columns[%q]: %v", key, err)
 		}
 		col.CSV = key
-		if slices.ContainsFunc(out, func(c Column) bool { return c.CSV == key }) {
-			return fmt.Errorf("columns[%q]: duplicate key", key)
-		}
 		out = append(out, col)
 	}
 	*cs = out
@@ -279,6 +279,9 @@ func (c *Column) validate() error {
 		if len(c.Values) > 0 {
 			return fmt.Errorf("values: source %s is numeric; values recode categorical sources only", c.Source)
 		}
+		if c.Unseen != "" {
+			return fmt.Errorf("unseen: source %s is numeric; unseen applies to categorical sources only", c.Source)
+		}
 		switch c.Transform {
 		case "", bundle.TransformIndicator, bundle.TransformLog1p:
 		default:
@@ -292,6 +295,13 @@ func (c *Column) validate() error {
 			if strings.TrimSpace(v) == "" {
 				return fmt.Errorf("values[%q]: the category is empty", k)
 			}
+		}
+		switch c.Unseen {
+		case "":
+			c.Unseen = bundle.UnseenMissing
+		case bundle.UnseenMissing, bundle.UnseenError:
+		default:
+			return fmt.Errorf("unseen: %q (want missing or error)", c.Unseen)
 		}
 	}
 	return nil

@@ -33,10 +33,10 @@ func TestParseSpecKeepsColumnOrderAndFillsDefaults(t *testing.T) {
 	}
 	want := Columns{
 		{CSV: "tenure", Source: "account.tenure_months", Name: "account.tenure_months", Missing: "impute"},
-		{CSV: "plan", Source: "account.contract", Name: "account.contract", Missing: "impute", Values: map[string]string{"1": "monthly", "2": "yearly"}},
+		{CSV: "plan", Source: "account.contract", Name: "account.contract", Missing: "impute", Unseen: "missing", Values: map[string]string{"1": "monthly", "2": "yearly"}},
 		{CSV: "complaints", Source: "complaints.count_90d", Name: "complaints.count_90d", Missing: "error", Transform: "indicator"},
 		{CSV: "calls", Source: "numeric.calls", Name: "calls", Missing: "impute", Transform: "log1p"},
-		{CSV: "region", Source: "categorical.region", Name: "home_region", Missing: "impute"},
+		{CSV: "region", Source: "categorical.region", Name: "home_region", Missing: "impute", Unseen: "missing"},
 	}
 	if diff := cmp.Diff(want, s.Columns); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
@@ -78,7 +78,7 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{"bad missing", func(s string) string { return strings.Replace(s, `"missing": "error"`, `"missing": "zero"`, 1) }, `columns["complaints"].missing: "zero"`},
 		{"duplicate column key", func(s string) string {
 			return strings.Replace(s, `"region": {`, `"tenure": {"source": "numeric.x"}, "region": {`, 1)
-		}, `columns["tenure"]: duplicate key`},
+		}, `duplicate object member name "tenure" within "/columns"`},
 		{"label also mapped", func(s string) string { return strings.Replace(s, `"tenure": {`, `"churn": {`, 1) }, `columns["churn"]: column is already label.column`},
 		{"dropped and mapped", func(s string) string { return strings.Replace(s, `"drop": ["id"]`, `"drop": ["id", "calls"]`, 1) }, `columns["calls"]: column is already drop[1]`},
 		{"dropped twice", func(s string) string { return strings.Replace(s, `"drop": ["id"]`, `"drop": ["id", "id"]`, 1) }, `drop[1]: column "id" is already drop[0]`},

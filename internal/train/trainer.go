@@ -27,6 +27,8 @@ type Trainer struct {
 	// Fit fits a model on in.Train. in.Valid, when set, are held-out rows it may stop early on;
 	// in.Rounds, when > 0, fixes the number of boosting rounds (trainers without rounds ignore
 	// it). The model must be a logistic regression or a tree ensemble over the encoded columns.
+	// Fit must return soon after ctx is done (Run gives each trainer a deadline, Config.Budget)
+	// and must bound its own loops: a fit that cannot converge returns an error saying so.
 	Fit func(ctx context.Context, in FitInput) (*Fitted, error)
 }
 
@@ -35,6 +37,9 @@ type FitInput struct {
 	Train  Matrix
 	Valid  *Matrix
 	Rounds int
+	// Progress, when not nil, is called from Fit's goroutine as the fit advances, with its
+	// boosting round or solver iteration so far (Run reports it as Progress.Round).
+	Progress func(round int)
 }
 
 // Fitted is a Trainer's model. Rounds is the number of boosting rounds it chose (0 when the
@@ -53,19 +58,7 @@ func LogisticTrainer(c float64) Trainer {
 		Encoding: EncodeStandardized,
 		Params:   map[string]float64{"c": c},
 		Fit: func(ctx context.Context, in FitInput) (*Fitted, error) {
-			if !(c > 0) {
-				return nil, fmt.Errorf("C must be a positive number, got %g", c)
-			}
-			if err := in.Train.check(); err != nil {
-				return nil, err
-			}
-			obj := &Objective{X: in.Train.X, Y: make([]float64, in.Train.N), N: in.Train.N, D: in.Train.D, C: c}
-			for i, y := range in.Train.Y {
-				if y {
-					obj.Y[i] = 1
-				}
-			}
-			fit, err := minimize(ctx, obj)
+			fit, err := FitLogistic(ctx, in.Train, c, in.Progress)
 			if err != nil {
 				return nil, err
 			}
@@ -105,7 +98,7 @@ func GBDTTrainer(opt GBDTOptions) Trainer {
 				o.MaxRounds = in.Rounds
 				in.Valid = nil
 			}
-			fit, err := FitGBDT(ctx, in.Train, in.Valid, o)
+			fit, err := FitGBDT(ctx, in.Train, in.Valid, o, in.Progress)
 			if err != nil {
 				return nil, err
 			}
@@ -135,6 +128,11 @@ type TreeFunc func(ctx context.Context, X []float64, n, d int, y []bool) (*bundl
 //
 // enc is EncodeRaw when the learner takes NaN for missing values (and learns default
 // directions), EncodeRawImputed when every value must be present.
+//
+// fit runs on a goroutine of its own, and the Trainer returns as soon as ctx is done even if fit
+// does not: a library's fit (golearn's) checks ctx only between its own calls, and one call can
+// outlast a budget. fit's result is then dropped when it arrives; until then it keeps its
+// goroutine and the rows it was given.
 func TreeTrainer(name, describe string, enc Encoding, params map[string]float64, fit TreeFunc) Trainer {
 	return Trainer{
 		Name: name, Describe: describe, Encoding: enc, Params: params,
@@ -142,14 +140,28 @@ func TreeTrainer(name, describe string, enc Encoding, params map[string]float64,
 			if err := in.Train.check(); err != nil {
 				return nil, err
 			}
-			te, err := fit(ctx, in.Train.X, in.Train.N, in.Train.D, in.Train.Y)
-			if err != nil {
-				return nil, err
+			type result struct {
+				te  *bundle.TreeEnsemble
+				err error
 			}
-			if te == nil {
+			done := make(chan result, 1) // buffered: an abandoned fit can still send and end
+			go func() {
+				te, err := fit(ctx, in.Train.X, in.Train.N, in.Train.D, in.Train.Y)
+				done <- result{te, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s: %w", name, ctx.Err())
+			}
+			if r.err != nil {
+				return nil, r.err
+			}
+			if r.te == nil {
 				return nil, fmt.Errorf("%s returned no trees", name)
 			}
-			return &Fitted{Model: bundle.Model{Type: bundle.ModelTrees, Trees: te}}, nil
+			return &Fitted{Model: bundle.Model{Type: bundle.ModelTrees, Trees: r.te}}, nil
 		},
 	}
 }

@@ -346,7 +346,11 @@ type Account struct {
 	TenureMonths *float64 `protobuf:"fixed64,1,opt,name=tenure_months,json=tenureMonths,proto3,oneof" json:"tenure_months,omitempty"`
 	// Revenue per month in the account currency; >= 0.
 	MonthlyRevenue *float64 `protobuf:"fixed64,2,opt,name=monthly_revenue,json=monthlyRevenue,proto3,oneof" json:"monthly_revenue,omitempty"`
-	// Contract type, for example `month-to-month`, `one_year`, `two_year`.
+	// Contract type, as the model was trained on it: the embedded default model knows `contract`
+	// and `pay_as_you_go` (the Iranian telecom data's two kinds of account), a model trained on the
+	// IBM Telco data `month-to-month`, `one_year` and `two_year` (ListModels/GetModel list each
+	// model's inputs with their categories). A value the model does not know is scored as missing
+	// and listed in ScoreResponse.unknown_categories.
 	Contract *string `protobuf:"bytes,3,opt,name=contract,proto3,oneof" json:"contract,omitempty"`
 	// Satisfaction score on a 1..5 scale.
 	Satisfaction  *float64 `protobuf:"fixed64,4,opt,name=satisfaction,proto3,oneof" json:"satisfaction,omitempty"`

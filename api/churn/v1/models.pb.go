@@ -33,6 +33,10 @@ const (
 	ModelStatus_MODEL_STATUS_READY ModelStatus = 2
 	// Stored but refused by this replica's loader (see ModelInfo.error): it cannot be activated.
 	ModelStatus_MODEL_STATUS_FAILED ModelStatus = 3
+	// Stored, not loaded on this replica: it can be activated, and a request's model_version
+	// loads it on demand. Only the stored fields of ModelInfo are set, but in UploadModel's
+	// answer, which describes the bundle it validated.
+	ModelStatus_MODEL_STATUS_STORED ModelStatus = 4
 )
 
 // Enum value maps for ModelStatus.
@@ -42,12 +46,14 @@ var (
 		1: "MODEL_STATUS_ACTIVE",
 		2: "MODEL_STATUS_READY",
 		3: "MODEL_STATUS_FAILED",
+		4: "MODEL_STATUS_STORED",
 	}
 	ModelStatus_value = map[string]int32{
 		"MODEL_STATUS_UNSPECIFIED": 0,
 		"MODEL_STATUS_ACTIVE":      1,
 		"MODEL_STATUS_READY":       2,
 		"MODEL_STATUS_FAILED":      3,
+		"MODEL_STATUS_STORED":      4,
 	}
 )
 
@@ -707,7 +713,9 @@ type ListModelsResponse struct {
 	Models        []*ModelInfo           `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
 	ActiveVersion string                 `protobuf:"bytes,2,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
 	// Most recent first; rolling back activates the newest entry that differs from the active one.
-	Activations   []*Activation `protobuf:"bytes,3,rep,name=activations,proto3" json:"activations,omitempty"`
+	Activations []*Activation `protobuf:"bytes,3,rep,name=activations,proto3" json:"activations,omitempty"`
+	// How the replica that answered stands with the model store.
+	Replica       *ReplicaState `protobuf:"bytes,4,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -763,6 +771,105 @@ func (x *ListModelsResponse) GetActivations() []*Activation {
 	return nil
 }
 
+func (x *ListModelsResponse) GetReplica() *ReplicaState {
+	if x != nil {
+		return x.Replica
+	}
+	return nil
+}
+
+// ReplicaState is one replica's view of the model store.
+type ReplicaState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model store's active version, as this replica last read it; empty when no version was
+	// activated through the store.
+	StoreActiveVersion string `protobuf:"bytes,1,opt,name=store_active_version,json=storeActiveVersion,proto3" json:"store_active_version,omitempty"`
+	// The version this replica serves to requests that name none.
+	ServedVersion string `protobuf:"bytes,2,opt,name=served_version,json=servedVersion,proto3" json:"served_version,omitempty"`
+	// False when this replica cannot serve the store's active version (it serves served_version
+	// meanwhile, /readyz is not ready, churn_model_active_mismatch is 1); message says why.
+	InSync  bool   `protobuf:"varint,3,opt,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// When this replica last read the model store, and the last read's error (empty when it
+	// succeeded).
+	SyncedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=synced_at,json=syncedAt,proto3" json:"synced_at,omitempty"`
+	SyncError     string                 `protobuf:"bytes,6,opt,name=sync_error,json=syncError,proto3" json:"sync_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaState) Reset() {
+	*x = ReplicaState{}
+	mi := &file_churn_v1_models_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaState) ProtoMessage() {}
+
+func (x *ReplicaState) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_models_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
+func (*ReplicaState) Descriptor() ([]byte, []int) {
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReplicaState) GetStoreActiveVersion() string {
+	if x != nil {
+		return x.StoreActiveVersion
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetServedVersion() string {
+	if x != nil {
+		return x.ServedVersion
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetInSync() bool {
+	if x != nil {
+		return x.InSync
+	}
+	return false
+}
+
+func (x *ReplicaState) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetSyncedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SyncedAt
+	}
+	return nil
+}
+
+func (x *ReplicaState) GetSyncError() string {
+	if x != nil {
+		return x.SyncError
+	}
+	return ""
+}
+
 // Activation is one entry of the activation history.
 type Activation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -774,7 +881,7 @@ type Activation struct {
 
 func (x *Activation) Reset() {
 	*x = Activation{}
-	mi := &file_churn_v1_models_proto_msgTypes[8]
+	mi := &file_churn_v1_models_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +893,7 @@ func (x *Activation) String() string {
 func (*Activation) ProtoMessage() {}
 
 func (x *Activation) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_models_proto_msgTypes[8]
+	mi := &file_churn_v1_models_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +906,7 @@ func (x *Activation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Activation.ProtoReflect.Descriptor instead.
 func (*Activation) Descriptor() ([]byte, []int) {
-	return file_churn_v1_models_proto_rawDescGZIP(), []int{8}
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Activation) GetVersion() string {
@@ -826,7 +933,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_churn_v1_models_proto_msgTypes[9]
+	mi := &file_churn_v1_models_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +945,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_models_proto_msgTypes[9]
+	mi := &file_churn_v1_models_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +958,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_models_proto_rawDescGZIP(), []int{9}
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -872,7 +979,7 @@ type ActivateModelRequest struct {
 
 func (x *ActivateModelRequest) Reset() {
 	*x = ActivateModelRequest{}
-	mi := &file_churn_v1_models_proto_msgTypes[10]
+	mi := &file_churn_v1_models_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +991,7 @@ func (x *ActivateModelRequest) String() string {
 func (*ActivateModelRequest) ProtoMessage() {}
 
 func (x *ActivateModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_models_proto_msgTypes[10]
+	mi := &file_churn_v1_models_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1004,7 @@ func (x *ActivateModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateModelRequest.ProtoReflect.Descriptor instead.
 func (*ActivateModelRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_models_proto_rawDescGZIP(), []int{10}
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ActivateModelRequest) GetName() string {
@@ -908,6 +1015,96 @@ func (x *ActivateModelRequest) GetName() string {
 }
 
 func (x *ActivateModelRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// DeleteModelRequest names the version to delete.
+type DeleteModelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelRequest) Reset() {
+	*x = DeleteModelRequest{}
+	mi := &file_churn_v1_models_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelRequest) ProtoMessage() {}
+
+func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_models_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelRequest.ProtoReflect.Descriptor instead.
+func (*DeleteModelRequest) Descriptor() ([]byte, []int) {
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeleteModelRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// DeleteModelResponse names the version deleted.
+type DeleteModelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelResponse) Reset() {
+	*x = DeleteModelResponse{}
+	mi := &file_churn_v1_models_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelResponse) ProtoMessage() {}
+
+func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_models_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelResponse.ProtoReflect.Descriptor instead.
+func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
+	return file_churn_v1_models_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteModelResponse) GetVersion() string {
 	if x != nil {
 		return x.Version
 	}
@@ -975,11 +1172,20 @@ const file_churn_v1_models_proto_rawDesc = "" +
 	"\x06pr_auc\x18\x06 \x01(\x01R\x05prAuc\x12\x19\n" +
 	"\blog_loss\x18\a \x01(\x01R\alogLoss\x12\x14\n" +
 	"\x05brier\x18\b \x01(\x01R\x05brier\"\x13\n" +
-	"\x11ListModelsRequest\"\xa0\x01\n" +
+	"\x11ListModelsRequest\"\xd2\x01\n" +
 	"\x12ListModelsResponse\x12+\n" +
 	"\x06models\x18\x01 \x03(\v2\x13.churn.v1.ModelInfoR\x06models\x12%\n" +
 	"\x0eactive_version\x18\x02 \x01(\tR\ractiveVersion\x126\n" +
-	"\vactivations\x18\x03 \x03(\v2\x14.churn.v1.ActivationR\vactivations\"e\n" +
+	"\vactivations\x18\x03 \x03(\v2\x14.churn.v1.ActivationR\vactivations\x120\n" +
+	"\areplica\x18\x04 \x01(\v2\x16.churn.v1.ReplicaStateR\areplica\"\xf2\x01\n" +
+	"\fReplicaState\x120\n" +
+	"\x14store_active_version\x18\x01 \x01(\tR\x12storeActiveVersion\x12%\n" +
+	"\x0eserved_version\x18\x02 \x01(\tR\rservedVersion\x12\x17\n" +
+	"\ain_sync\x18\x03 \x01(\bR\x06inSync\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x127\n" +
+	"\tsynced_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsyncedAt\x12\x1d\n" +
+	"\n" +
+	"sync_error\x18\x06 \x01(\tR\tsyncError\"e\n" +
 	"\n" +
 	"Activation\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12=\n" +
@@ -988,18 +1194,24 @@ const file_churn_v1_models_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"D\n" +
 	"\x14ActivateModelRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion*u\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\".\n" +
+	"\x12DeleteModelRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"/\n" +
+	"\x13DeleteModelResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion*\x8e\x01\n" +
 	"\vModelStatus\x12\x1c\n" +
 	"\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MODEL_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12MODEL_STATUS_READY\x10\x02\x12\x17\n" +
-	"\x13MODEL_STATUS_FAILED\x10\x032\x9d\x02\n" +
+	"\x13MODEL_STATUS_FAILED\x10\x03\x12\x17\n" +
+	"\x13MODEL_STATUS_STORED\x10\x042\xe9\x02\n" +
 	"\fModelService\x12B\n" +
 	"\vUploadModel\x12\x1c.churn.v1.UploadModelRequest\x1a\x13.churn.v1.ModelInfo(\x01\x12G\n" +
 	"\n" +
 	"ListModels\x12\x1b.churn.v1.ListModelsRequest\x1a\x1c.churn.v1.ListModelsResponse\x12:\n" +
 	"\bGetModel\x12\x19.churn.v1.GetModelRequest\x1a\x13.churn.v1.ModelInfo\x12D\n" +
-	"\rActivateModel\x12\x1e.churn.v1.ActivateModelRequest\x1a\x13.churn.v1.ModelInfoB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
+	"\rActivateModel\x12\x1e.churn.v1.ActivateModelRequest\x1a\x13.churn.v1.ModelInfo\x12J\n" +
+	"\vDeleteModel\x12\x1c.churn.v1.DeleteModelRequest\x1a\x1d.churn.v1.DeleteModelResponseB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
 
 var (
 	file_churn_v1_models_proto_rawDescOnce sync.Once
@@ -1014,7 +1226,7 @@ func file_churn_v1_models_proto_rawDescGZIP() []byte {
 }
 
 var file_churn_v1_models_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_churn_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_churn_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_churn_v1_models_proto_goTypes = []any{
 	(ModelStatus)(0),              // 0: churn.v1.ModelStatus
 	(*UploadModelRequest)(nil),    // 1: churn.v1.UploadModelRequest
@@ -1025,35 +1237,42 @@ var file_churn_v1_models_proto_goTypes = []any{
 	(*ModelEvaluation)(nil),       // 6: churn.v1.ModelEvaluation
 	(*ListModelsRequest)(nil),     // 7: churn.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),    // 8: churn.v1.ListModelsResponse
-	(*Activation)(nil),            // 9: churn.v1.Activation
-	(*GetModelRequest)(nil),       // 10: churn.v1.GetModelRequest
-	(*ActivateModelRequest)(nil),  // 11: churn.v1.ActivateModelRequest
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*ReplicaState)(nil),          // 9: churn.v1.ReplicaState
+	(*Activation)(nil),            // 10: churn.v1.Activation
+	(*GetModelRequest)(nil),       // 11: churn.v1.GetModelRequest
+	(*ActivateModelRequest)(nil),  // 12: churn.v1.ActivateModelRequest
+	(*DeleteModelRequest)(nil),    // 13: churn.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),   // 14: churn.v1.DeleteModelResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_churn_v1_models_proto_depIdxs = []int32{
 	2,  // 0: churn.v1.UploadModelRequest.metadata:type_name -> churn.v1.UploadMetadata
 	0,  // 1: churn.v1.ModelInfo.status:type_name -> churn.v1.ModelStatus
-	12, // 2: churn.v1.ModelInfo.created_at:type_name -> google.protobuf.Timestamp
-	12, // 3: churn.v1.ModelInfo.stored_at:type_name -> google.protobuf.Timestamp
+	15, // 2: churn.v1.ModelInfo.created_at:type_name -> google.protobuf.Timestamp
+	15, // 3: churn.v1.ModelInfo.stored_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: churn.v1.ModelInfo.inputs:type_name -> churn.v1.ModelInput
 	5,  // 5: churn.v1.ModelInfo.tiers:type_name -> churn.v1.TierThresholds
 	6,  // 6: churn.v1.ModelInfo.evaluation:type_name -> churn.v1.ModelEvaluation
 	3,  // 7: churn.v1.ListModelsResponse.models:type_name -> churn.v1.ModelInfo
-	9,  // 8: churn.v1.ListModelsResponse.activations:type_name -> churn.v1.Activation
-	12, // 9: churn.v1.Activation.activated_at:type_name -> google.protobuf.Timestamp
-	1,  // 10: churn.v1.ModelService.UploadModel:input_type -> churn.v1.UploadModelRequest
-	7,  // 11: churn.v1.ModelService.ListModels:input_type -> churn.v1.ListModelsRequest
-	10, // 12: churn.v1.ModelService.GetModel:input_type -> churn.v1.GetModelRequest
-	11, // 13: churn.v1.ModelService.ActivateModel:input_type -> churn.v1.ActivateModelRequest
-	3,  // 14: churn.v1.ModelService.UploadModel:output_type -> churn.v1.ModelInfo
-	8,  // 15: churn.v1.ModelService.ListModels:output_type -> churn.v1.ListModelsResponse
-	3,  // 16: churn.v1.ModelService.GetModel:output_type -> churn.v1.ModelInfo
-	3,  // 17: churn.v1.ModelService.ActivateModel:output_type -> churn.v1.ModelInfo
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 8: churn.v1.ListModelsResponse.activations:type_name -> churn.v1.Activation
+	9,  // 9: churn.v1.ListModelsResponse.replica:type_name -> churn.v1.ReplicaState
+	15, // 10: churn.v1.ReplicaState.synced_at:type_name -> google.protobuf.Timestamp
+	15, // 11: churn.v1.Activation.activated_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: churn.v1.ModelService.UploadModel:input_type -> churn.v1.UploadModelRequest
+	7,  // 13: churn.v1.ModelService.ListModels:input_type -> churn.v1.ListModelsRequest
+	11, // 14: churn.v1.ModelService.GetModel:input_type -> churn.v1.GetModelRequest
+	12, // 15: churn.v1.ModelService.ActivateModel:input_type -> churn.v1.ActivateModelRequest
+	13, // 16: churn.v1.ModelService.DeleteModel:input_type -> churn.v1.DeleteModelRequest
+	3,  // 17: churn.v1.ModelService.UploadModel:output_type -> churn.v1.ModelInfo
+	8,  // 18: churn.v1.ModelService.ListModels:output_type -> churn.v1.ListModelsResponse
+	3,  // 19: churn.v1.ModelService.GetModel:output_type -> churn.v1.ModelInfo
+	3,  // 20: churn.v1.ModelService.ActivateModel:output_type -> churn.v1.ModelInfo
+	14, // 21: churn.v1.ModelService.DeleteModel:output_type -> churn.v1.DeleteModelResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_churn_v1_models_proto_init() }
@@ -1071,7 +1290,7 @@ func file_churn_v1_models_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_churn_v1_models_proto_rawDesc), len(file_churn_v1_models_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

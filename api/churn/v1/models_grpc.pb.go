@@ -23,6 +23,7 @@ const (
 	ModelService_ListModels_FullMethodName    = "/churn.v1.ModelService/ListModels"
 	ModelService_GetModel_FullMethodName      = "/churn.v1.ModelService/GetModel"
 	ModelService_ActivateModel_FullMethodName = "/churn.v1.ModelService/ActivateModel"
+	ModelService_DeleteModel_FullMethodName   = "/churn.v1.ModelService/DeleteModel"
 )
 
 // ModelServiceClient is the client API for ModelService service.
@@ -35,7 +36,10 @@ const (
 // PERMISSION_DENIED with a token that lacks the role.
 //
 // Versions are persisted atomically (on local disk, or in Redis so that every replica shares
-// them); a replica learns of an activation made elsewhere within a second.
+// them); a replica learns of an activation made elsewhere within a second. A replica keeps in
+// memory only what it can serve at once (the active version, the rollback target, versions pinned
+// by --model-version, and a bounded number loaded on demand for requests that name them); the
+// other stored versions are listed with status STORED.
 type ModelServiceClient interface {
 	// UploadModel takes a bundle in chunks: the first message carries `metadata` (with the sha256 of
 	// the whole bundle), the next ones `chunk`s of its bytes. The bundle is validated before it is
@@ -46,15 +50,25 @@ type ModelServiceClient interface {
 	// (over the size limit), ALREADY_EXISTS (the version exists with other bytes; uploading the same
 	// bytes again returns the stored version).
 	UploadModel(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadModelRequest, ModelInfo], error)
-	// ListModels lists every stored version, oldest first, and the activation history.
+	// ListModels lists every stored version, oldest first, the activation history, and how the
+	// replica that answered stands with the model store (`replica`).
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
-	// GetModel returns one version: schema, evaluation, status. NOT_FOUND when absent.
+	// GetModel returns one version: schema, evaluation, status (a version that is STORED but not
+	// loaded on this replica has its stored fields only). NOT_FOUND when absent.
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
 	// ActivateModel makes a stored version the active one, on this replica at once and on the others
 	// within a second; in-flight calls finish with the model they started with, none fails.
-	// Rolling back is activating the previous version. Errors: NOT_FOUND, FAILED_PRECONDITION (the
-	// version failed to load).
+	// Rolling back is activating the previous version. It succeeds only once the version's record
+	// and bundle are in the model store: a version this replica has loaded is written back when the
+	// store lost it. Errors: NOT_FOUND, FAILED_PRECONDITION (the version failed to load, or the
+	// model store lacks its record or bundle and this replica cannot write it back: the message
+	// names what is missing; upload it again).
 	ActivateModel(ctx context.Context, in *ActivateModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
+	// DeleteModel removes a stored version from the model store and from every replica's memory.
+	// Errors: NOT_FOUND (not stored; the embedded default and --model-dir bundles cannot be
+	// deleted), FAILED_PRECONDITION (the active version, or the rollback target: the version a roll
+	// back would activate).
+	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
 }
 
 type modelServiceClient struct {
@@ -108,6 +122,16 @@ func (c *modelServiceClient) ActivateModel(ctx context.Context, in *ActivateMode
 	return out, nil
 }
 
+func (c *modelServiceClient) DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteModelResponse)
+	err := c.cc.Invoke(ctx, ModelService_DeleteModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility.
@@ -118,7 +142,10 @@ func (c *modelServiceClient) ActivateModel(ctx context.Context, in *ActivateMode
 // PERMISSION_DENIED with a token that lacks the role.
 //
 // Versions are persisted atomically (on local disk, or in Redis so that every replica shares
-// them); a replica learns of an activation made elsewhere within a second.
+// them); a replica learns of an activation made elsewhere within a second. A replica keeps in
+// memory only what it can serve at once (the active version, the rollback target, versions pinned
+// by --model-version, and a bounded number loaded on demand for requests that name them); the
+// other stored versions are listed with status STORED.
 type ModelServiceServer interface {
 	// UploadModel takes a bundle in chunks: the first message carries `metadata` (with the sha256 of
 	// the whole bundle), the next ones `chunk`s of its bytes. The bundle is validated before it is
@@ -129,15 +156,25 @@ type ModelServiceServer interface {
 	// (over the size limit), ALREADY_EXISTS (the version exists with other bytes; uploading the same
 	// bytes again returns the stored version).
 	UploadModel(grpc.ClientStreamingServer[UploadModelRequest, ModelInfo]) error
-	// ListModels lists every stored version, oldest first, and the activation history.
+	// ListModels lists every stored version, oldest first, the activation history, and how the
+	// replica that answered stands with the model store (`replica`).
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
-	// GetModel returns one version: schema, evaluation, status. NOT_FOUND when absent.
+	// GetModel returns one version: schema, evaluation, status (a version that is STORED but not
+	// loaded on this replica has its stored fields only). NOT_FOUND when absent.
 	GetModel(context.Context, *GetModelRequest) (*ModelInfo, error)
 	// ActivateModel makes a stored version the active one, on this replica at once and on the others
 	// within a second; in-flight calls finish with the model they started with, none fails.
-	// Rolling back is activating the previous version. Errors: NOT_FOUND, FAILED_PRECONDITION (the
-	// version failed to load).
+	// Rolling back is activating the previous version. It succeeds only once the version's record
+	// and bundle are in the model store: a version this replica has loaded is written back when the
+	// store lost it. Errors: NOT_FOUND, FAILED_PRECONDITION (the version failed to load, or the
+	// model store lacks its record or bundle and this replica cannot write it back: the message
+	// names what is missing; upload it again).
 	ActivateModel(context.Context, *ActivateModelRequest) (*ModelInfo, error)
+	// DeleteModel removes a stored version from the model store and from every replica's memory.
+	// Errors: NOT_FOUND (not stored; the embedded default and --model-dir bundles cannot be
+	// deleted), FAILED_PRECONDITION (the active version, or the rollback target: the version a roll
+	// back would activate).
+	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -159,6 +196,9 @@ func (UnimplementedModelServiceServer) GetModel(context.Context, *GetModelReques
 }
 func (UnimplementedModelServiceServer) ActivateModel(context.Context, *ActivateModelRequest) (*ModelInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method ActivateModel not implemented")
+}
+func (UnimplementedModelServiceServer) DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteModel not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 func (UnimplementedModelServiceServer) testEmbeddedByValue()                      {}
@@ -242,6 +282,24 @@ func _ModelService_ActivateModel_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_DeleteModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).DeleteModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelService_DeleteModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).DeleteModel(ctx, req.(*DeleteModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModelService_ServiceDesc is the grpc.ServiceDesc for ModelService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +318,10 @@ var ModelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ActivateModel",
 			Handler:    _ModelService_ActivateModel_Handler,
+		},
+		{
+			MethodName: "DeleteModel",
+			Handler:    _ModelService_DeleteModel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -574,9 +574,12 @@ type ScoreResponse struct {
 	ExpectedLoss float64                `protobuf:"fixed64,8,opt,name=expected_loss,json=expectedLoss,proto3" json:"expected_loss,omitempty"`
 	Model        *ModelRef              `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
 	ScoredAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=scored_at,json=scoredAt,proto3" json:"scored_at,omitempty"`
-	// Model inputs that were missing and filled by the model's missing-value policy, so that an
-	// imputed value is never silent.
+	// Model inputs that were missing, or held a category the model does not know, and were filled
+	// by the model's missing-value policy, so that an imputed value is never silent.
 	ImputedInputs []string `protobuf:"bytes,13,rep,name=imputed_inputs,json=imputedInputs,proto3" json:"imputed_inputs,omitempty"`
+	// The categories the model did not know, each with its input (also listed in imputed_inputs):
+	// a new plan name upstream is scored as missing, and said so, instead of failing the call.
+	UnknownCategories []*UnknownCategory `protobuf:"bytes,18,rep,name=unknown_categories,json=unknownCategories,proto3" json:"unknown_categories,omitempty"`
 	// Set only on ScoreStream responses, for a request that could not be scored; the other fields
 	// except customer_id are then empty.
 	Error *ItemError `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
@@ -700,6 +703,13 @@ func (x *ScoreResponse) GetImputedInputs() []string {
 	return nil
 }
 
+func (x *ScoreResponse) GetUnknownCategories() []*UnknownCategory {
+	if x != nil {
+		return x.UnknownCategories
+	}
+	return nil
+}
+
 func (x *ScoreResponse) GetError() *ItemError {
 	if x != nil {
 		return x.Error
@@ -808,6 +818,61 @@ func (x *Warning) GetThreshold() float64 {
 }
 
 // Driver is one model input's contribution to the margin (log-odds).
+// UnknownCategory is a categorical input's value that the model was not trained on.
+type UnknownCategory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model input's name, as in imputed_inputs.
+	Input string `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
+	// The value the request sent.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnknownCategory) Reset() {
+	*x = UnknownCategory{}
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnknownCategory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnknownCategory) ProtoMessage() {}
+
+func (x *UnknownCategory) ProtoReflect() protoreflect.Message {
+	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnknownCategory.ProtoReflect.Descriptor instead.
+func (*UnknownCategory) Descriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UnknownCategory) GetInput() string {
+	if x != nil {
+		return x.Input
+	}
+	return ""
+}
+
+func (x *UnknownCategory) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 type Driver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model input's name (a categorical input's one-hot columns are added up under its name),
@@ -824,7 +889,7 @@ type Driver struct {
 
 func (x *Driver) Reset() {
 	*x = Driver{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +901,7 @@ func (x *Driver) String() string {
 func (*Driver) ProtoMessage() {}
 
 func (x *Driver) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[7]
+	mi := &file_churn_v1_scoring_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +914,7 @@ func (x *Driver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Driver.ProtoReflect.Descriptor instead.
 func (*Driver) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{7}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Driver) GetFeature() string {
@@ -888,7 +953,7 @@ type RetentionAction struct {
 
 func (x *RetentionAction) Reset() {
 	*x = RetentionAction{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[8]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +965,7 @@ func (x *RetentionAction) String() string {
 func (*RetentionAction) ProtoMessage() {}
 
 func (x *RetentionAction) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[8]
+	mi := &file_churn_v1_scoring_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +978,7 @@ func (x *RetentionAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetentionAction.ProtoReflect.Descriptor instead.
 func (*RetentionAction) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{8}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RetentionAction) GetType() ActionType {
@@ -954,7 +1019,7 @@ type ScoreBatchRequest struct {
 
 func (x *ScoreBatchRequest) Reset() {
 	*x = ScoreBatchRequest{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[9]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1031,7 @@ func (x *ScoreBatchRequest) String() string {
 func (*ScoreBatchRequest) ProtoMessage() {}
 
 func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[9]
+	mi := &file_churn_v1_scoring_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1044,7 @@ func (x *ScoreBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchRequest.ProtoReflect.Descriptor instead.
 func (*ScoreBatchRequest) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{9}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScoreBatchRequest) GetRequests() []*ScoreRequest {
@@ -999,7 +1064,7 @@ type ScoreBatchResponse struct {
 
 func (x *ScoreBatchResponse) Reset() {
 	*x = ScoreBatchResponse{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[10]
+	mi := &file_churn_v1_scoring_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1076,7 @@ func (x *ScoreBatchResponse) String() string {
 func (*ScoreBatchResponse) ProtoMessage() {}
 
 func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[10]
+	mi := &file_churn_v1_scoring_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1089,7 @@ func (x *ScoreBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResponse.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResponse) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{10}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScoreBatchResponse) GetResults() []*ScoreBatchResult {
@@ -1048,7 +1113,7 @@ type ScoreBatchResult struct {
 
 func (x *ScoreBatchResult) Reset() {
 	*x = ScoreBatchResult{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[11]
+	mi := &file_churn_v1_scoring_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1125,7 @@ func (x *ScoreBatchResult) String() string {
 func (*ScoreBatchResult) ProtoMessage() {}
 
 func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[11]
+	mi := &file_churn_v1_scoring_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1138,7 @@ func (x *ScoreBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreBatchResult.ProtoReflect.Descriptor instead.
 func (*ScoreBatchResult) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{11}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScoreBatchResult) GetOutcome() isScoreBatchResult_Outcome {
@@ -1131,7 +1196,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[12]
+	mi := &file_churn_v1_scoring_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1208,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[12]
+	mi := &file_churn_v1_scoring_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1221,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{12}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1192,7 +1257,7 @@ type FieldViolation struct {
 
 func (x *FieldViolation) Reset() {
 	*x = FieldViolation{}
-	mi := &file_churn_v1_scoring_proto_msgTypes[13]
+	mi := &file_churn_v1_scoring_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1269,7 @@ func (x *FieldViolation) String() string {
 func (*FieldViolation) ProtoMessage() {}
 
 func (x *FieldViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_churn_v1_scoring_proto_msgTypes[13]
+	mi := &file_churn_v1_scoring_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1282,7 @@ func (x *FieldViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
 func (*FieldViolation) Descriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{13}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FieldViolation) GetField() string {
@@ -1257,7 +1322,7 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\"8\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\x97\x05\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xe1\x05\n" +
 	"\rScoreResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12 \n" +
@@ -1271,7 +1336,8 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x05model\x18\t \x01(\v2\x12.churn.v1.ModelRefR\x05model\x127\n" +
 	"\tscored_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bscoredAt\x12%\n" +
-	"\x0eimputed_inputs\x18\r \x03(\tR\rimputedInputs\x12)\n" +
+	"\x0eimputed_inputs\x18\r \x03(\tR\rimputedInputs\x12H\n" +
+	"\x12unknown_categories\x18\x12 \x03(\v2\x19.churn.v1.UnknownCategoryR\x11unknownCategories\x12)\n" +
 	"\x05error\x18\x0f \x01(\v2\x13.churn.v1.ItemErrorR\x05error\x12\x1d\n" +
 	"\n" +
 	"from_cache\x18\v \x01(\bR\tfromCache\x12\x16\n" +
@@ -1282,7 +1348,10 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x15.churn.v1.WarningCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x01R\x05value\x12\x1c\n" +
-	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"\\\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"=\n" +
+	"\x0fUnknownCategory\x12\x14\n" +
+	"\x05input\x18\x01 \x01(\tR\x05input\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\\\n" +
 	"\x06Driver\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\"\n" +
@@ -1360,7 +1429,7 @@ func file_churn_v1_scoring_proto_rawDescGZIP() []byte {
 }
 
 var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_churn_v1_scoring_proto_goTypes = []any{
 	(RiskTier)(0),                 // 0: churn.v1.RiskTier
 	(WarningCode)(0),              // 1: churn.v1.WarningCode
@@ -1373,50 +1442,52 @@ var file_churn_v1_scoring_proto_goTypes = []any{
 	(*ModelRef)(nil),              // 8: churn.v1.ModelRef
 	(*ScoreResponse)(nil),         // 9: churn.v1.ScoreResponse
 	(*Warning)(nil),               // 10: churn.v1.Warning
-	(*Driver)(nil),                // 11: churn.v1.Driver
-	(*RetentionAction)(nil),       // 12: churn.v1.RetentionAction
-	(*ScoreBatchRequest)(nil),     // 13: churn.v1.ScoreBatchRequest
-	(*ScoreBatchResponse)(nil),    // 14: churn.v1.ScoreBatchResponse
-	(*ScoreBatchResult)(nil),      // 15: churn.v1.ScoreBatchResult
-	(*ItemError)(nil),             // 16: churn.v1.ItemError
-	(*FieldViolation)(nil),        // 17: churn.v1.FieldViolation
-	(*CustomerFeatures)(nil),      // 18: churn.v1.CustomerFeatures
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*UnknownCategory)(nil),       // 11: churn.v1.UnknownCategory
+	(*Driver)(nil),                // 12: churn.v1.Driver
+	(*RetentionAction)(nil),       // 13: churn.v1.RetentionAction
+	(*ScoreBatchRequest)(nil),     // 14: churn.v1.ScoreBatchRequest
+	(*ScoreBatchResponse)(nil),    // 15: churn.v1.ScoreBatchResponse
+	(*ScoreBatchResult)(nil),      // 16: churn.v1.ScoreBatchResult
+	(*ItemError)(nil),             // 17: churn.v1.ItemError
+	(*FieldViolation)(nil),        // 18: churn.v1.FieldViolation
+	(*CustomerFeatures)(nil),      // 19: churn.v1.CustomerFeatures
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_churn_v1_scoring_proto_depIdxs = []int32{
 	0,  // 0: churn.v1.ListAtRiskRequest.min_tier:type_name -> churn.v1.RiskTier
 	9,  // 1: churn.v1.ListAtRiskResponse.customers:type_name -> churn.v1.ScoreResponse
-	18, // 2: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
+	19, // 2: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
 	0,  // 3: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
 	10, // 4: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
-	11, // 5: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
-	12, // 6: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
+	12, // 5: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
+	13, // 6: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
 	3,  // 7: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
 	8,  // 8: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
-	19, // 9: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
-	16, // 10: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
-	1,  // 11: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
-	2,  // 12: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
-	7,  // 13: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
-	15, // 14: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
-	9,  // 15: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
-	16, // 16: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
-	17, // 17: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
-	7,  // 18: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
-	13, // 19: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
-	7,  // 20: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
-	4,  // 21: churn.v1.ScoringService.GetScore:input_type -> churn.v1.GetScoreRequest
-	5,  // 22: churn.v1.ScoringService.ListAtRisk:input_type -> churn.v1.ListAtRiskRequest
-	9,  // 23: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
-	14, // 24: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
-	9,  // 25: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
-	9,  // 26: churn.v1.ScoringService.GetScore:output_type -> churn.v1.ScoreResponse
-	6,  // 27: churn.v1.ScoringService.ListAtRisk:output_type -> churn.v1.ListAtRiskResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	20, // 9: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
+	11, // 10: churn.v1.ScoreResponse.unknown_categories:type_name -> churn.v1.UnknownCategory
+	17, // 11: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
+	1,  // 12: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
+	2,  // 13: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
+	7,  // 14: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
+	16, // 15: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
+	9,  // 16: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
+	17, // 17: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
+	18, // 18: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
+	7,  // 19: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
+	14, // 20: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
+	7,  // 21: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
+	4,  // 22: churn.v1.ScoringService.GetScore:input_type -> churn.v1.GetScoreRequest
+	5,  // 23: churn.v1.ScoringService.ListAtRisk:input_type -> churn.v1.ListAtRiskRequest
+	9,  // 24: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
+	15, // 25: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
+	9,  // 26: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
+	9,  // 27: churn.v1.ScoringService.GetScore:output_type -> churn.v1.ScoreResponse
+	6,  // 28: churn.v1.ScoringService.ListAtRisk:output_type -> churn.v1.ListAtRiskResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_churn_v1_scoring_proto_init() }
@@ -1425,7 +1496,7 @@ func file_churn_v1_scoring_proto_init() {
 		return
 	}
 	file_churn_v1_features_proto_init()
-	file_churn_v1_scoring_proto_msgTypes[11].OneofWrappers = []any{
+	file_churn_v1_scoring_proto_msgTypes[12].OneofWrappers = []any{
 		(*ScoreBatchResult_Response)(nil),
 		(*ScoreBatchResult_Error)(nil),
 	}
@@ -1435,7 +1506,7 @@ func file_churn_v1_scoring_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_churn_v1_scoring_proto_rawDesc), len(file_churn_v1_scoring_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/churnhq/churn/internal/poll"
 )
 
 // startTimeout bounds how long the server may take to answer PING.
@@ -96,16 +98,10 @@ func StartCluster(t testing.TB, n int) []string {
 	}
 	for _, addr := range addrs {
 		host, port, _ := net.SplitHostPort(addr)
-		for {
+		poll.Until(t, startTimeout, func() bool {
 			info, err := exec.CommandContext(ctx, cli, "-h", host, "-p", port, "cluster", "info").Output()
-			if err == nil && bytes.Contains(info, []byte("cluster_state:ok")) {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("redistest: cluster node %s not ok within %v: %v %s", addr, startTimeout, err, info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err == nil && bytes.Contains(info, []byte("cluster_state:ok"))
+		}, "redistest: cluster node %s reports cluster_state:ok", addr)
 	}
 	return addrs
 }
@@ -139,16 +135,11 @@ func StartSentinel(t testing.TB, name string) (sentinelAddr string) {
 	t.Cleanup(s.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	for {
+	poll.Until(t, startTimeout, func() bool {
 		out, err := exec.CommandContext(ctx, cli, "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", name).Output()
-		if err == nil && bytes.Contains(out, []byte(mport)) {
-			return s.addr
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("redistest: sentinel on %s does not know master %s within %v: %v %s", s.addr, name, startTimeout, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && bytes.Contains(out, []byte(mport))
+	}, "redistest: sentinel on %s knows master %s", s.addr, name)
+	return s.addr
 }
 
 type server struct {
