@@ -19,11 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
@@ -113,21 +115,23 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	}
 
 	scoring, err := server.New(server.Options{
-		Models:     a.store,
-		Loader:     a.registry,
-		Cache:      scoreCache,
-		Rules:      &rules,
-		MaxBatch:   cfg.MaxBatch,
-		Logger:     logger.With("component", "server"),
-		Registerer: reg,
+		Models:            a.store,
+		Loader:            a.registry,
+		Cache:             scoreCache,
+		Rules:             &rules,
+		MaxBatch:          cfg.MaxBatch,
+		Logger:            logger.With("component", "server"),
+		Registerer:        reg,
+		StreamIdleTimeout: cfg.StreamIdleTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
 	modelService, err := server.NewModelService(server.ModelServiceOptions{
-		Registry:       ModelRegistry(a.registry),
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		Logger:         logger.With("component", "models"),
+		Registry:          ModelRegistry(a.registry),
+		MaxUploadBytes:    cfg.MaxUploadBytes,
+		StreamIdleTimeout: cfg.StreamIdleTimeout,
+		Logger:            logger.With("component", "models"),
 	})
 	if err != nil {
 		return nil, err
@@ -142,22 +146,35 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	} else if len(cfg.AdminTokens)+len(cfg.ScoringTokens) > 0 || cfg.TokensFile != "" {
 		logger.Warn("bearer tokens are configured but gRPC is plaintext: terminate TLS in front of churnd or set --tls-cert-file")
 	}
-	a.grpc = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, serverOpts...)
 	a.health = health.NewServer()
-	healthpb.RegisterHealthServer(a.grpc, a.health)
-	reflection.Register(a.grpc)
+	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, serverOpts...); err != nil {
+		return nil, err
+	}
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
-	a.http = &http.Server{Handler: a.httpHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{
+		Handler:           a.httpHandler(reg),
+		ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
 
-	if a.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	// Both listeners hold at most their limit of connections, so that a flood of idle ones on
+	// one port cannot take the process's file descriptors from the other (or from Redis and the
+	// model store). Connections over the limit wait in the kernel's listen queue, not in churnd.
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
 		return nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
+	a.grpcLis = netutil.LimitListener(lis, cfg.GRPCMaxConns)
 	a.onCleanup(func() { a.grpcLis.Close() })
-	if a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if lis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
+	a.httpLis = netutil.LimitListener(lis, cfg.HTTPMaxConns)
 	a.onCleanup(func() { a.httpLis.Close() })
 	return a, nil
 }
@@ -283,9 +300,21 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 	return t, nil
 }
 
-// newGRPCServer chains the interceptors metrics → logging → recovery → auth, so that panics and
-// refusals are logged and counted, and registers the scoring and model services.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, opts ...grpc.ServerOption) *grpc.Server {
+// newGRPCServer chains the interceptors metrics → logging → recovery → auth → default deadline,
+// so that panics and refusals are logged and counted, sets the limits of connections and calls
+// (the flags of config's Limits block), and registers the scoring and model services, health
+// and reflection.
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
+	limits, err := server.NewLimits(server.LimitsOptions{
+		MaxInFlight: cfg.MaxInFlight,
+		MaxStreams:  cfg.MaxStreams,
+		MaxUploads:  cfg.MaxUploads,
+		Logger:      logger,
+		Registerer:  reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("churn")),
 		grpcprom.WithServerHandlingTimeHistogram(
@@ -299,13 +328,32 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	authU, authS := server.Auth(tokens)
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU),
+		grpc.InTapHandle(limits.Tap),
+		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxStreamsPerConn)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     cfg.MaxConnIdle,
+			MaxConnectionAge:      cfg.MaxConnAge,
+			MaxConnectionAgeGrace: cfg.MaxConnAgeGrace,
+			Time:                  cfg.KeepaliveTime,
+			Timeout:               cfg.KeepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		// Static windows: with gRPC's default dynamic ones (BDP estimation) a stream's window
+		// grows to 16 MiB, and that much of what a client sends can sit unread in the server.
+		// The connection's window is only returned on receipt, so it bounds no memory; it is
+		// larger so that a connection's streams do not wait on each other.
+		grpc.StaticStreamWindowSize(int32(cfg.GRPCWindowBytes)),
+		grpc.StaticConnWindowSize(int32(16 * cfg.GRPCWindowBytes)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU, server.DefaultDeadline(cfg.DefaultCallTimeout)),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
 	}, opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
+	healthpb.RegisterHealthServer(srv, healthSrv)
+	reflection.Register(srv)
+	limits.Classify(srv.GetServiceInfo())
 	metrics.InitializeMetrics(srv)
-	return srv
+	return srv, nil
 }
 
 func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
@@ -347,7 +395,10 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		a.logger.Info("grpc listening", "addr", a.grpcLis.Addr().String())
-		if err := a.grpc.Serve(a.grpcLis); err != nil {
+		err := a.grpc.Serve(a.grpcLis)
+		// A stop that came before Serve started (a context cancelled at once) makes Serve
+		// return ErrServerStopped: that is the shutdown asked for, not a failure.
+		if err != nil && !(errors.Is(err, grpc.ErrServerStopped) && a.shutting.Load()) {
 			return fmt.Errorf("grpc server: %w", err)
 		}
 		return nil

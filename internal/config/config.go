@@ -47,6 +47,26 @@ type Config struct {
 	TokensFile        string        // file of "<role> <token>" lines, added to the above
 	TLSCertFile       string        // PEM certificate (chain) of the gRPC server; set: gRPC over TLS
 	TLSKeyFile        string        // PEM private key of TLSCertFile
+
+	// Limits: what one caller, or many, may hold of the process (see internal/server/limits.go).
+	GRPCMaxConns          int           // gRPC connections accepted at once; more wait in the listen queue
+	GRPCMaxStreamsPerConn int           // HTTP/2 concurrent streams per gRPC connection
+	MaxInFlight           int           // unary calls handled at once, server-wide; more are shed
+	MaxStreams            int           // streaming calls open at once, server-wide (not uploads); more are shed
+	MaxUploads            int           // UploadModel calls open at once; more are shed
+	DefaultCallTimeout    time.Duration // deadline of a unary call that came without one
+	StreamIdleTimeout     time.Duration // a ScoreStream or UploadModel that sends nothing this long is closed
+	GRPCWindowBytes       int           // HTTP/2 flow-control window of a stream (static): what a caller may send unread
+	KeepaliveTime         time.Duration // the server pings a connection silent this long
+	KeepaliveTimeout      time.Duration // and closes it when the ping is not answered within this
+	KeepaliveMinTime      time.Duration // clients pinging more often than this are disconnected
+	MaxConnIdle           time.Duration // a connection without calls this long is closed
+	MaxConnAge            time.Duration // a connection is asked to go away after this long (±10%)
+	MaxConnAgeGrace       time.Duration // and closed this long after that, calls or not
+	HTTPMaxConns          int           // connections to --http-addr at once; more wait in the listen queue
+	HTTPReadTimeout       time.Duration // longest an HTTP request may take to arrive
+	HTTPWriteTimeout      time.Duration // longest an HTTP response may take to write
+	HTTPIdleTimeout       time.Duration // an idle keep-alive HTTP connection is closed after this
 }
 
 // Default returns the defaults, the one place they are written down.
@@ -70,6 +90,25 @@ func Default() Config {
 		MaxUploadBytes:    64 << 20,
 		ModelRetention:    0,
 		ModelOnDemand:     2,
+
+		GRPCMaxConns:          1000,
+		GRPCMaxStreamsPerConn: 100,
+		MaxInFlight:           500,
+		MaxStreams:            500,
+		MaxUploads:            2,
+		DefaultCallTimeout:    30 * time.Second,
+		StreamIdleTimeout:     time.Minute,
+		GRPCWindowBytes:       64 << 10,
+		KeepaliveTime:         time.Minute,
+		KeepaliveTimeout:      20 * time.Second,
+		KeepaliveMinTime:      10 * time.Second,
+		MaxConnIdle:           5 * time.Minute,
+		MaxConnAge:            30 * time.Minute,
+		MaxConnAgeGrace:       5 * time.Minute,
+		HTTPMaxConns:          100,
+		HTTPReadTimeout:       10 * time.Second,
+		HTTPWriteTimeout:      30 * time.Second,
+		HTTPIdleTimeout:       time.Minute,
 	}
 }
 
@@ -127,6 +166,24 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, `file of "<role> <token>" lines (role admin or scoring), added to --admin-tokens and --scoring-tokens`)
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) for gRPC over TLS; with --tls-key-file (without both: plaintext, for a mesh or proxy that terminates TLS)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file")
+	fs.IntVar(&c.GRPCMaxConns, "grpc-max-conns", c.GRPCMaxConns, "gRPC connections accepted at once; further ones wait in the listen queue")
+	fs.IntVar(&c.GRPCMaxStreamsPerConn, "grpc-max-streams-per-conn", c.GRPCMaxStreamsPerConn, "concurrent calls (HTTP/2 streams) one gRPC connection may have open")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "unary calls handled at once, server-wide; beyond it calls are refused with RESOURCE_EXHAUSTED, not queued")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "streaming calls (ScoreStream, health Watch, reflection) open at once, server-wide; beyond it RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxUploads, "max-uploads", c.MaxUploads, "UploadModel calls open at once; beyond it RESOURCE_EXHAUSTED")
+	fs.DurationVar(&c.DefaultCallTimeout, "default-call-timeout", c.DefaultCallTimeout, "deadline of a unary call whose client set none")
+	fs.DurationVar(&c.StreamIdleTimeout, "stream-idle-timeout", c.StreamIdleTimeout, "a ScoreStream or UploadModel whose client sends nothing for this long is ended with DEADLINE_EXCEEDED")
+	fs.IntVar(&c.GRPCWindowBytes, "grpc-window-bytes", c.GRPCWindowBytes, "HTTP/2 flow-control window of a gRPC stream (static): the most a client can send that the server has not read")
+	fs.DurationVar(&c.KeepaliveTime, "grpc-keepalive-time", c.KeepaliveTime, "the server pings a gRPC connection that has been silent this long")
+	fs.DurationVar(&c.KeepaliveTimeout, "grpc-keepalive-timeout", c.KeepaliveTimeout, "and closes it when the ping is not answered within this")
+	fs.DurationVar(&c.KeepaliveMinTime, "grpc-keepalive-min-time", c.KeepaliveMinTime, "clients that send keepalive pings more often than this are disconnected")
+	fs.DurationVar(&c.MaxConnIdle, "grpc-max-conn-idle", c.MaxConnIdle, "a gRPC connection without calls for this long is closed")
+	fs.DurationVar(&c.MaxConnAge, "grpc-max-conn-age", c.MaxConnAge, "a gRPC connection is asked to go away after this long (±10%), so clients rebalance")
+	fs.DurationVar(&c.MaxConnAgeGrace, "grpc-max-conn-age-grace", c.MaxConnAgeGrace, "calls still open that long after the go-away are cut and the connection closed")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "connections to --http-addr accepted at once; further ones wait in the listen queue")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP request (headers and body) may take to arrive")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest an HTTP response may take to write")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "an idle keep-alive HTTP connection is closed after this")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
 		fs.PrintDefaults()
@@ -220,6 +277,48 @@ func (c Config) Validate() error {
 	}
 	if c.ModelOnDemand < 0 || c.ModelOnDemand > 16 {
 		return fmt.Errorf("--model-on-demand: %d outside 0..16 (each loaded version holds a whole model in memory)", c.ModelOnDemand)
+	}
+	return c.validateLimits()
+}
+
+// validateLimits checks the limits: each bounds a resource, so none may be zero (unlimited).
+func (c Config) validateLimits() error {
+	for _, n := range []struct {
+		flag      string
+		v, lo, hi int
+	}{
+		{"--grpc-max-conns", c.GRPCMaxConns, 1, 1_000_000},
+		{"--grpc-max-streams-per-conn", c.GRPCMaxStreamsPerConn, 1, 100_000},
+		{"--max-in-flight", c.MaxInFlight, 1, 1_000_000},
+		{"--max-streams", c.MaxStreams, 1, 1_000_000},
+		{"--max-uploads", c.MaxUploads, 1, 64},
+		{"--grpc-window-bytes", c.GRPCWindowBytes, 64 << 10, 16 << 20},
+		{"--http-max-conns", c.HTTPMaxConns, 1, 1_000_000},
+	} {
+		if n.v < n.lo || n.v > n.hi {
+			return fmt.Errorf("%s: %d outside %d..%d", n.flag, n.v, n.lo, n.hi)
+		}
+	}
+	for _, d := range []struct {
+		flag      string
+		v, lo, hi time.Duration
+	}{
+		{"--default-call-timeout", c.DefaultCallTimeout, time.Millisecond, time.Hour},
+		{"--stream-idle-timeout", c.StreamIdleTimeout, time.Millisecond, 24 * time.Hour},
+		// gRPC raises a keepalive time under 1s to 1s; refuse it rather than change it silently.
+		{"--grpc-keepalive-time", c.KeepaliveTime, time.Second, 24 * time.Hour},
+		{"--grpc-keepalive-timeout", c.KeepaliveTimeout, time.Millisecond, time.Hour},
+		{"--grpc-keepalive-min-time", c.KeepaliveMinTime, time.Millisecond, 24 * time.Hour},
+		{"--grpc-max-conn-idle", c.MaxConnIdle, time.Millisecond, 10_000 * time.Hour},
+		{"--grpc-max-conn-age", c.MaxConnAge, time.Millisecond, 10_000 * time.Hour},
+		{"--grpc-max-conn-age-grace", c.MaxConnAgeGrace, time.Millisecond, 10_000 * time.Hour},
+		{"--http-read-timeout", c.HTTPReadTimeout, time.Millisecond, time.Hour},
+		{"--http-write-timeout", c.HTTPWriteTimeout, time.Millisecond, time.Hour},
+		{"--http-idle-timeout", c.HTTPIdleTimeout, time.Millisecond, 24 * time.Hour},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			return fmt.Errorf("%s: %s outside %s..%s", d.flag, d.v, d.lo, d.hi)
+		}
 	}
 	return nil
 }

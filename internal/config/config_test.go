@@ -57,6 +57,22 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "limits",
+			args: []string{"--grpc-max-conns", "10", "--grpc-max-streams-per-conn=5", "--max-in-flight", "20", "--max-streams", "30", "--max-uploads", "1",
+				"--default-call-timeout", "2s", "--stream-idle-timeout", "3s", "--grpc-window-bytes", "131072",
+				"--grpc-keepalive-time", "4s", "--grpc-keepalive-timeout", "5s", "--grpc-keepalive-min-time", "6s",
+				"--grpc-max-conn-idle", "7s", "--grpc-max-conn-age", "8s", "--grpc-max-conn-age-grace", "9s",
+				"--http-max-conns", "11", "--http-read-timeout", "12s", "--http-write-timeout", "13s"},
+			env: map[string]string{"CHURN_HTTP_IDLE_TIMEOUT": "14s", "CHURN_MAX_UPLOADS": "3"},
+			want: func(c *Config) {
+				c.GRPCMaxConns, c.GRPCMaxStreamsPerConn, c.MaxInFlight, c.MaxStreams, c.MaxUploads = 10, 5, 20, 30, 1
+				c.DefaultCallTimeout, c.StreamIdleTimeout, c.GRPCWindowBytes = 2*time.Second, 3*time.Second, 128<<10
+				c.KeepaliveTime, c.KeepaliveTimeout, c.KeepaliveMinTime = 4*time.Second, 5*time.Second, 6*time.Second
+				c.MaxConnIdle, c.MaxConnAge, c.MaxConnAgeGrace = 7*time.Second, 8*time.Second, 9*time.Second
+				c.HTTPMaxConns, c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout = 11, 12*time.Second, 13*time.Second, 14*time.Second
+			},
+		},
+		{
 			name: "flag beats environment",
 			args: []string{"--max-batch=3"},
 			env:  map[string]string{"CHURN_MAX_BATCH": "7"},
@@ -133,6 +149,24 @@ func TestValidate(t *testing.T) {
 		{"negative retention", func(c *Config) { c.ModelRetention = -1 }, "--model-retention"},
 		{"too many versions on demand", func(c *Config) { c.ModelOnDemand = 100 }, "--model-on-demand"},
 		{"certificate without key", func(c *Config) { c.TLSCertFile = "cert.pem" }, "--tls-cert-file"},
+		{"no grpc connections", func(c *Config) { c.GRPCMaxConns = 0 }, "--grpc-max-conns"},
+		{"no streams per connection", func(c *Config) { c.GRPCMaxStreamsPerConn = 0 }, "--grpc-max-streams-per-conn"},
+		{"unlimited calls in flight", func(c *Config) { c.MaxInFlight = 0 }, "--max-in-flight"},
+		{"negative streams", func(c *Config) { c.MaxStreams = -1 }, "--max-streams"},
+		{"too many uploads", func(c *Config) { c.MaxUploads = 65 }, "--max-uploads"},
+		{"no call timeout", func(c *Config) { c.DefaultCallTimeout = 0 }, "--default-call-timeout"},
+		{"no stream idle timeout", func(c *Config) { c.StreamIdleTimeout = 0 }, "--stream-idle-timeout"},
+		{"window under gRPC's minimum", func(c *Config) { c.GRPCWindowBytes = 1024 }, "--grpc-window-bytes"},
+		{"keepalive time under 1s", func(c *Config) { c.KeepaliveTime = 500 * time.Millisecond }, "--grpc-keepalive-time"},
+		{"no keepalive timeout", func(c *Config) { c.KeepaliveTimeout = 0 }, "--grpc-keepalive-timeout"},
+		{"no keepalive min time", func(c *Config) { c.KeepaliveMinTime = 0 }, "--grpc-keepalive-min-time"},
+		{"connections idle forever", func(c *Config) { c.MaxConnIdle = 0 }, "--grpc-max-conn-idle"},
+		{"connections live forever", func(c *Config) { c.MaxConnAge = 0 }, "--grpc-max-conn-age"},
+		{"no age grace", func(c *Config) { c.MaxConnAgeGrace = 0 }, "--grpc-max-conn-age-grace"},
+		{"unlimited http connections", func(c *Config) { c.HTTPMaxConns = 0 }, "--http-max-conns"},
+		{"no http read timeout", func(c *Config) { c.HTTPReadTimeout = 0 }, "--http-read-timeout"},
+		{"no http write timeout", func(c *Config) { c.HTTPWriteTimeout = -time.Second }, "--http-write-timeout"},
+		{"no http idle timeout", func(c *Config) { c.HTTPIdleTimeout = 0 }, "--http-idle-timeout"},
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -54,34 +55,46 @@ func NewTokens(admin, scoring []string) (*Tokens, error) {
 }
 
 func (t *Tokens) add(role, tok string) error {
-	if len(tok) < MinTokenLen {
-		return fmt.Errorf("a %s token is %d bytes long, at least %d are needed", role, len(tok), MinTokenLen)
+	if err := checkToken(role, tok); err != nil {
+		return err
 	}
-	if strings.ContainsAny(tok, " \t\r\n") {
-		return fmt.Errorf("a %s token contains white space", role)
+	d := sha256.Sum256([]byte(tok))
+	for i := range t.digests {
+		if t.digests[i] == d {
+			return fmt.Errorf("a token is listed twice (roles %s and %s): a token has one role", t.roles[i], role)
+		}
 	}
 	switch role {
 	case RoleAdmin:
 		t.admin = true
 	case RoleScoring:
 		t.scoring = true
-	default:
-		return fmt.Errorf("unknown role %q (want %s or %s)", role, RoleAdmin, RoleScoring)
-	}
-	d := sha256.Sum256([]byte(tok))
-	for i := range t.digests {
-		if t.digests[i] == d {
-			return fmt.Errorf("a %s token is listed twice (roles %s and %s): a token has one role", role, t.roles[i], role)
-		}
 	}
 	t.digests = append(t.digests, d)
 	t.roles = append(t.roles, role)
 	return nil
 }
 
+// checkToken is the one check of a token and its role, for NewTokens and ParseTokens alike. Its
+// errors never quote the token.
+func checkToken(role, tok string) error {
+	if role != RoleAdmin && role != RoleScoring {
+		return fmt.Errorf("unknown role %q (want %s or %s)", role, RoleAdmin, RoleScoring)
+	}
+	if len(tok) < MinTokenLen {
+		return fmt.Errorf("the %s token is %d bytes long, at least %d are needed", role, len(tok), MinTokenLen)
+	}
+	if strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("the %s token contains white space", role)
+	}
+	return nil
+}
+
 // ParseTokens reads a tokens file: one "<role> <token>" per line, role admin or scoring; blank
-// lines and lines starting with # are ignored. Errors name the line, never the token.
+// lines and lines starting with # are ignored. A token listed twice is refused (a token has one
+// role), so that what parses here NewTokens accepts. Errors name the line, never the token.
 func ParseTokens(r io.Reader) (admin, scoring []string, err error) {
+	seen := map[[sha256.Size]byte]int{} // token digest → line
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
@@ -92,16 +105,19 @@ func ParseTokens(r io.Reader) (admin, scoring []string, err error) {
 		if len(fields) != 2 {
 			return nil, nil, fmt.Errorf("line %d: want \"<role> <token>\", got %d fields", line, len(fields))
 		}
-		switch fields[0] {
-		case RoleAdmin:
-			admin = append(admin, fields[1])
-		case RoleScoring:
-			scoring = append(scoring, fields[1])
-		default:
-			return nil, nil, fmt.Errorf("line %d: unknown role %q (want %s or %s)", line, fields[0], RoleAdmin, RoleScoring)
+		role, tok := fields[0], fields[1]
+		if err := checkToken(role, tok); err != nil {
+			return nil, nil, fmt.Errorf("line %d: %w", line, err)
 		}
-		if len(fields[1]) < MinTokenLen {
-			return nil, nil, fmt.Errorf("line %d: the token is %d bytes long, at least %d are needed", line, len(fields[1]), MinTokenLen)
+		d := sha256.Sum256([]byte(tok))
+		if first, ok := seen[d]; ok {
+			return nil, nil, fmt.Errorf("line %d: the token of line %d is listed again: a token has one role", line, first)
+		}
+		seen[d] = line
+		if role == RoleAdmin {
+			admin = append(admin, tok)
+		} else {
+			scoring = append(scoring, tok)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -214,3 +214,26 @@ func BenchmarkEnrichmentRetained(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScoreStream is one ScoreStream message through gRPC on bufconn, sent and answered in
+// turn: receive, score, cache, send. It measures what the stream's receiving goroutine (the idle
+// timeout's price) adds per message.
+func BenchmarkScoreStream(b *testing.B) {
+	env := startServer(b, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := env.client.ScoreStream(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := basicRequest(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := stream.Send(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"log/slog"
 	"math"
-	"sync"
-	"time"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
@@ -112,27 +109,4 @@ func (s *Server) ListAtRisk(ctx context.Context, req *churnv1.ListAtRiskRequest)
 		s.markCached(r)
 	}
 	return &churnv1.ListAtRiskResponse{Customers: page, NextPageToken: next}, nil
-}
-
-// throttledLog logs an error at most once per period, with how many were left out since.
-type throttledLog struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (t *throttledLog) log(logger *slog.Logger, msg string, err error) {
-	t.mu.Lock()
-	now := time.Now()
-	if !t.last.IsZero() && now.Sub(t.last) < t.every {
-		t.suppressed++
-		t.mu.Unlock()
-		return
-	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	t.mu.Unlock()
-	logger.Warn(msg, "err", err, "suppressed_since_last", n)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,7 +94,10 @@ type ModelServiceOptions struct {
 	Registry ModelRegistry
 	// MaxUploadBytes bounds an upload; default model.MaxBundleBytes.
 	MaxUploadBytes int64
-	Logger         *slog.Logger
+	// StreamIdleTimeout ends an upload whose client sends nothing for this long;
+	// DefaultStreamIdleTimeout when zero.
+	StreamIdleTimeout time.Duration
+	Logger            *slog.Logger
 }
 
 // ModelService implements churn.v1.ModelService. Authentication is the Auth interceptor's job.
@@ -104,6 +106,7 @@ type ModelService struct {
 
 	registry ModelRegistry
 	maxBytes int64
+	idle     time.Duration
 	logger   *slog.Logger
 }
 
@@ -120,15 +123,22 @@ func NewModelService(o ModelServiceOptions) (*ModelService, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &ModelService{registry: o.Registry, maxBytes: o.MaxUploadBytes, logger: o.Logger}, nil
+	if o.StreamIdleTimeout <= 0 {
+		o.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	return &ModelService{registry: o.Registry, maxBytes: o.MaxUploadBytes, idle: o.StreamIdleTimeout, logger: o.Logger}, nil
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // UploadModel receives metadata then chunks, and hands the whole bundle to the registry, which
-// validates it before storing anything.
+// validates it before storing anything. The buffer grows with the bytes that arrive, never with
+// the size the metadata announces; a client that sends nothing for the idle timeout is cut off.
+// (How many uploads run at once is bounded by Limits, class upload.)
 func (s *ModelService) UploadModel(stream churnv1.ModelService_UploadModelServer) error {
-	first, err := stream.Recv()
+	in := receive(stream.Context(), stream.Recv, s.idle)
+	defer in.stop()
+	first, err := in.next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return invalidArgument("metadata", "the upload is empty; the first message must carry metadata")
@@ -142,12 +152,9 @@ func (s *ModelService) UploadModel(stream churnv1.ModelService_UploadModelServer
 	if err := s.checkMetadata(md); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if md.GetSizeBytes() > 0 {
-		buf.Grow(int(md.GetSizeBytes()))
-	}
+	var data []byte
 	for {
-		msg, err := stream.Recv()
+		msg, err := in.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -158,22 +165,22 @@ func (s *ModelService) UploadModel(stream churnv1.ModelService_UploadModelServer
 			return invalidArgument("metadata", "sent twice; only the first message carries metadata")
 		}
 		chunk := msg.GetChunk()
-		if int64(buf.Len())+int64(len(chunk)) > s.maxBytes {
+		if int64(len(data))+int64(len(chunk)) > s.maxBytes {
 			return status.Errorf(codes.ResourceExhausted, "the upload exceeds the size limit of %d bytes", s.maxBytes)
 		}
-		if n := md.GetSizeBytes(); n > 0 && int64(buf.Len()+len(chunk)) > n {
+		if n := md.GetSizeBytes(); n > 0 && int64(len(data)+len(chunk)) > n {
 			return invalidArgument("metadata.size_bytes", fmt.Sprintf("announced %d bytes, more arrived", n))
 		}
-		buf.Write(chunk)
+		data = appendChunk(data, chunk, md.GetSizeBytes())
 	}
-	if buf.Len() == 0 {
+	if len(data) == 0 {
 		return invalidArgument("chunk", "no bytes were uploaded")
 	}
-	if n := md.GetSizeBytes(); n > 0 && int64(buf.Len()) != n {
-		return invalidArgument("metadata.size_bytes", fmt.Sprintf("the upload is truncated: %d of %d bytes arrived", buf.Len(), n))
+	if n := md.GetSizeBytes(); n > 0 && int64(len(data)) != n {
+		return invalidArgument("metadata.size_bytes", fmt.Sprintf("the upload is truncated: %d of %d bytes arrived", len(data), n))
 	}
 	v, err := s.registry.Upload(stream.Context(), ModelUpload{
-		Name: md.GetName(), Version: md.GetVersion(), SHA256: md.GetSha256(), Description: md.GetDescription(), Data: buf.Bytes(),
+		Name: md.GetName(), Version: md.GetVersion(), SHA256: md.GetSha256(), Description: md.GetDescription(), Data: data,
 	})
 	if err != nil {
 		return toStatus(stream.Context(), s.logger, err)

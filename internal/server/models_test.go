@@ -442,8 +442,11 @@ func TestParseTokens(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"admin\n", "line 1"},
 		{"# c\nroot " + adminToken + "\n", `line 2: unknown role "root"`},
-		{"admin short\n", "line 1: the token is 5 bytes long"},
+		{"admin short\n", "line 1: the admin token is 5 bytes long"},
 		{"admin a b\n", "line 1: want"},
+		// A token under two roles, or twice under one, parses no more than NewTokens takes it.
+		{"admin " + adminToken + "\n\nscoring " + adminToken + "\n", "line 3: the token of line 1 is listed again"},
+		{"scoring " + scoringToken + "\nscoring " + scoringToken + "\n", "line 2: the token of line 1 is listed again"},
 	} {
 		if _, _, err := server.ParseTokens(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseTokens(%q) = %v, want %q", tc.in, err, tc.want)

@@ -2,7 +2,9 @@
 // the customer (internal/model: feature mapping, then the scoring engine), adds the retention
 // insight (internal/retention), remembers the score (ScoreCache), and turns results into protobuf
 // messages and errors into gRPC statuses (toStatus, the one mapping). It owns the interceptors
-// (metrics, logging, panic recovery, bearer-token auth) and the per-score metrics. It reaches the
+// (metrics, logging, panic recovery, bearer-token auth, default deadline), the limits (limits.go:
+// load shedding before a call's stream exists, stream idle timeouts, upload buffers that follow
+// the bytes received) and the per-score metrics. It reaches the
 // loaded models only through the small Models interface, the score cache through ScoreCache, and
 // the model lifecycle (ModelService, models.go) through ModelRegistry, each declared here in the
 // server's own terms.
@@ -57,6 +59,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now returns the scoring time; time.Now when nil.
 	Now func() time.Time
+	// StreamIdleTimeout ends a ScoreStream whose client sends nothing for this long;
+	// DefaultStreamIdleTimeout when zero.
+	StreamIdleTimeout time.Duration
 }
 
 // Server implements churn.v1.ScoringService.
@@ -69,6 +74,7 @@ type Server struct {
 	rules    *retention.Rules
 	cacheLog throttledLog
 	maxBatch int
+	idle     time.Duration
 	logger   *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -105,6 +111,9 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.StreamIdleTimeout <= 0 {
+		o.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
 	return &Server{
 		models:   o.Models,
 		loader:   o.Loader,
@@ -112,6 +121,7 @@ func New(o Options) (*Server, error) {
 		rules:    o.Rules,
 		cacheLog: throttledLog{every: 10 * time.Second},
 		maxBatch: o.MaxBatch,
+		idle:     o.StreamIdleTimeout,
 		logger:   o.Logger,
 		now:      o.Now,
 		metrics:  newMetrics(o.Registerer),
@@ -162,11 +172,16 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 }
 
 // ScoreStream scores a stream of customers in order. Each request is answered before the next is
-// read, so a slow reader slows the stream through gRPC flow control instead of growing a queue.
+// taken (the receiver reads at most one ahead), so a client that does not read its responses
+// slows the stream through gRPC flow control instead of growing a queue: what it can make the
+// server hold is bounded by the stream's flow-control windows (--grpc-window-bytes, and gRPC's
+// 64 KiB of queued responses). A client that sends nothing for the idle timeout is cut off.
 func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) error {
 	ctx := stream.Context()
+	in := receive(ctx, stream.Recv, s.idle)
+	defer in.stop()
 	for i := 0; ; i++ {
-		req, err := stream.Recv()
+		req, err := in.next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}

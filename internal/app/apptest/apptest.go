@@ -17,7 +17,14 @@ import (
 // Start builds an app from cfg and runs it until the test ends.
 func Start(t testing.TB, cfg config.Config) *app.App {
 	t.Helper()
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	return StartWithRegistry(t, cfg, prometheus.NewRegistry())
+}
+
+// StartWithRegistry is Start with the metrics registry given, for tests that read what the app
+// counted.
+func StartWithRegistry(t testing.TB, cfg config.Config, reg *prometheus.Registry) *app.App {
+	t.Helper()
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
