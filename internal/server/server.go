@@ -73,11 +73,13 @@ type Server struct {
 	cache    ScoreCache
 	rules    *retention.Rules
 	cacheLog throttledLog
-	maxBatch int
-	idle     time.Duration
-	logger   *slog.Logger
-	now      func() time.Time
-	metrics  *metrics
+	// unknownLog logs the categories models do not know at most once a minute per input.
+	unknownLog throttledLog
+	maxBatch   int
+	idle       time.Duration
+	logger     *slog.Logger
+	now        func() time.Time
+	metrics    *metrics
 	// unscorableLogged holds the model versions whose ErrUnscorable has been logged: once each.
 	unscorableLogged sync.Map
 }
@@ -115,16 +117,17 @@ func New(o Options) (*Server, error) {
 		o.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
 	return &Server{
-		models:   o.Models,
-		loader:   o.Loader,
-		cache:    o.Cache,
-		rules:    o.Rules,
-		cacheLog: throttledLog{every: 10 * time.Second},
-		maxBatch: o.MaxBatch,
-		idle:     o.StreamIdleTimeout,
-		logger:   o.Logger,
-		now:      o.Now,
-		metrics:  newMetrics(o.Registerer),
+		models:     o.Models,
+		loader:     o.Loader,
+		cache:      o.Cache,
+		rules:      o.Rules,
+		cacheLog:   throttledLog{every: 10 * time.Second},
+		unknownLog: throttledLog{every: time.Minute},
+		maxBatch:   o.MaxBatch,
+		idle:       o.StreamIdleTimeout,
+		logger:     o.Logger,
+		now:        o.Now,
+		metrics:    newMetrics(o.Registerer),
 	}, nil
 }
 
@@ -222,6 +225,10 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier, TierThresholds: tierThresholds(m)})
 	for _, u := range res.Unknown {
 		s.metrics.unknownCategories.WithLabelValues(u.Input).Inc()
+		if ok, suppressed := s.unknownLog.allow(m.Version() + " " + u.Input); ok {
+			s.logger.Info("a category the model does not know was scored as missing (logged at most once a minute per input)",
+				"version", m.Version(), "input", u.Input, "value", u.Value, "suppressed_since_last", suppressed)
+		}
 	}
 	return &churnv1.ScoreResponse{
 		CustomerId:        req.GetCustomerId(),

@@ -397,15 +397,7 @@ func TestUnscorableIsTheModelsFault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Options{
-		Models: store, Cache: cache.NewMemory(cache.MemoryOptions{TTL: time.Hour}), MaxBatch: 10, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, logs, reg := loggedServer(t, store)
 	req := &churnv1.ScoreRequest{CustomerId: "c1", ModelVersion: "fragile-1", Features: &churnv1.CustomerFeatures{Numeric: map[string]float64{"a": 1e300, "b": 1e300}}}
 	for range 3 {
 		_, err := srv.Score(context.Background(), req)
@@ -455,5 +447,45 @@ func TestUnknownCategoryIsScoredAsMissing(t *testing.T) {
 	}
 	if got := metricstest.Value(t, env.reg, "churn_unknown_categories_total", map[string]string{"input": "account.contract"}); got != 1 {
 		t.Errorf("churn_unknown_categories_total{input=account.contract} = %v, want 1", got)
+	}
+}
+
+// loggedServer is a scoring server on store (an in-process cache) whose log and metrics the test
+// reads.
+func loggedServer(t *testing.T, store server.Models) (*server.Server, *bytes.Buffer, *prometheus.Registry) {
+	t.Helper()
+	logs, reg := new(bytes.Buffer), prometheus.NewRegistry()
+	srv, err := server.New(server.Options{
+		Models: store, Cache: cache.NewMemory(cache.MemoryOptions{TTL: time.Hour}), MaxBatch: 10, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, logs, reg
+}
+
+// TestUnknownCategoryIsLoggedOncePerInput: a flood of one unknown category is one log line a
+// minute per input, every one counted.
+func TestUnknownCategoryIsLoggedOncePerInput(t *testing.T) {
+	t.Parallel()
+	store, err := modelstore.New(defaultModels(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, logs, reg := loggedServer(t, store)
+	req := basicRequest(t)
+	contract := "month-to-month"
+	req.Features.Account.Contract = &contract
+	for range 5 {
+		if _, err := srv.Score(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "input=account.contract"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+	if got := metricstest.Value(t, reg, "churn_unknown_categories_total", map[string]string{"input": "account.contract"}); got != 5 {
+		t.Errorf("churn_unknown_categories_total{input=account.contract} = %v, want 5", got)
 	}
 }
