@@ -19,21 +19,26 @@
 //     one slot (hash tag "watch"); each holds every customer whose tier is at least that tier. The
 //     score is the NEGATED expected loss, so that ZRANGE BYSCORE (ascending score, ties by member
 //     ascending) gives expected loss descending, ties by customer id ascending. A Put ZADDs the
-//     customer to the sets at or below its tier and ZREMs it from those above, after its script;
-//     a customer at LOW (or UNSPECIFIED) is removed from all three.
+//     customer to the sets at or below its tier and ZREMs it from those above; a customer at LOW
+//     (or UNSPECIFIED) is removed from all three.
 //
 // # Redis writes
 //
 // A Put of fewer than 256 customers (one Score's) goes to a group-commit writer (redisgroup.go),
 // which writes the Puts queued meanwhile together, as one chunk; a bigger Put runs in its
-// caller's goroutine (redisput.go). A chunk is one pipelined round trip on a single server: an EVALSHA of the put script per customer, then the watchlist ZADD/ZREMs. When the
-// server answers NOSCRIPT (restart, SCRIPT FLUSH), the failed scripts are replayed with EVAL in a
-// second round trip, the watchlist again after them. A Cluster client sends every node its share
-// of a pipeline at once, in no order between nodes, so there the watchlist follows in a round trip
-// of its own, for exactly the customers whose scripts succeeded: the watchlist never names a
-// customer whose hash is not written yet. A Put of more than 256 customers is sent in chunks of
-// 256, one after the other, each with its own Timeout, so that a full ScoreBatch has the time it
-// needs. Redis runs one connection's commands in order, and one writer sends the queued Puts, so
+// caller's goroutine (redisput.go). On a single server (or a Sentinel's master) a chunk is one
+// pipelined round trip: an EVALSHA per customer of the script that writes its hash and its
+// watchlist entries in one atomic step, so that the hash and the watchlist never disagree,
+// whatever becomes of the round trip. When the server answers NOSCRIPT (restart, SCRIPT FLUSH),
+// the failed scripts are replayed with EVAL in a second round trip. A Cluster keeps the sets on
+// another node than the hashes and its client sends every node its share of a pipeline at once,
+// in no order between nodes, so there the script writes the hash only and the watchlist follows
+// in a round trip of its own, for exactly the customers whose scripts succeeded: the watchlist
+// never names a customer whose hash is not written yet; a customer whose watchlist write failed
+// (the Put reports it) is put back by its next Put, or leaves with its hash's TTL.
+//
+// A Put of more than 256 customers is sent in chunks of 256, one after the other, each with its
+// own Timeout, so that a full ScoreBatch has the time it needs. Redis runs one connection's commands in order, and one writer sends the queued Puts, so
 // two entries of one customer in a Put apply in order, and a Put that returned before another
 // began is applied first.
 //

@@ -121,6 +121,15 @@ func (r *Redis) watchKey(t churnv1.RiskTier) string {
 	return r.prefix + ":watch:{watch}:" + strings.TrimPrefix(t.String(), "RISK_TIER_") // e.g. HIGH
 }
 
+// watchKeys are the watchlist sets of watchTiers, in order.
+func (r *Redis) watchKeys() []string {
+	keys := make([]string, len(watchTiers))
+	for i, t := range watchTiers {
+		keys[i] = r.watchKey(t)
+	}
+	return keys
+}
+
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // errClosed is what an operation of a closed cache gets; it wraps ErrUnavailable so servers fail open.

@@ -24,10 +24,9 @@ import (
 // half-written.
 const maxPutChunk = 256
 
-// putScript reads the previous probability and writes the customer's hash and TTL atomically.
-// KEYS[1]: the hash. ARGV: p, tier, loss, resp, at (unix ms), ttl (ms, 0 for none). Returns the
-// previous p, "" when there was none.
-const putScriptSrc = `
+// putHashLua reads the previous probability and writes the customer's hash and TTL. KEYS[1]: the
+// hash. ARGV: p, tier, loss, resp, at (unix ms), ttl (ms, 0 for none).
+const putHashLua = `
 local prev = redis.call('HGET', KEYS[1], 'p')
 if not prev then prev = '' end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'tier', ARGV[2], 'loss', ARGV[3], 'resp', ARGV[4], 'prev_p', prev, 'at', ARGV[5])
@@ -37,10 +36,42 @@ if ttl > 0 then
 else
   redis.call('PERSIST', KEYS[1])
 end
-return prev
 `
 
-var putScript = redis.NewScript(putScriptSrc)
+// putWatchLua puts the customer in the watchlist sets at or below its tier and takes it out of
+// those above. KEYS[2], KEYS[3], KEYS[4]: the MEDIUM, HIGH and CRITICAL sets (tiers 2, 3 and 4).
+// ARGV[7]: the customer id; ARGV[8]: its watchlist score (the negated expected loss).
+const putWatchLua = `
+local tier = tonumber(ARGV[2])
+for i = 2, 4 do
+  if tier >= i then
+    redis.call('ZADD', KEYS[i], ARGV[8], ARGV[7])
+  else
+    redis.call('ZREM', KEYS[i], ARGV[7])
+  end
+end
+`
+
+// putScript writes a customer's hash atomically and returns the previous probability, "" when
+// there was none: for a Cluster, whose watchlist sets are on another node than the hash (see
+// putCluster). putWatchScript writes the hash and the watchlist in the same atomic step: on one
+// server (or a Sentinel's master) the hash and the watchlist then never disagree, whatever becomes
+// of the pipeline that carried the script.
+const (
+	putScriptSrc      = putHashLua + "return prev"
+	putWatchScriptSrc = putHashLua + putWatchLua + "return prev"
+)
+
+// putScriptDef is a script with its source, for the replay after NOSCRIPT.
+type putScriptDef struct {
+	*redis.Script
+	src string
+}
+
+var (
+	putScript      = &putScriptDef{redis.NewScript(putScriptSrc), putScriptSrc}
+	putWatchScript = &putScriptDef{redis.NewScript(putWatchScriptSrc), putWatchScriptSrc}
+)
 
 // putWrite is one customer's part of a Put.
 type putWrite struct {
@@ -97,9 +128,10 @@ func (r *Redis) putWrites(resps []*churnv1.ScoreResponse) ([]putWrite, error) {
 			return nil, fmt.Errorf("cache: marshal response of %q: %w", resp.GetCustomerId(), err)
 		}
 		writes[i] = putWrite{
-			id:   resp.GetCustomerId(),
-			key:  r.scoreKey(resp.GetCustomerId()),
-			args: []any{formatFloat(resp.GetProbability()), int(resp.GetTier()), formatFloat(resp.GetExpectedLoss()), raw, at, ttl},
+			id:  resp.GetCustomerId(),
+			key: r.scoreKey(resp.GetCustomerId()),
+			args: []any{formatFloat(resp.GetProbability()), int(resp.GetTier()), formatFloat(resp.GetExpectedLoss()), raw, at, ttl,
+				resp.GetCustomerId(), formatFloat(-resp.GetExpectedLoss())},
 			tier: resp.GetTier(),
 			loss: resp.GetExpectedLoss(),
 		}
@@ -117,41 +149,24 @@ func (r *Redis) putChunk(ctx context.Context, ws []putWrite) ([]float64, error) 
 	return r.putSingle(ctx, ws)
 }
 
-// putSingle writes a chunk to one server, which runs a pipeline in order: the watchlist commands
-// follow the scripts in the same round trip, and again after the replay of lost scripts.
+// putSingle writes a chunk to one server: per customer the script that writes its hash and its
+// watchlist entries together.
 func (r *Redis) putSingle(ctx context.Context, ws []putWrite) ([]float64, error) {
-	pipe := r.client.Pipeline()
-	scripts := r.queueScripts(ctx, pipe, ws)
-	watch := r.queueWatch(ctx, pipe, ws)
-	_, err := pipe.Exec(ctx)
-	if lost := lostScripts(scripts); len(lost) > 0 {
-		r.logger.Debug("redis lost the put script; replaying with EVAL", "customers", len(lost))
-		pipe := r.client.Pipeline()
-		r.queueReplay(ctx, pipe, ws, scripts, lost)
-		watch = r.queueWatch(ctx, pipe, ws)
-		_, err = pipe.Exec(ctx)
-	}
-	if err := failure(err, watch); err != nil {
+	watch := r.watchKeys()
+	scripts, err := r.runScripts(ctx, putWatchScript, ws, func(w putWrite) []string { return append([]string{w.key}, watch...) })
+	if err := failure(err, nil); err != nil {
 		return nil, unavailable("put", err)
 	}
 	return previous(scripts)
 }
 
 // putCluster writes a chunk to a Cluster, whose client sends every node its share of a pipeline at
-// once: the scripts first (and the replay of lost ones), then, in a round trip of its own, the
-// watchlist of exactly the customers whose scripts succeeded. go-redis sets a node's failure on
-// each of that node's commands, so a node that failed costs only its own customers their
-// watchlist entries; the Put reports the failure.
+// once: the scripts that write the hashes first, then, in a round trip of its own, the watchlist
+// of exactly the customers whose scripts succeeded. go-redis sets a node's failure on each of
+// that node's commands, so a node that failed costs only its own customers their watchlist
+// entries; the Put reports the failure.
 func (r *Redis) putCluster(ctx context.Context, ws []putWrite) ([]float64, error) {
-	pipe := r.client.Pipeline()
-	scripts := r.queueScripts(ctx, pipe, ws)
-	_, _ = pipe.Exec(ctx) // every script's error is on its command, read below
-	if lost := lostScripts(scripts); len(lost) > 0 {
-		r.logger.Debug("redis lost the put script; replaying with EVAL", "customers", len(lost))
-		pipe := r.client.Pipeline()
-		r.queueReplay(ctx, pipe, ws, scripts, lost)
-		_, _ = pipe.Exec(ctx)
-	}
+	scripts, _ := r.runScripts(ctx, putScript, ws, func(w putWrite) []string { return []string{w.key} })
 	var written []putWrite
 	for i, w := range ws {
 		if scripts[i].Err() == nil {
@@ -169,32 +184,32 @@ func (r *Redis) putCluster(ctx context.Context, ws []putWrite) ([]float64, error
 	return previous(scripts)
 }
 
-// queueScripts adds the put script of every customer to pipe, by its SHA1 (EVALSHA).
-func (r *Redis) queueScripts(ctx context.Context, pipe redis.Pipeliner, ws []putWrite) []*redis.Cmd {
+// runScripts runs script for every customer of ws, on the keys keys gives it, in one pipeline by
+// its SHA1 (EVALSHA), and the ones the server did not know (NOSCRIPT: a restart, SCRIPT FLUSH)
+// again with their source (EVAL) in a second. It returns each customer's command, whose error is
+// its own, and the last pipeline's error.
+func (r *Redis) runScripts(ctx context.Context, script *putScriptDef, ws []putWrite, keys func(putWrite) []string) ([]*redis.Cmd, error) {
+	pipe := r.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(ws))
 	for i, w := range ws {
-		cmds[i] = pipe.EvalSha(ctx, putScript.Hash(), []string{w.key}, w.args...)
+		cmds[i] = pipe.EvalSha(ctx, script.Hash(), keys(w), w.args...)
 	}
-	return cmds
-}
-
-// lostScripts returns the indexes of the scripts the server did not know (NOSCRIPT).
-func lostScripts(cmds []*redis.Cmd) []int {
+	_, err := pipe.Exec(ctx)
 	var lost []int
 	for i, c := range cmds {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			lost = append(lost, i)
 		}
 	}
-	return lost
-}
-
-// queueReplay adds the lost scripts to pipe with their source (EVAL), in order, and puts their
-// commands in place of the failed ones in cmds.
-func (r *Redis) queueReplay(ctx context.Context, pipe redis.Pipeliner, ws []putWrite, cmds []*redis.Cmd, lost []int) {
-	for _, i := range lost {
-		cmds[i] = pipe.Eval(ctx, putScriptSrc, []string{ws[i].key}, ws[i].args...)
+	if len(lost) > 0 {
+		r.logger.Debug("redis lost the put script; replaying with EVAL", "customers", len(lost))
+		pipe := r.client.Pipeline()
+		for _, i := range lost {
+			cmds[i] = pipe.Eval(ctx, script.src, keys(ws[i]), ws[i].args...)
+		}
+		_, err = pipe.Exec(ctx)
 	}
+	return cmds, err
 }
 
 // queueWatch adds to pipe the watchlist commands of the customers of ws: per tier set one ZADD of
