@@ -141,6 +141,7 @@ func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	}
 	s.remember(ctx, []*churnv1.ScoreResponse{resp})
 	s.metrics.countScore(rpcScore, resp)
+	applyView(resp, req.GetView())
 	return resp, nil
 }
 
@@ -153,8 +154,12 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	if n > s.maxBatch {
 		return nil, status.Errorf(codes.ResourceExhausted, "requests: %d items, the limit is %d per batch; split the batch or use ScoreStream", n, s.maxBatch)
 	}
+	if err := checkView("view", req.GetView()); err != nil {
+		return nil, err
+	}
 	results := make([]*churnv1.ScoreBatchResult, n)
 	scored := make([]*churnv1.ScoreResponse, 0, n)
+	views := make([]churnv1.ScoreView, 0, n) // of scored: the item's, else the batch's
 	for i, item := range req.GetRequests() {
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
@@ -164,12 +169,18 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, rpcBatch, err, i)}}
 			continue
 		}
+		view := item.GetView()
+		if view == churnv1.ScoreView_SCORE_VIEW_UNSPECIFIED {
+			view = req.GetView()
+		}
+		views = append(views, view)
 		scored = append(scored, resp)
 		results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Response{Response: resp}}
 	}
 	s.remember(ctx, scored) // one pipelined write for the whole batch
-	for _, resp := range scored {
+	for i, resp := range scored {
 		s.metrics.countScore(rpcBatch, resp)
+		applyView(resp, views[i])
 	}
 	return &churnv1.ScoreBatchResponse{Results: results}, nil
 }
@@ -197,6 +208,7 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 		} else {
 			s.remember(ctx, []*churnv1.ScoreResponse{resp})
 			s.metrics.countScore(rpcStream, resp)
+			applyView(resp, req.GetView())
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -209,6 +221,9 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 // results become the response.
 func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
+		return nil, err
+	}
+	if err := checkView("view", req.GetView()); err != nil {
 		return nil, err
 	}
 	m, err := s.model(ctx, req.GetModelVersion())
