@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
 
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/model"
@@ -16,9 +19,21 @@ import (
 	"github.com/churnhq/churn/internal/server"
 )
 
-// BenchmarkScoreInProcess is one Score call without gRPC: validation, feature mapping,
-// evaluation, tiering and the response message. The allocations are the response's own.
+// BenchmarkScoreInProcess is one Score call without gRPC, with the FULL view (the request sets
+// none): validation, feature mapping, evaluation, drivers, rules, tiering, the response message
+// and the in-process cache's write. BenchmarkScoreInProcessBasic is the same with the BASIC view.
+// The name of the FULL one is kept so that older records compare. wire-B/op is the size of the
+// response as gRPC would send it; cpu-ns/op the process's CPU per call (see BenchmarkEnrichment).
 func BenchmarkScoreInProcess(b *testing.B) {
+	benchScoreInProcess(b, churnv1.ScoreView_SCORE_VIEW_UNSPECIFIED)
+}
+
+// BenchmarkScoreInProcessBasic is BenchmarkScoreInProcess with the BASIC view.
+func BenchmarkScoreInProcessBasic(b *testing.B) {
+	benchScoreInProcess(b, churnv1.ScoreView_SCORE_VIEW_BASIC)
+}
+
+func benchScoreInProcess(b *testing.B, view churnv1.ScoreView) {
 	store, err := modelstore.New(defaultModels(b), "")
 	if err != nil {
 		b.Fatal(err)
@@ -28,13 +43,20 @@ func BenchmarkScoreInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	req := basicRequest(b)
+	req.View = view
 	ctx := context.Background()
+	var last *churnv1.ScoreResponse
 	b.ReportAllocs()
+	cpu0, cpuOK := processCPU()
 	for b.Loop() {
-		if _, err := srv.Score(ctx, req); err != nil {
+		if last, err = srv.Score(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+	b.ReportMetric(float64(proto.Size(last)), "wire-B/op")
 }
 
 // BenchmarkModelScore is the scoring path alone: mapping, evaluation and tier, no response.
