@@ -138,11 +138,7 @@ func (m *Memory) remove(el *list.Element) {
 // cannot be marshalled (a string field that is not UTF-8) fails the whole Put, before anything is
 // stored.
 func (m *Memory) Put(_ context.Context, resps []*churnv1.ScoreResponse) ([]float64, error) {
-	var one [1][]byte // a Score's one response: no slice to allocate
-	raw := one[:]
-	if len(resps) > 1 {
-		raw = make([][]byte, len(resps))
-	}
+	raw := make([][]byte, len(resps))
 	for i, r := range resps {
 		b, err := proto.Marshal(r)
 		if err != nil {
