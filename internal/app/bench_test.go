@@ -20,7 +20,8 @@ import (
 // model, the in-process cache, every interceptor: metrics, logging, recovery, auth with a scoring
 // token, the default deadline) over loopback TCP, one call at a time, per view. It is the
 // benchmark to profile for what the gRPC edge costs around the handler (docs/PERFORMANCE.md,
-// "Views (issue 16)"); the client runs in the same process, so its cost is in the figure too.
+// "Views (issue 16)"); the client runs in the same process, so its cost is in the figure too, and
+// in cpu-ns/op, the process's CPU per call (client and server, collector included).
 func BenchmarkScoreGRPC(b *testing.B) {
 	const token = "bench-scoring-token-0123456789abcdef"
 	cfg := config.Default()
@@ -49,10 +50,14 @@ func BenchmarkScoreGRPC(b *testing.B) {
 		}
 		b.Run("view="+view.String()[len("SCORE_VIEW_"):], func(b *testing.B) {
 			b.ReportAllocs()
+			cpu0, cpuOK := processCPU()
 			for b.Loop() {
 				if _, err := client.Score(ctx, req); err != nil {
 					b.Fatal(err)
 				}
+			}
+			if cpu1, ok := processCPU(); ok && cpuOK {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}
