@@ -76,9 +76,9 @@ func BenchmarkModelScore(b *testing.B) {
 }
 
 // TestScoreAllocations pins the allocation counts: none for mapping, evaluation and tiering;
-// for a whole in-process Score with the in-process cache, 15 for basic.json with either view
-// (a view trims the response in place, after the cache has it): the response, its timestamp
-// and model reference (3); the drivers, their messages in one block and the slice of them (3);
+// for a whole in-process Score with the in-process cache, 13 for basic.json with either view
+// (a view trims the response in place, after the cache has it): the response with its timestamp
+// and model reference (1; three before issue 16); the drivers, their messages in one block and the slice of them (3);
 // the rules' warning, its message, the slice of warnings, the action and its reason (5); the
 // one-response slice handed to the cache, the cache's marshalled copy, its entry and the slice
 // of previous probabilities (4). Gated at that count, so that any regression shows.
@@ -106,7 +106,7 @@ func TestScoreAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("model.Score allocates %v times per call, want 0", n)
 	}
-	const maxScoreAllocs = 15
+	const maxScoreAllocs = 13
 	for _, view := range []churnv1.ScoreView{churnv1.ScoreView_SCORE_VIEW_FULL, churnv1.ScoreView_SCORE_VIEW_BASIC} {
 		req.View = view
 		if n := testing.AllocsPerRun(200, func() {

@@ -245,7 +245,17 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 				"version", m.Version(), "input", u.Input, "value", u.Value, "suppressed_since_last", suppressed)
 		}
 	}
-	return &churnv1.ScoreResponse{
+	// The response, its model reference and its timestamp in one allocation, not three: they
+	// live exactly as long as each other.
+	b := &struct {
+		resp churnv1.ScoreResponse
+		ref  churnv1.ModelRef
+		at   timestamppb.Timestamp
+	}{}
+	now := s.now()
+	b.ref.Name, b.ref.Version = m.Name(), m.Version()
+	b.at.Seconds, b.at.Nanos = now.Unix(), int32(now.Nanosecond())
+	b.resp = churnv1.ScoreResponse{
 		CustomerId:        req.GetCustomerId(),
 		Probability:       res.Probability,
 		Tier:              res.Tier,
@@ -258,9 +268,10 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 		UnknownCategories: unknownMessages(res.Unknown),
 		Margin:            res.Margin,
 		DriversBase:       res.Base,
-		Model:             &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:          timestamppb.New(s.now()),
-	}, nil
+		Model:             &b.ref,
+		ScoredAt:          &b.at,
+	}
+	return &b.resp, nil
 }
 
 // tierThresholds are the model's tier thresholds in the retention rules' terms.
