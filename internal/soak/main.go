@@ -33,12 +33,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +60,7 @@ const (
 	stopTimeout    = shutdownGrace + 15*time.Second
 	workersTimeout = 30 * time.Second // the load goroutines stop after the run (each call has a deadline)
 	readyTimeout   = 15 * time.Second // churnd is ready again after the last disturbance (its reconcile is every 10 s)
+	idleTimeout    = 15 * time.Second // churnd has released every call and stream once the load stopped
 	retention      = 3                // churnd's --model-retention: the store stays bounded however many swaps
 )
 
@@ -269,8 +272,15 @@ func soak(ctx context.Context, c config, redisBin, tmp string) ([]string, error)
 		if err := d.awaitReady(readyTimeout); err != nil {
 			reasons = append(reasons, err.Error())
 		}
-		stored := listModels(ctx, l)
-		fmt.Printf("after the run: %s\n", stored)
+		if err := d.awaitIdle(idleTimeout); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+		fmt.Printf("after the run: %s\n", listModels(ctx, l))
+		if fam, err := d.metrics(); err == nil {
+			fmt.Printf("churnd's counters: cache writes %s; calls shed %s; model activations %s; model store repairs %s\n",
+				labelled(counts(fam, "churn_cache_writes_total", "result")), labelled(counts(fam, "churn_grpc_shed_total", "class")),
+				labelled(counts(fam, "churn_model_activations_total", "")), labelled(counts(fam, "churn_model_store_repairs_total", "kind")))
+		}
 		if err := d.stop(stopTimeout); err != nil {
 			reasons = append(reasons, err.Error())
 		} else {
@@ -456,6 +466,30 @@ func (c *churnd) awaitReady(timeout time.Duration) error {
 	}
 }
 
+// awaitIdle waits until churnd holds no call and no stream (churn_grpc_in_flight is 0 in every
+// class): every abandoned stream was released.
+func (c *churnd) awaitIdle(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		fam, err := c.metrics()
+		if err != nil {
+			return err
+		}
+		busy := counts(fam, "churn_grpc_in_flight", "class")
+		total := 0.0
+		for _, v := range busy {
+			total += v
+		}
+		if total == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("churnd still held calls %v (churn_grpc_in_flight) %v after the load stopped", busy, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // listModels describes the model store after the run: the versions stored and the active one.
 func listModels(ctx context.Context, l *load) string {
 	cctx, cancel := context.WithTimeout(l.admin(ctx), callTimeout)
@@ -473,6 +507,22 @@ func listModels(ctx context.Context, l *load) string {
 		versions = append(versions, v)
 	}
 	return fmt.Sprintf("%d versions listed (* active): %s", len(versions), strings.Join(versions, " "))
+}
+
+// labelled formats counts by label as "a=1 b=2", a count without a label as "3", none as "0".
+func labelled(m map[string]float64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k == "" {
+			parts = append(parts, fmt.Sprintf("%.0f", m[k]))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%.0f", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func loadAverage() string {

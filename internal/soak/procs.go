@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
@@ -276,18 +277,9 @@ func (c *churnd) sample() (sample, error) {
 		return s, fmt.Errorf("read /proc/%s/fd: %w", pid, err)
 	}
 	s.fds = float64(len(fds))
-	resp, err := c.http.Get("http://" + c.httpAddr + "/metrics")
+	families, err := c.metrics()
 	if err != nil {
-		return s, fmt.Errorf("scrape /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("scrape /metrics: HTTP %d", resp.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return s, fmt.Errorf("parse /metrics: %w", err)
+		return s, err
 	}
 	g := families["go_goroutines"]
 	if g == nil || len(g.GetMetric()) != 1 {
@@ -295,6 +287,39 @@ func (c *churnd) sample() (sample, error) {
 	}
 	s.goroutines = g.GetMetric()[0].GetGauge().GetValue()
 	return s, nil
+}
+
+// metrics scrapes churnd's /metrics.
+func (c *churnd) metrics() (map[string]*dto.MetricFamily, error) {
+	resp, err := c.http.Get("http://" + c.httpAddr + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape /metrics: HTTP %d", resp.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse /metrics: %w", err)
+	}
+	return families, nil
+}
+
+// counts sums a metric family's samples (counter or gauge) by the value of one label.
+func counts(families map[string]*dto.MetricFamily, name, label string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range families[name].GetMetric() {
+		key := ""
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == label {
+				key = lp.GetValue()
+			}
+		}
+		out[key] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return out
 }
 
 // statusField reads a "Name:   1234 kB" line of /proc/PID/status, in kB.
