@@ -21,11 +21,18 @@ import (
 
 const (
 	callTimeout   = 10 * time.Second // every unary call; far above churnd's answer, even on a busy machine
-	streamTimeout = 60 * time.Second // one whole ScoreStream of streamLen customers
+	streamTimeout = 20 * time.Second // one whole ScoreStream of 100 customers
 	adminTimeout  = 30 * time.Second // an upload or activation (churnd moves a bundle within 30 s)
 	customers     = 2000             // distinct customer ids: the cache stays bounded
 	chunkSize     = 1 << 20          // upload chunk, as churnctl sends
 )
+
+// callContext bounds one call by its own deadline only. Calls are not cancelled when the run
+// ends: the workers stop starting calls, and the calls under way finish (or time out) as they
+// would, so that the end of the run is not counted as errors.
+func callContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), timeout)
+}
 
 // outage remembers when Redis was last down, so that errors the README documents for a Redis
 // outage are allowed while it is down and for a grace period after it answers again (clients
@@ -68,8 +75,8 @@ type load struct {
 	factor     float64 // multiplies every rate
 }
 
-func (l *load) allow(method string) func(codes.Code) bool {
-	return func(c codes.Code) bool { return allowed(method, c, l.outage.disturbed(), l.redisStore) }
+func (l *load) allow(method string) func(codes.Code) string {
+	return func(c codes.Code) string { return allowed(method, c, l.outage.disturbed(), l.redisStore) }
 }
 
 func (l *load) request(i int) *churnv1.ScoreRequest {
@@ -99,11 +106,10 @@ func (l *load) period(perSecond float64) time.Duration {
 // scoreWorker calls Score about 100 times a second.
 func (l *load) scoreWorker(ctx context.Context, w int) {
 	every(ctx, l.period(100), func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		cctx, cancel := callContext(callTimeout)
 		resp, err := l.scoring.Score(cctx, l.request(w*7919+i))
 		cancel()
 		switch {
-		case ctx.Err() != nil: // the run is over: the call was cancelled by us
 		case err != nil:
 			l.t.failErr(mScore, err, l.allow(mScore))
 		case resp.GetModel().GetVersion() == "":
@@ -122,11 +128,10 @@ func (l *load) batchWorker(ctx context.Context, w int) {
 		for j := range req.Requests {
 			req.Requests[j] = l.request(w*104729 + i*size + j)
 		}
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		cctx, cancel := callContext(callTimeout)
 		resp, err := l.scoring.ScoreBatch(cctx, req)
 		cancel()
 		switch {
-		case ctx.Err() != nil:
 		case err != nil:
 			l.t.failErr(mBatch, err, l.allow(mBatch))
 		case len(resp.GetResults()) != size:
@@ -135,7 +140,7 @@ func (l *load) batchWorker(ctx context.Context, w int) {
 			n := 0
 			for _, r := range resp.GetResults() {
 				if e := r.GetError(); e != nil {
-					l.t.fail(mBatch+" item", codes.Code(e.GetCode()), e.GetMessage(), false)
+					l.t.fail(mBatch+" item", codes.Code(e.GetCode()), e.GetMessage(), "")
 					continue
 				}
 				n++
@@ -149,11 +154,10 @@ func (l *load) batchWorker(ctx context.Context, w int) {
 func (l *load) streamWorker(ctx context.Context, w int) {
 	const size = 100
 	every(ctx, l.period(2), func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, streamTimeout)
+		cctx, cancel := callContext(streamTimeout)
 		defer cancel()
 		n, err := l.oneStream(cctx, w*15485863+i*size, size)
 		switch {
-		case ctx.Err() != nil:
 		case err != nil:
 			l.t.failErr(mStream, err, l.allow(mStream))
 		case n != size:
@@ -192,7 +196,7 @@ func (l *load) oneStream(ctx context.Context, first, size int) (int, error) {
 		}
 		n++
 		if e := resp.GetError(); e != nil {
-			l.t.fail(mStream+" item", codes.Code(e.GetCode()), e.GetMessage(), false)
+			l.t.fail(mStream+" item", codes.Code(e.GetCode()), e.GetMessage(), "")
 			continue
 		}
 		scored++
@@ -207,11 +211,10 @@ func (l *load) oneStream(ctx context.Context, first, size int) (int, error) {
 // getWorker reads cached scores 50 times a second.
 func (l *load) getWorker(ctx context.Context, w int) {
 	every(ctx, l.period(50), func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		cctx, cancel := callContext(callTimeout)
 		_, err := l.scoring.GetScore(cctx, &churnv1.GetScoreRequest{CustomerId: l.request(w*31 + i).CustomerId})
 		cancel()
 		switch {
-		case ctx.Err() != nil:
 		case err != nil:
 			l.t.failErr(mGetScore, err, l.allow(mGetScore))
 		default:
@@ -224,11 +227,11 @@ func (l *load) getWorker(ctx context.Context, w int) {
 // cancelled after one request; its connection closed after one request; its connection closed
 // after 50 requests that were never read (a client that stopped reading). It returns once every
 // one is abandoned; churnd must release what each held.
-func (l *load) abandonStreams(ctx context.Context, n int) {
+func (l *load) abandonStreams(n int) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second) // bounds a Send blocked by flow control
+			cctx, cancel := callContext(5 * time.Second) // bounds a Send blocked by flow control
 			defer cancel()
 			switch i % 3 {
 			case 0:
@@ -271,7 +274,7 @@ func (l *load) admin(ctx context.Context) context.Context {
 // model under another version) and activate it; activate the default model again. After each
 // activation a new Score must name the version activated: a replica that says it switched and
 // serves another model is the silent divergence issue 12 is about.
-func (l *load) swap(ctx context.Context, n int, defaultVersion string) {
+func (l *load) swap(n int, defaultVersion string) {
 	version := defaultVersion
 	if n%2 == 0 {
 		version = fmt.Sprintf("soak-%d", n/2+1)
@@ -280,29 +283,24 @@ func (l *load) swap(ctx context.Context, n int, defaultVersion string) {
 			l.t.problem("variant bundle: %v", err)
 			return
 		}
-		if err := l.upload(ctx, version, data); err != nil {
-			if ctx.Err() == nil {
-				l.t.failErr(mUpload, err, l.allow(mUpload))
-				l.t.event("upload %s failed", version)
-			}
+		if err := l.upload(version, data); err != nil {
+			l.t.failErr(mUpload, err, l.allow(mUpload))
+			l.t.event("upload %s failed", version)
 			return
 		}
 	}
-	cctx, cancel := context.WithTimeout(l.admin(ctx), adminTimeout)
+	cctx, cancel := context.WithTimeout(l.admin(context.Background()), adminTimeout)
 	_, err := l.models.ActivateModel(cctx, &churnv1.ActivateModelRequest{Version: version})
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil {
-			l.t.failErr(mActivate, err, l.allow(mActivate))
-			l.t.event("activate %s failed", version)
-		}
+		l.t.failErr(mActivate, err, l.allow(mActivate))
+		l.t.event("activate %s failed", version)
 		return
 	}
-	cctx, cancel = context.WithTimeout(ctx, callTimeout)
+	cctx, cancel = callContext(callTimeout)
 	resp, err := l.scoring.Score(cctx, l.request(n))
 	cancel()
 	switch {
-	case ctx.Err() != nil:
 	case err != nil:
 		l.t.failErr(mScore, err, l.allow(mScore))
 	case resp.GetModel().GetVersion() != version:
@@ -313,8 +311,8 @@ func (l *load) swap(ctx context.Context, n int, defaultVersion string) {
 	}
 }
 
-func (l *load) upload(ctx context.Context, version string, data []byte) error {
-	cctx, cancel := context.WithTimeout(l.admin(ctx), adminTimeout)
+func (l *load) upload(version string, data []byte) error {
+	cctx, cancel := context.WithTimeout(l.admin(context.Background()), adminTimeout)
 	defer cancel()
 	stream, err := l.models.UploadModel(cctx)
 	if err != nil {

@@ -58,7 +58,7 @@ const (
 	buildTimeout   = 10 * time.Minute // go build of churnd on a busy 2-core machine
 	shutdownGrace  = 5 * time.Second  // churnd's --shutdown-grace in the soak
 	stopTimeout    = shutdownGrace + 15*time.Second
-	workersTimeout = 30 * time.Second // the load goroutines stop after the run (each call has a deadline)
+	workersTimeout = 80 * time.Second // the load goroutines stop after the run: the longest, a swap, is an upload, an activation and a Score, each with its deadline
 	readyTimeout   = 15 * time.Second // churnd is ready again after the last disturbance (its reconcile is every 10 s)
 	idleTimeout    = 15 * time.Second // churnd has released every call and stream once the load stopped
 	retention      = 3                // churnd's --model-retention: the store stays bounded however many swaps
@@ -239,10 +239,10 @@ func soak(ctx context.Context, c config, redisBin, tmp string) ([]string, error)
 	}
 	wg.Go(func() { l.getWorker(runCtx, 0) })
 	wg.Go(func() {
-		scheduled(runCtx, c.swapEvery, func(n int) { l.swap(runCtx, n, defaultVersion) })
+		scheduled(runCtx, c.swapEvery, func(n int) { l.swap(n, defaultVersion) })
 	})
 	wg.Go(func() {
-		scheduled(runCtx, c.abandonEvery, func(int) { l.abandonStreams(runCtx, c.abandonBurst) })
+		scheduled(runCtx, c.abandonEvery, func(int) { l.abandonStreams(c.abandonBurst) })
 	})
 	wg.Go(func() {
 		scheduled(runCtx, c.restartEvery, func(n int) {
@@ -376,7 +376,7 @@ func summary(t *tally, samples []sample) []string {
 	}
 	for _, k := range sortedKeys(t.total) {
 		fmt.Printf("  %-45s %7d  first: %s\n", k, t.total[k], t.first[k])
-		if !k.allowed {
+		if k.reason == "" {
 			reasons = append(reasons, fmt.Sprintf("%d × %s, a code the README does not document for this (first: %s)", t.total[k], k, t.first[k]))
 		}
 	}

@@ -15,18 +15,18 @@ import (
 // maxProblems is how many problem descriptions a run keeps (all are counted).
 const maxProblems = 20
 
-// errKey is a kind of failed call: its method, gRPC code and whether the README documents the
-// code for what the soak does (see allowed).
+// errKey is a kind of failed call: its method, gRPC code and why the README documents the code
+// for what the soak does ("" when it does not: see allowed).
 type errKey struct {
-	method  string
-	code    codes.Code
-	allowed bool
+	method string
+	code   codes.Code
+	reason string
 }
 
 func (k errKey) String() string {
 	s := k.method + "/" + k.code.String()
-	if k.allowed {
-		return s + " (documented)"
+	if k.reason != "" {
+		return s + " (" + k.reason + ")"
 	}
 	return s
 }
@@ -60,8 +60,8 @@ func (t *tally) add(method string, n int) {
 }
 
 // fail counts a failed call or item.
-func (t *tally) fail(method string, code codes.Code, msg string, allowed bool) {
-	k := errKey{method, code, allowed}
+func (t *tally) fail(method string, code codes.Code, msg string, reason string) {
+	k := errKey{method, code, reason}
 	t.mu.Lock()
 	t.errs[k]++
 	t.total[k]++
@@ -72,7 +72,7 @@ func (t *tally) fail(method string, code codes.Code, msg string, allowed bool) {
 }
 
 // failErr counts a failed call by its status.
-func (t *tally) failErr(method string, err error, allowed func(codes.Code) bool) {
+func (t *tally) failErr(method string, err error, allowed func(codes.Code) string) {
 	st := status.Convert(err)
 	t.fail(method, st.Code(), st.Message(), allowed(st.Code()))
 }
@@ -126,7 +126,7 @@ func (t *tally) unexpected() int64 {
 	defer t.mu.Unlock()
 	n := int64(t.nProblems)
 	for k, v := range t.total {
-		if !k.allowed {
+		if k.reason == "" {
 			n += v
 		}
 	}

@@ -60,22 +60,33 @@ const (
 	mActivate = "ActivateModel"
 )
 
-// allowed says whether an error is one the README's error table documents for what the soak
-// does: RESOURCE_EXHAUSTED for shed load, on any method; NOT_FOUND for a GetScore of a customer
-// the cache does not hold (never scored yet, or lost with a Redis that came back empty);
-// UNAVAILABLE or DEADLINE_EXCEEDED for GetScore while Redis is down or just back, and for a
-// ModelService write then when the model store is in Redis. Score, ScoreBatch and ScoreStream
-// never fail because of the cache (it fails open), so nothing else is allowed for them.
-func allowed(method string, code codes.Code, redisDisturbed, redisModelStore bool) bool {
+// allowed says why the README's error table documents an error for what the soak does, or ""
+// when it does not: RESOURCE_EXHAUSTED is shed load, on any method; for GetScore, NOT_FOUND is a
+// customer the cache does not hold (not scored yet, or lost with a Redis that came back empty)
+// and DEADLINE_EXCEEDED a Redis that did not answer within --cache-timeout (on a busy machine
+// also while Redis is up), UNAVAILABLE a Redis that is down or just back; with the model store in
+// Redis, UNAVAILABLE or DEADLINE_EXCEEDED of a ModelService write is that Redis down or just
+// back. Score, ScoreBatch and ScoreStream never fail because of the cache (it fails open), so
+// nothing else is documented for them.
+func allowed(method string, code codes.Code, redisDisturbed, redisModelStore bool) string {
 	if code == codes.ResourceExhausted {
-		return true
+		return "shed load"
 	}
 	outage := redisDisturbed && (code == codes.Unavailable || code == codes.DeadlineExceeded)
 	switch method {
 	case mGetScore:
-		return code == codes.NotFound || outage
+		switch {
+		case code == codes.NotFound:
+			return "not cached"
+		case outage:
+			return "Redis outage"
+		case code == codes.DeadlineExceeded:
+			return "cache timeout"
+		}
 	case mUpload, mActivate:
-		return redisModelStore && outage
+		if redisModelStore && outage {
+			return "Redis outage"
+		}
 	}
-	return false
+	return ""
 }

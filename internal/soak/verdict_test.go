@@ -55,26 +55,28 @@ func TestAllowed(t *testing.T) {
 		code       codes.Code
 		disturbed  bool
 		redisStore bool
-		want       bool
+		want       string
 	}{
-		{mScore, codes.ResourceExhausted, false, false, true},
-		{mStream, codes.ResourceExhausted, false, false, true},
+		{mScore, codes.ResourceExhausted, false, false, "shed load"},
+		{mStream, codes.ResourceExhausted, false, false, "shed load"},
 		// The cache fails open: a Redis outage is no excuse for a scoring call.
-		{mScore, codes.Unavailable, true, true, false},
-		{mBatch, codes.DeadlineExceeded, true, true, false},
-		{mStream, codes.Internal, false, false, false},
-		{mGetScore, codes.NotFound, false, false, true},
-		{mGetScore, codes.Unavailable, true, false, true},
-		{mGetScore, codes.Unavailable, false, false, false},
-		{mGetScore, codes.DeadlineExceeded, true, false, true},
-		{mActivate, codes.Unavailable, true, false, false},
-		{mActivate, codes.Unavailable, true, true, true},
-		{mUpload, codes.DeadlineExceeded, false, true, false},
-		{mActivate, codes.FailedPrecondition, true, true, false},
+		{mScore, codes.Unavailable, true, true, ""},
+		{mBatch, codes.DeadlineExceeded, true, true, ""},
+		{mStream, codes.Internal, false, false, ""},
+		{mGetScore, codes.NotFound, false, false, "not cached"},
+		{mGetScore, codes.Unavailable, true, false, "Redis outage"},
+		{mGetScore, codes.Unavailable, false, false, ""},
+		{mGetScore, codes.DeadlineExceeded, true, false, "Redis outage"},
+		{mGetScore, codes.DeadlineExceeded, false, false, "cache timeout"},
+		{mGetScore, codes.Internal, true, true, ""},
+		{mActivate, codes.Unavailable, true, false, ""},
+		{mActivate, codes.Unavailable, true, true, "Redis outage"},
+		{mUpload, codes.DeadlineExceeded, false, true, ""},
+		{mActivate, codes.FailedPrecondition, true, true, ""},
 	}
 	for _, c := range cases {
 		if got := allowed(c.method, c.code, c.disturbed, c.redisStore); got != c.want {
-			t.Errorf("allowed(%s, %v, disturbed=%v, redis store=%v) = %v, want %v", c.method, c.code, c.disturbed, c.redisStore, got, c.want)
+			t.Errorf("allowed(%s, %v, disturbed=%v, redis store=%v) = %q, want %q", c.method, c.code, c.disturbed, c.redisStore, got, c.want)
 		}
 	}
 }
