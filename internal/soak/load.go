@@ -107,7 +107,9 @@ func (l *load) period(perSecond float64) time.Duration {
 func (l *load) scoreWorker(ctx context.Context, w int) {
 	every(ctx, l.period(100), func(i int) {
 		cctx, cancel := callContext(callTimeout)
+		start := time.Now()
 		resp, err := l.scoring.Score(cctx, l.request(w*7919+i))
+		l.t.took(time.Since(start))
 		cancel()
 		switch {
 		case err != nil:

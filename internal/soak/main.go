@@ -331,7 +331,7 @@ func restartRedis(ctx context.Context, r *redisServer, o *outage, t *tally, keep
 
 // samplesLoop prints a row at every sample interval until the run ends, and returns the samples.
 func samplesLoop(ctx context.Context, c config, d *churnd, t *tally) []sample {
-	fmt.Printf("%6s %7s %8s %8s %8s %7s %7s %6s %5s  %s\n", "t", "Score", "batch", "stream", "GetScore",
+	fmt.Printf("%6s %7s %9s %8s %8s %8s %7s %7s %6s %5s  %s\n", "t", "Score", "Score_max", "batch", "stream", "GetScore",
 		"abandon", "RSS_MiB", "gorout", "fds", "errors | events")
 	start := time.Now()
 	tick := time.NewTicker(c.sample)
@@ -357,8 +357,8 @@ func samplesLoop(ctx context.Context, c config, d *churnd, t *tally) []sample {
 		if len(iv.events) > 0 {
 			row += " | " + strings.Join(iv.events, "; ")
 		}
-		fmt.Printf("%6s %7d %8d %8d %8d %7d %7.1f %6.0f %5.0f  %s\n", time.Since(start).Round(time.Second),
-			iv.ok[mScore], iv.ok[mBatch], iv.ok[mStream], iv.ok[mGetScore], iv.abandoned,
+		fmt.Printf("%6s %7d %9s %8d %8d %8d %7d %7.1f %6.0f %5.0f  %s\n", time.Since(start).Round(time.Second),
+			iv.ok[mScore], iv.slowest.Round(time.Millisecond), iv.ok[mBatch], iv.ok[mStream], iv.ok[mGetScore], iv.abandoned,
 			s.rssMiB, s.goroutines, s.fds, row)
 	}
 }

@@ -40,6 +40,7 @@ type tally struct {
 	total          map[errKey]int64
 	okTotal        map[string]int64
 	first          map[errKey]string // the first message of each kind
+	slowest        time.Duration     // the longest Score call, this interval
 	abandoned      int64             // this interval
 	abandonedTotal int64
 	events         []string // this interval
@@ -56,6 +57,13 @@ func (t *tally) add(method string, n int) {
 	t.mu.Lock()
 	t.ok[method] += int64(n)
 	t.okTotal[method] += int64(n)
+	t.mu.Unlock()
+}
+
+// took notes how long a Score call took.
+func (t *tally) took(d time.Duration) {
+	t.mu.Lock()
+	t.slowest = max(t.slowest, d)
 	t.mu.Unlock()
 }
 
@@ -108,6 +116,7 @@ func (t *tally) problem(format string, args ...any) {
 type interval struct {
 	ok        map[string]int64
 	errs      map[errKey]int64
+	slowest   time.Duration
 	abandoned int64
 	events    []string
 }
@@ -115,8 +124,8 @@ type interval struct {
 func (t *tally) take() interval {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	iv := interval{ok: t.ok, errs: t.errs, abandoned: t.abandoned, events: t.events}
-	t.ok, t.errs, t.abandoned, t.events = map[string]int64{}, map[errKey]int64{}, 0, nil
+	iv := interval{ok: t.ok, errs: t.errs, slowest: t.slowest, abandoned: t.abandoned, events: t.events}
+	t.ok, t.errs, t.slowest, t.abandoned, t.events = map[string]int64{}, map[errKey]int64{}, 0, 0, nil
 	return iv
 }
 
