@@ -325,7 +325,7 @@ func restartRedis(ctx context.Context, r *redisServer, o *outage, t *tally, keep
 	if keep {
 		how = "with its data"
 	}
-	t.event("Redis killed (%d keys), back %s (%d keys)", before, how, after)
+	t.event("Redis killed (%d keys), back %s (%d keys a moment later)", before, how, after)
 	return nil
 }
 
