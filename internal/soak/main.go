@@ -254,6 +254,7 @@ func soak(ctx context.Context, c config, redisBin, tmp string) ([]string, error)
 	})
 
 	samples := samplesLoop(runCtx, c, d, t)
+	endRun() // samplesLoop also returns early, when churnd died
 
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
