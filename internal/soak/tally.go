@@ -129,19 +129,6 @@ func (t *tally) take() interval {
 	return iv
 }
 
-// unexpected is the number of failed calls and problems that fail the run.
-func (t *tally) unexpected() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := int64(t.nProblems)
-	for k, v := range t.total {
-		if k.reason == "" {
-			n += v
-		}
-	}
-	return n
-}
-
 // errorsText is the interval's errors, e.g. "GetScore/Unavailable (documented)×3", or "-".
 func (iv interval) errorsText() string {
 	if len(iv.errs) == 0 {
