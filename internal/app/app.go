@@ -88,10 +88,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			ReadTimeout:  cfg.CacheTimeout,
 			WriteTimeout: cfg.CacheTimeout,
 
-			// One dial attempt: go-redis's retries come 100ms apart, longer than a cache
-			// operation may take, and an operation waiting for them made a Redis that refuses
-			// connections look like a slow one (DEADLINE_EXCEEDED instead of UNAVAILABLE).
-			DialerRetries: 1,
+			// One dial attempt and one immediate command retry: go-redis's defaults (5 dials
+			// 100ms apart, 3 command retries 10ms and more apart) outlast a cache operation's
+			// timeout, so a Redis that refuses connections looked like a slow one
+			// (DEADLINE_EXCEEDED instead of UNAVAILABLE, and Score waited the whole timeout;
+			// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new
+			// connection, still heals a pooled connection that a Redis restart broke.
+			DialerRetries:   1,
+			MaxRetries:      1,
+			MinRetryBackoff: -1,
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}
