@@ -13,7 +13,6 @@ package tracing
 import (
 	"context"
 	"fmt"
-	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -36,10 +35,10 @@ const ServiceName = "churnd"
 // Options configure a Provider.
 type Options struct {
 	// Endpoint is the OTLP/gRPC collector's URL (http://host:4317 for plaintext, https:// for
-	// TLS); empty: nothing is exported and nothing is sampled.
+	// TLS; checked by internal/config); empty: nothing is exported and nothing is sampled.
 	Endpoint string
-	// SampleRatio is the share of new traces sampled (0..1) when exporting; a call that arrives
-	// with a trace context follows its caller's sampling decision.
+	// SampleRatio is the share of new traces sampled (0..1, checked by internal/config) when
+	// exporting; a call that arrives with a trace context follows its caller's sampling decision.
 	SampleRatio float64
 	// Exporter, when set, receives the sampled spans instead of an OTLP endpoint (tests use
 	// tracetest's in-memory exporter). It is called synchronously, at the end of each span.
@@ -57,9 +56,6 @@ type Provider struct {
 // New builds the provider. With neither Endpoint nor Exporter it samples nothing and exports
 // nothing, but still gives every call a trace id and span id.
 func New(ctx context.Context, o Options) (*Provider, error) {
-	if o.SampleRatio < 0 || o.SampleRatio > 1 {
-		return nil, fmt.Errorf("tracing: sample ratio %v outside 0..1", o.SampleRatio)
-	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
@@ -78,9 +74,6 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		opts = append(opts, sdktrace.WithSampler(sampler(o.SampleRatio)),
 			sdktrace.WithSyncer(countExports(o.Exporter, o.Registerer)))
 	case o.Endpoint != "":
-		if err := ValidEndpoint(o.Endpoint); err != nil {
-			return nil, fmt.Errorf("tracing: %w", err)
-		}
 		// The exporter connects lazily and retries on its own; OTEL_EXPORTER_OTLP_HEADERS,
 		// _CERTIFICATE, _TIMEOUT and _COMPRESSION (and their _TRACES_ forms) apply.
 		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(o.Endpoint))
@@ -100,21 +93,6 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // sampler samples the given share of new traces and follows the caller's decision otherwise.
 func sampler(ratio float64) sdktrace.Sampler {
 	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
-}
-
-// ValidEndpoint checks an OTLP endpoint URL: http or https, with a host.
-func ValidEndpoint(endpoint string) error {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("endpoint %q: want a URL with scheme http (plaintext) or https, like http://127.0.0.1:4317", endpoint)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("endpoint %q has no host", endpoint)
-	}
-	return nil
 }
 
 // Exporting reports whether sampled spans are exported anywhere.
