@@ -4,7 +4,8 @@
 // messages and errors into gRPC statuses (toStatus, the one mapping). It owns the interceptors
 // (metrics, logging, panic recovery, bearer-token auth, default deadline), the limits (limits.go:
 // load shedding before a call's stream exists, stream idle timeouts, upload buffers that follow
-// the bytes received) and the per-score metrics. It reaches the
+// the bytes received), the per-score metrics and the scoring calls' span attributes (spans.go:
+// model version and tier on the span internal/tracing starts). It reaches the
 // loaded models only through the small Models interface, the score cache through ScoreCache, and
 // the model lifecycle (ModelService, models.go) through ModelRegistry, each declared here in the
 // server's own terms.
