@@ -222,7 +222,7 @@ func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prom
 // down at cleanup (after the gRPC server has stopped), giving the spans still queued a few seconds
 // to reach the collector.
 func (a *App) newTracing(cfg config.Config, reg prometheus.Registerer) (*tracing.Provider, error) {
-	p, err := tracing.New(context.Background(), tracing.Options{Endpoint: cfg.OTLPEndpoint, SampleRatio: cfg.TraceSampleRatio, Registerer: reg})
+	p, err := tracing.New(context.Background(), tracing.Options{Endpoint: cfg.OTLPEndpoint, Protocol: cfg.OTLPProtocol, SampleRatio: cfg.TraceSampleRatio, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (a *App) newTracing(cfg config.Config, reg prometheus.Registerer) (*tracing
 		}
 	})
 	if p.Exporting() {
-		a.logger.Info("tracing: exporting spans over OTLP", "otlp_endpoint", cfg.OTLPEndpoint, "sample_ratio", cfg.TraceSampleRatio)
+		a.logger.Info("tracing: exporting spans over OTLP", "otlp_endpoint", cfg.OTLPEndpoint, "otlp_protocol", cfg.OTLPProtocol, "sample_ratio", cfg.TraceSampleRatio)
 	} else {
 		a.logger.Info("tracing: trace ids in the logs, no spans exported (set --otlp-endpoint to export them)")
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/app"
@@ -49,29 +52,62 @@ func (c *collector) Export(_ context.Context, req *coltracepb.ExportTraceService
 	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
 
-func startCollector(t *testing.T) (*collector, string) {
+// startCollector serves OTLP over gRPC, or over HTTP at OTLP's path /v1/traces, on loopback and
+// returns its URL (for HTTP without the path, which churnd adds).
+func startCollector(t *testing.T, protocol string) (*collector, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &collector{}
-	gs := grpc.NewServer()
-	coltracepb.RegisterTraceServiceServer(gs, c)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
+	if protocol == "grpc" {
+		gs := grpc.NewServer()
+		coltracepb.RegisterTraceServiceServer(gs, c)
+		go gs.Serve(lis)
+		t.Cleanup(gs.Stop)
+		return c, "http://" + lis.Addr().String()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		req := &coltracepb.ExportTraceServiceRequest{}
+		if err == nil {
+			err = proto.Unmarshal(body, req)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, _ := c.Export(r.Context(), req)
+		out, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(lis)
+	t.Cleanup(func() { hs.Close() })
 	return c, "http://" + lis.Addr().String()
 }
 
-// churnd with --otlp-endpoint exports a Score call's span over OTLP, in the caller's trace and with
-// the model version and tier, by the time it has stopped; the log line of a failed call carries
-// the trace id of that call's exported span.
+// churnd with --otlp-endpoint exports a Score call's span over OTLP (gRPC or HTTP), in the
+// caller's trace and with the model version and tier, by the time it has stopped; the log line of
+// a failed call carries the trace id of that call's exported span.
 func TestTracesExportedOverOTLP(t *testing.T) {
 	t.Parallel()
-	coll, endpoint := startCollector(t)
+	for _, protocol := range []string{"grpc", "http/protobuf"} {
+		t.Run(strings.ReplaceAll(protocol, "/", "-"), func(t *testing.T) {
+			t.Parallel()
+			testTracesExported(t, protocol)
+		})
+	}
+}
+
+func testTracesExported(t *testing.T, protocol string) {
+	coll, endpoint := startCollector(t, protocol)
 	cfg := config.Default()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, t.TempDir()
-	cfg.OTLPEndpoint = endpoint
+	cfg.OTLPEndpoint, cfg.OTLPProtocol = endpoint, protocol
 	var log lockedBuffer
 	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(&log, nil)), prometheus.NewRegistry())
 	if err != nil {

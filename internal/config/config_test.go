@@ -75,14 +75,19 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name: "tracing",
-			args: []string{"--otlp-endpoint", "http://127.0.0.1:4317", "--trace-sample-ratio", "0.25"},
-			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"},
-			want: func(c *Config) { c.OTLPEndpoint, c.TraceSampleRatio = "http://127.0.0.1:4317", 0.25 },
+			args: []string{"--otlp-endpoint", "http://127.0.0.1:4318", "--trace-sample-ratio", "0.25", "--otlp-protocol", "http/protobuf"},
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			want: func(c *Config) {
+				c.OTLPEndpoint, c.TraceSampleRatio, c.OTLPProtocol = "http://127.0.0.1:4318", 0.25, "http/protobuf"
+			},
 		},
 		{
 			name: "tracing from OpenTelemetry's variables, the traces-only one first",
-			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces:4317", "CHURN_TRACE_SAMPLE_RATIO": "0"},
-			want: func(c *Config) { c.OTLPEndpoint, c.TraceSampleRatio = "https://traces:4317", 0 },
+			env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces:4318",
+				"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "CHURN_TRACE_SAMPLE_RATIO": "0"},
+			want: func(c *Config) {
+				c.OTLPEndpoint, c.OTLPProtocol, c.TraceSampleRatio = "https://traces:4318", "http/protobuf", 0
+			},
 		},
 		{
 			name: "OTEL_SDK_DISABLED turns the variables' endpoint off",
@@ -186,6 +191,7 @@ func TestValidate(t *testing.T) {
 		{"no http idle timeout", func(c *Config) { c.HTTPIdleTimeout = 0 }, "--http-idle-timeout"},
 		{"otlp endpoint without scheme", func(c *Config) { c.OTLPEndpoint = "collector:4317" }, "--otlp-endpoint"},
 		{"otlp endpoint of another scheme", func(c *Config) { c.OTLPEndpoint = "grpc://collector:4317" }, "--otlp-endpoint"},
+		{"otlp over json", func(c *Config) { c.OTLPProtocol = "http/json" }, "--otlp-protocol"},
 		{"sample ratio above 1", func(c *Config) { c.TraceSampleRatio = 1.5 }, "--trace-sample-ratio"},
 		{"sample ratio not a number", func(c *Config) { c.TraceSampleRatio = math.NaN() }, "--trace-sample-ratio"},
 	}

@@ -7,18 +7,21 @@
 // Every call gets a trace id, exported or not: without an OTLP endpoint the provider samples
 // nothing and has no exporter, so a span costs its ids and one small allocation (measured in
 // docs/PERFORMANCE.md), and the ids still correlate the call's log lines with each other and with
-// the caller's trace. With an endpoint, sampled spans go to it in batches over OTLP/gRPC.
+// the caller's trace. With an endpoint, sampled spans go to it in batches over OTLP (gRPC or
+// HTTP).
 package tracing
 
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -34,9 +37,12 @@ const ServiceName = "churnd"
 
 // Options configure a Provider.
 type Options struct {
-	// Endpoint is the OTLP/gRPC collector's URL (http://host:4317 for plaintext, https:// for
-	// TLS; checked by internal/config); empty: nothing is exported and nothing is sampled.
+	// Endpoint is the OTLP collector's URL (http://host:4317 for plaintext, https:// for TLS;
+	// checked by internal/config); empty: nothing is exported and nothing is sampled.
 	Endpoint string
+	// Protocol is grpc (the default when empty) or http/protobuf; over HTTP an Endpoint without a
+	// path gets OTLP's /v1/traces.
+	Protocol string
 	// SampleRatio is the share of new traces sampled (0..1, checked by internal/config) when
 	// exporting; a call that arrives with a trace context follows its caller's sampling decision.
 	SampleRatio float64
@@ -74,9 +80,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		opts = append(opts, sdktrace.WithSampler(sampler(o.SampleRatio)),
 			sdktrace.WithSyncer(countExports(o.Exporter, o.Registerer)))
 	case o.Endpoint != "":
-		// The exporter connects lazily and retries on its own; OTEL_EXPORTER_OTLP_HEADERS,
-		// _CERTIFICATE, _TIMEOUT and _COMPRESSION (and their _TRACES_ forms) apply.
-		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(o.Endpoint))
+		exp, err := otlpExporter(ctx, o.Protocol, o.Endpoint)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 		}
@@ -88,6 +92,23 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	return &Provider{sdk: sdktrace.NewTracerProvider(opts...), exporting: o.Exporter != nil || o.Endpoint != ""}, nil
+}
+
+// otlpExporter makes the exporter of a protocol. It connects lazily and retries on its own;
+// OTEL_EXPORTER_OTLP_HEADERS, _CERTIFICATE, _TIMEOUT and _COMPRESSION (and their _TRACES_ forms)
+// apply.
+func otlpExporter(ctx context.Context, protocol, endpoint string) (sdktrace.SpanExporter, error) {
+	switch protocol {
+	case "", "grpc":
+		return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
+	case "http/protobuf":
+		if u, err := url.Parse(endpoint); err == nil && (u.Path == "" || u.Path == "/") {
+			u.Path = "/v1/traces"
+			endpoint = u.String()
+		}
+		return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+	}
+	return nil, fmt.Errorf("protocol %q is neither grpc nor http/protobuf", protocol)
 }
 
 // sampler samples the given share of new traces and follows the caller's decision otherwise.
