@@ -157,6 +157,43 @@ func TestScoreBatchSpanCountsTiersAndErrors(t *testing.T) {
 	}
 }
 
+// A stream's span, ended with the stream, counts its customers like a batch's.
+func TestScoreStreamSpanCountsTiersAndErrors(t *testing.T) {
+	t.Parallel()
+	env := startTraced(t, true)
+	stream, err := env.client.ScoreStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := 0
+	for _, req := range []*churnv1.ScoreRequest{basicRequest(t), {}, basicRequest(t)} {
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetError() == nil {
+			scored++
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Fatal("the stream answered after the last request")
+	}
+	a := attrs(env.span(t, "churn.v1.ScoringService/ScoreStream"))
+	var total int64
+	for _, tier := range []string{"low", "medium", "high", "critical"} {
+		total += a[attribute.Key(server.AttrScoresPrefix+tier)].AsInt64()
+	}
+	if total != int64(scored) || a[server.AttrScoreErrors].AsInt64() != 1 {
+		t.Errorf("span counts %d scored and %d errors, want %d and 1: %v", total, a[server.AttrScoreErrors].AsInt64(), scored, a)
+	}
+}
+
 // A call carrying a W3C traceparent is a child of the caller's span, in the caller's trace.
 func TestIncomingTraceparentIsContinued(t *testing.T) {
 	t.Parallel()
