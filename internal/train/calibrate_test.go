@@ -90,7 +90,10 @@ func TestChooseCalibration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ch := chooseCalibration(m, y, fold, 5)
+			ch, err := chooseCalibration(m, y, fold, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
 			ok := false
 			for _, a := range tc.accept {
 				ok = ok || ch.Calibration.Method == a
