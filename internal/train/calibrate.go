@@ -165,10 +165,13 @@ func interpolate(xs, ys []float64, s float64) float64 {
 
 // calibrationMethods are tried in this order. A later (more flexible) method replaces the one
 // chosen so far only when, on the out-of-fold rows calibrated by nested cross-fitting, it lowers
-// the Brier score by more than calibrationMargin and it costs no ranking: its ROC-AUC is at most
-// rankingTolerance below the uncalibrated margins' (isotonic maps tie the customers of a block;
-// Platt's map is increasing, but each fold's map is its own). With neither, the bundle keeps
-// sigmoid(margin), which is what a logistic regression's own fit is calibrated for.
+// the Brier score by more than calibrationMargin and it costs no ranking: within each fold (one
+// map), its ROC-AUC is on average at most rankingTolerance below the uncalibrated margins'.
+// Isotonic maps tie the customers of a block and can cost ranking; Platt's map is increasing and
+// costs none (unless it is a decreasing one). The ranking is measured within folds because the
+// bundle has one map: pooling the folds would count as a cost that each fold's map is a little
+// different. With neither, the bundle keeps sigmoid(margin), which is what a logistic
+// regression's own fit is calibrated for.
 var calibrationMethods = []string{bundle.CalibrationNone, bundle.CalibrationPlatt, bundle.CalibrationIsotonic}
 
 const (
@@ -194,16 +197,19 @@ type CalibrationChoice struct {
 	// fold calibrated by a map fitted on the other folds. ROCAUC["none"] is the uncalibrated
 	// margins' (ranked as numbers, so that margins a sigmoid rounds to 1 stay apart).
 	Brier, ROCAUC map[string]float64
+	// RankingCost is each method's loss of ROC-AUC within a fold, averaged over the folds
+	// weighted by their rows (folds with one label left out).
+	RankingCost map[string]float64
 	// Probabilities are the out-of-fold rows' probabilities under the chosen method, each fold
 	// calibrated by a map fitted on the other folds.
 	Probabilities []float64
 }
 
 // chooseCalibration picks none, Platt or isotonic for out-of-fold margins (fold[i] is row i's
-// fold, 0..k-1) by the Brier score and the ROC-AUC of nested cross-fitting (calibrationMethods),
-// and fits the chosen map on all rows. y must have both labels.
+// fold, 0..k-1) by the Brier score and the ranking cost of nested cross-fitting
+// (calibrationMethods), and fits the chosen map on all rows. y must have both labels.
 func chooseCalibration(m []float64, y []bool, fold []int, k int) (CalibrationChoice, error) {
-	ch := CalibrationChoice{Brier: map[string]float64{}, ROCAUC: map[string]float64{}}
+	ch := CalibrationChoice{Brier: map[string]float64{}, ROCAUC: map[string]float64{}, RankingCost: map[string]float64{}}
 	rawAUC, err := evaluate.ROCAUC(y, rankScores(m))
 	if err != nil {
 		return ch, err
@@ -211,21 +217,36 @@ func chooseCalibration(m []float64, y []bool, fold []int, k int) (CalibrationCho
 	best := ""
 	for _, method := range calibrationMethods {
 		p := make([]float64, len(m))
+		var cost, weight float64
 		for f := range k {
-			var fm []float64
-			var fy []bool
+			var fm, om []float64 // the other folds' margins, this fold's
+			var fy, oy []bool
 			for i := range m {
 				if fold[i] != f {
 					fm = append(fm, m[i])
 					fy = append(fy, y[i])
+				} else {
+					om = append(om, m[i])
+					oy = append(oy, y[i])
 				}
 			}
 			c := fitCalibration(method, fm, fy)
+			op := make([]float64, 0, len(om))
 			for i := range m {
 				if fold[i] == f {
 					p[i] = Calibrate(&c, m[i])
+					op = append(op, p[i])
 				}
 			}
+			before, err1 := evaluate.ROCAUC(oy, rankScores(om))
+			after, err2 := evaluate.ROCAUC(oy, op)
+			if err1 == nil && err2 == nil { // both labels in the fold
+				cost += float64(len(om)) * (before - after)
+				weight += float64(len(om))
+			}
+		}
+		if weight > 0 {
+			cost /= weight
 		}
 		br := evaluate.Brier(y, p)
 		auc := rawAUC
@@ -234,8 +255,8 @@ func chooseCalibration(m []float64, y []bool, fold []int, k int) (CalibrationCho
 				return ch, err
 			}
 		}
-		ch.Brier[method], ch.ROCAUC[method] = br, auc
-		if best == "" || (br < ch.Brier[best]-calibrationMargin && auc >= rawAUC-rankingTolerance) {
+		ch.Brier[method], ch.ROCAUC[method], ch.RankingCost[method] = br, auc, cost
+		if best == "" || (br < ch.Brier[best]-calibrationMargin && cost <= rankingTolerance) {
 			best, ch.Probabilities = method, p
 		}
 	}

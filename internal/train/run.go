@@ -154,14 +154,16 @@ type Candidate struct {
 	// (each fold calibrated by a map fitted on the other folds: the figures Run chooses the
 	// trainer by and the Validation metrics of the chosen one); RawROCAUC and RawBrier are
 	// before calibration (the margins, and sigmoid(margin)). BrierByMethod and ROCAUCByMethod
-	// have every method's.
-	Calibration    string
-	Brier          float64
-	ROCAUC         float64
-	RawBrier       float64
-	RawROCAUC      float64
-	BrierByMethod  map[string]float64
-	ROCAUCByMethod map[string]float64
+	// have every method's; RankingCostByMethod each method's loss of ROC-AUC within a fold
+	// (chooseCalibration).
+	Calibration         string
+	Brier               float64
+	ROCAUC              float64
+	RawBrier            float64
+	RawROCAUC           float64
+	BrierByMethod       map[string]float64
+	ROCAUCByMethod      map[string]float64
+	RankingCostByMethod map[string]float64
 	// Rounds is the number of boosting rounds of the final fit (0 for families without).
 	Rounds int
 	// Seconds is the wall time of the trainer's fits (cross-fitting and final).
@@ -449,7 +451,8 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, pp *Prep, fold []int,
 	return &Candidate{
 		Name: tr.Name, Calibration: method, Brier: ch.Brier[method], ROCAUC: ch.ROCAUC[method],
 		RawBrier: ch.Brier[none], RawROCAUC: ch.ROCAUC[none], BrierByMethod: ch.Brier, ROCAUCByMethod: ch.ROCAUC,
-		Rounds: fit.Rounds, Seconds: cfg.Now().Sub(start).Seconds(),
+		RankingCostByMethod: ch.RankingCost,
+		Rounds:              fit.Rounds, Seconds: cfg.Now().Sub(start).Seconds(),
 		trainer: tr, pp: pp, model: fit.Model, cal: ch.Calibration, oofP: ch.Probabilities,
 	}, nil
 }
