@@ -69,19 +69,23 @@ func FitPlatt(margin []float64, y []bool) bundle.Calibration {
 }
 
 // FitIsotonic fits a non-decreasing map from s = sigmoid(margin) to the churn rate by pool
-// adjacent violators, as scikit-learn's IsotonicRegression (rows with equal s are pooled first),
-// except that each block's level is its churn rate smoothed by half a churner and half a
-// non-churner, (positives + 0.5) / (rows + 1), and blocks are pooled on those smoothed levels:
-// no probability is exactly 0 or 1 (a block of 40 non-churners would otherwise give its
-// customers a certain "never", and one churner among them an infinite log loss), and the levels
-// still rise strictly from block to block. The points are each block's lowest and highest s with
-// its level; the bundle interpolates linearly between them.
+// adjacent violators, as scikit-learn's IsotonicRegression (rows with equal s are pooled first).
+// Each block's level is then its churn rate smoothed by half a churner and half a non-churner,
+// (positives + 0.5) / (rows + 1), so that no probability is exactly 0 or 1 (a block of 40
+// non-churners would otherwise give its customers a certain "never", and one churner among them
+// an infinite log loss); where smoothing puts a block at or below the one before it (a small
+// block is pulled towards 0.5 more than a large one), the two are pooled, and so on until the
+// levels rise strictly. The points are each block's lowest and highest s with its level; the
+// bundle interpolates linearly between them.
 //
-// Pooling on the smoothed levels matters: smoothing the levels of an unsmoothed fit and then
-// restoring their order by a running maximum (this function's first version) lifted a small
-// bottom block, say one non-churner at the lowest score (0.5/2 = 0.25), above the many blocks
-// after it, and tied every customer up to a churn rate of 25% at one probability: on a
-// 23,000-row dataset that cost 0.036 of out-of-fold ROC-AUC (issue 13).
+// The first version of this function restored the order by a running maximum instead of
+// pooling: a small bottom block, say one non-churner at the lowest score (0.5/2 = 0.25), lifted
+// the many blocks after it to its level and tied every customer up to a churn rate of 25% at one
+// probability; on a 23,000-row dataset that cost 0.036 of out-of-fold ROC-AUC (issue 13,
+// TestFitIsotonicKeepsTheRankingAfterALoneBottomRow). Pooling on smoothed levels during the pass
+// itself (its second version) is no better: each new row, a block of one, is smoothed to 0.25 or
+// 0.75 and pooled into the block before it, which flattened the top of the map (the highest
+// level on iranian_churn's logistic margins fell from 0.99 to 0.89).
 func FitIsotonic(margin []float64, y []bool) bundle.Calibration {
 	idx := make([]int, len(margin))
 	for i := range idx {
@@ -96,8 +100,18 @@ func FitIsotonic(margin []float64, y []bool) bundle.Calibration {
 		lo, hi   float64
 		pos, cnt float64
 	}
-	// level is a block's smoothed churn rate; pooling keeps the levels strictly increasing.
-	level := func(b block) float64 { return (b.pos + 0.5) / (b.cnt + 1) }
+	merge := func(a, b block) block { return block{lo: a.lo, hi: b.hi, pos: a.pos + b.pos, cnt: a.cnt + b.cnt} }
+	// pool appends b to blocks and pools the last two while the last one's level is not above
+	// the one before it, by rate (a block's churn rate) or by smoothed level.
+	pool := func(blocks []block, b block, level func(block) float64) []block {
+		blocks = append(blocks, b)
+		for n := len(blocks); n >= 2 && level(blocks[n-1]) <= level(blocks[n-2]); n = len(blocks) {
+			blocks = append(blocks[:n-2], merge(blocks[n-2], blocks[n-1]))
+		}
+		return blocks
+	}
+	rate := func(b block) float64 { return b.pos / b.cnt }
+	smoothed := func(b block) float64 { return (b.pos + 0.5) / (b.cnt + 1) }
 	var blocks []block
 	for k := 0; k < len(idx); {
 		v := s[idx[k]]
@@ -108,20 +122,19 @@ func FitIsotonic(margin []float64, y []bool) bundle.Calibration {
 				b.pos++
 			}
 		}
-		blocks = append(blocks, b)
-		// Pool while the last block's level is not above the one before it.
-		for n := len(blocks); n >= 2 && level(blocks[n-1]) <= level(blocks[n-2]); n = len(blocks) {
-			prev, last := blocks[n-2], blocks[n-1]
-			blocks = append(blocks[:n-2], block{lo: prev.lo, hi: last.hi, pos: prev.pos + last.pos, cnt: prev.cnt + last.cnt})
-		}
+		blocks = pool(blocks, b, rate)
+	}
+	var levels []block
+	for _, b := range blocks {
+		levels = pool(levels, b, smoothed)
 	}
 	c := bundle.Calibration{Method: bundle.CalibrationIsotonic}
-	for _, b := range blocks {
+	for _, b := range levels {
 		c.X = append(c.X, b.lo)
-		c.Y = append(c.Y, level(b))
+		c.Y = append(c.Y, smoothed(b))
 		if b.hi > b.lo {
 			c.X = append(c.X, b.hi)
-			c.Y = append(c.Y, level(b))
+			c.Y = append(c.Y, smoothed(b))
 		}
 	}
 	if len(c.X) == 1 {
