@@ -104,6 +104,21 @@ func TestChooseCalibration(t *testing.T) {
 			if len(ch.Probabilities) != len(m) || ch.Brier[ch.Calibration.Method] != evaluate.Brier(y, ch.Probabilities) {
 				t.Errorf("out-of-fold probabilities do not match the chosen method's Brier score")
 			}
+			// The chosen map costs no ranking; a map with a better Brier score was passed over
+			// only for its ranking cost; Platt's increasing map costs none.
+			chosen := ch.Calibration.Method
+			if ch.RankingCost[chosen] > rankingTolerance {
+				t.Errorf("chose %q with a ranking cost of %v", chosen, ch.RankingCost[chosen])
+			}
+			for _, method := range calibrationMethods {
+				if ch.Brier[method] < ch.Brier[chosen]-calibrationMargin && ch.RankingCost[method] <= rankingTolerance {
+					t.Errorf("passed over %q (Brier %v, ranking cost %v) for %q (Brier %v)",
+						method, ch.Brier[method], ch.RankingCost[method], chosen, ch.Brier[chosen])
+				}
+			}
+			if c := ch.RankingCost[bundle.CalibrationPlatt]; math.Abs(c) > 1e-12 {
+				t.Errorf("Platt's map costs %v of ROC-AUC within the folds, want 0", c)
+			}
 		})
 	}
 }
