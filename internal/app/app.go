@@ -32,6 +32,7 @@ import (
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
@@ -136,6 +137,24 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
+	outcomeStore, err := outcomes.New(outcomes.Options{
+		Scores:        scoreCache,
+		HorizonMonths: rules.ExpectedLoss.HorizonMonths,
+		RetentionDays: cfg.OutcomeRetentionDays,
+		MaxKeys:       cfg.OutcomeMaxKeys,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	outcomeService, err := server.NewOutcomeService(server.OutcomeServiceOptions{
+		Store:    outcomeStore,
+		MaxBatch: cfg.MaxBatch,
+		Logger:   logger.With("component", "outcomes"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	var serverOpts []grpc.ServerOption
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -147,11 +166,12 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		logger.Warn("bearer tokens are configured but gRPC is plaintext: terminate TLS in front of churnd or set --tls-cert-file")
 	}
 	a.health = health.NewServer()
-	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, serverOpts...); err != nil {
+	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, outcomeService, a.health, serverOpts...); err != nil {
 		return nil, err
 	}
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(churnv1.OutcomeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	a.http = &http.Server{
 		Handler:           a.httpHandler(reg),
@@ -302,9 +322,9 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 
 // newGRPCServer chains the interceptors metrics → logging → recovery → auth → default deadline,
 // so that panics and refusals are logged and counted, sets the limits of connections and calls
-// (the flags of config's Limits block), and registers the scoring and model services, health
-// and reflection.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
+// (the flags of config's Limits block), and registers the scoring, model and outcome services,
+// health and reflection.
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, outcomeSrv *server.OutcomeService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
 	limits, err := server.NewLimits(server.LimitsOptions{
 		MaxInFlight: cfg.MaxInFlight,
 		MaxStreams:  cfg.MaxStreams,
@@ -349,6 +369,7 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	}, opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
+	churnv1.RegisterOutcomeServiceServer(srv, outcomeSrv)
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	reflection.Register(srv)
 	limits.Classify(srv.GetServiceInfo())

@@ -418,32 +418,48 @@ func (k *kpi) merge(o *kpi) {
 	}
 }
 
-// SetBase records the caller's count of customers at the start of a period; the field errors
-// name the field within the BaseCount.
-func (s *Store) SetBase(b *churnv1.BaseCount) error {
-	switch b.GetPeriod() {
-	case churnv1.Period_PERIOD_DAY, churnv1.Period_PERIOD_WEEK, churnv1.Period_PERIOD_MONTH:
-	default:
-		return fieldErr("period", "must be DAY, WEEK or MONTH, got %s", b.GetPeriod())
-	}
-	if b.GetPeriodStart() == nil || b.GetPeriodStart().CheckValid() != nil {
-		return fieldErr("period_start", "must be a valid timestamp")
-	}
-	if b.GetCustomers() < 0 {
-		return fieldErr("customers", "must be >= 0, got %d", b.GetCustomers())
-	}
+// SetBases records the caller's counts of customers at the start of periods, all or none: a bad
+// one is refused with a *FieldError naming base_counts[i].<field>, and nothing is recorded.
+func (s *Store) SetBases(bs []*churnv1.BaseCount) error {
 	now := s.now()
-	start := periodStart(b.GetPeriod(), b.GetPeriodStart().AsTime())
-	if start.After(now) {
-		return fieldErr("period_start", "the period starts %s, in the future", start.Format(time.RFC3339))
-	}
-	if dayOf(periodEnd(b.GetPeriod(), start))-1 < s.oldestDay(now) {
-		return fieldErr("period_start", "the period ended before the oldest day kept (--outcome-retention-days)")
+	keys := make([]baseKey, len(bs))
+	for i, b := range bs {
+		k, err := s.checkBase(b, now)
+		if err != nil {
+			err.Field = fmt.Sprintf("base_counts[%d].%s", i, err.Field)
+			return err
+		}
+		keys[i] = k
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bases[baseKey{b.GetPeriod(), start.Unix()}] = b.GetCustomers()
+	for i, b := range bs {
+		s.bases[keys[i]] = b.GetCustomers()
+	}
 	return nil
+}
+
+// checkBase checks one base count and returns its key.
+func (s *Store) checkBase(b *churnv1.BaseCount, now time.Time) (baseKey, *FieldError) {
+	switch b.GetPeriod() {
+	case churnv1.Period_PERIOD_DAY, churnv1.Period_PERIOD_WEEK, churnv1.Period_PERIOD_MONTH:
+	default:
+		return baseKey{}, fieldErr("period", "must be DAY, WEEK or MONTH, got %s", b.GetPeriod())
+	}
+	if b.GetPeriodStart() == nil || b.GetPeriodStart().CheckValid() != nil {
+		return baseKey{}, fieldErr("period_start", "must be a valid timestamp")
+	}
+	if b.GetCustomers() < 0 {
+		return baseKey{}, fieldErr("customers", "must be >= 0, got %d", b.GetCustomers())
+	}
+	start := periodStart(b.GetPeriod(), b.GetPeriodStart().AsTime())
+	if start.After(now) {
+		return baseKey{}, fieldErr("period_start", "the period starts %s, in the future", start.Format(time.RFC3339))
+	}
+	if dayOf(periodEnd(b.GetPeriod(), start))-1 < s.oldestDay(now) {
+		return baseKey{}, fieldErr("period_start", "the period ended before the oldest day kept (--outcome-retention-days)")
+	}
+	return baseKey{b.GetPeriod(), start.Unix()}, nil
 }
 
 // ChurnReport answers GetChurnReport; its field errors name the request's field.
