@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/evaluate"
+	"github.com/churnhq/churn/internal/sharedtest"
+)
+
+// TestReplayMatchesEvaluate replays the standard test rows of the Iranian churn data through a
+// real churnd serving the default model (a bundle trained on that data), and checks the live
+// figures against churnctl evaluate's on the same rows: ROC-AUC within 0.005, the same churners,
+// and a churn rate of churners / customers.
+func TestReplayMatchesEvaluate(t *testing.T) {
+	t.Parallel()
+	data := sharedtest.Path(t, "data/iranian_churn.csv")
+	rows := sharedtest.Path(t, "bench/splits/iranian_churn_test_idx.csv")
+	spec := filepath.Join(evalRoot, "models/specs/iranian_churn.json")
+
+	evalOut := filepath.Join(t.TempDir(), "report.json")
+	if code, _, stderr := runEval(t, "--model", filepath.Join(evalRoot, "models/default.json"), "--data", data, "--spec", spec, "--rows", rows, "--format", "json", "--out", evalOut); code != 0 {
+		t.Fatalf("evaluate: exit code %d, stderr:\n%s", code, stderr)
+	}
+	raw, err := os.ReadFile(evalOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep evaluate.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := startChurnd(t)
+	start := time.Now().Add(-time.Minute)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"replay", "--addr", addr, "--data", data, "--spec", spec, "--rows", rows, "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("replay: exit code %d, stderr:\n%s", code, errOut.String())
+	}
+	var perf churnv1.ModelPerformance
+	if err := protojson.Unmarshal(out.Bytes(), &perf); err != nil {
+		t.Fatalf("replay's output: %v\n%s", err, out.String())
+	}
+	if len(perf.GetRows()) != 1 {
+		t.Fatalf("%d model rows, want 1: %v", len(perf.GetRows()), &perf)
+	}
+	live := perf.GetRows()[0]
+	t.Logf("live ROC-AUC %.5f (±%.5f), evaluate %.5f; Brier %.5f, evaluate %.5f", live.GetRocAuc(), live.GetRocAucErrorBound(), rep.ROCAUC, live.GetBrier(), rep.Brier)
+	if d := math.Abs(live.GetRocAuc() - rep.ROCAUC); d > 0.005 {
+		t.Errorf("live ROC-AUC %v, evaluate %v: off by %v", live.GetRocAuc(), rep.ROCAUC, d)
+	}
+	if live.GetCustomers() != int64(rep.Rows) || live.GetChurned() != int64(rep.Positives) {
+		t.Errorf("live customers %d, churned %d; evaluate rows %d, positives %d", live.GetCustomers(), live.GetChurned(), rep.Rows, rep.Positives)
+	}
+	if math.Abs(live.GetBrier()-rep.Brier) > 1e-9 {
+		t.Errorf("live Brier %v, evaluate %v", live.GetBrier(), rep.Brier)
+	}
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	churn, err := churnv1.NewOutcomeServiceClient(conn).GetChurnReport(context.Background(), &churnv1.GetChurnReportRequest{
+		From: timestamppb.New(start), To: timestamppb.New(time.Now().Add(time.Minute)), Period: churnv1.Period_PERIOD_MONTH,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost, customers int64
+	for _, r := range churn.GetRows() {
+		lost += r.GetLost()
+		customers += r.GetCustomersAtStart()
+		if r.GetCustomersAtStart() > 0 {
+			if want := float64(r.GetLost()) / float64(r.GetCustomersAtStart()) * 100; math.Abs(r.GetChurnRatePercent()-want) > 1e-9 {
+				t.Errorf("churn rate %v%%, want lost / customers = %v%%", r.GetChurnRatePercent(), want)
+			}
+		}
+	}
+	if lost != int64(rep.Positives) || customers != int64(rep.Rows) {
+		t.Errorf("churn report: %d lost of %d customers; evaluate has %d churners in %d rows", lost, customers, rep.Positives, rep.Rows)
+	}
+}
