@@ -143,6 +143,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		RetentionDays: cfg.OutcomeRetentionDays,
 		MaxKeys:       cfg.OutcomeMaxKeys,
 		Registerer:    reg,
+		GaugeVersions: a.servedVersion,
 	})
 	if err != nil {
 		return nil, err
@@ -197,6 +198,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	a.httpLis = netutil.LimitListener(lis, cfg.HTTPMaxConns)
 	a.onCleanup(func() { a.httpLis.Close() })
 	return a, nil
+}
+
+// servedVersion is the model version served here, the one whose live quality is exported as
+// gauges (empty when none is active).
+func (a *App) servedVersion() []string {
+	if m := a.store.Active(); m != nil {
+		return []string{m.Version()}
+	}
+	return nil
 }
 
 // newCache uses Redis when --redis-addr is set, else makes the in-process cache, and closes it at

@@ -84,6 +84,9 @@ type Options struct {
 	// MaxContracts bounds the distinct contracts kept as segments; others are OtherContract.
 	MaxContracts int
 	Registerer   prometheus.Registerer
+	// GaugeVersions returns the model versions whose live quality is exported as gauges
+	// (churn_model_live_*): the served ones, a bounded set. None when nil.
+	GaugeVersions func() []string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -165,7 +168,7 @@ func New(o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{
+	s := &Store{
 		scores:        o.Scores,
 		horizon:       o.HorizonMonths,
 		retentionDays: int64(o.RetentionDays),
@@ -177,7 +180,13 @@ func New(o Options) (*Store, error) {
 		days:          map[int64]*day{},
 		bases:         map[baseKey]int64{},
 		contracts:     map[string]bool{},
-	}, nil
+	}
+	if o.GaugeVersions != nil {
+		if err := o.Registerer.Register(newGauges(s, o.GaugeVersions)); err != nil {
+			return nil, fmt.Errorf("outcomes: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // oldestDay is the first day kept at now.

@@ -207,3 +207,53 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestGauges: the live-quality gauges of the served version equal GetModelPerformance's figures.
+func TestGauges(t *testing.T) {
+	c := cache.NewMemory(cache.MemoryOptions{Now: clock})
+	var scores []*churnv1.ScoreResponse
+	var outs []*churnv1.Outcome
+	for i := range 40 {
+		id := fmt.Sprintf("c%d", i)
+		scores = append(scores, score(id, float64(i)/40, now.Add(-time.Hour)))
+		outs = append(outs, outcome(id, i%3 == 0 || i > 30, now.Add(-time.Minute)))
+	}
+	if _, err := c.Put(context.Background(), scores); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := outcomes.New(outcomes.Options{Scores: c, Now: clock, Registerer: reg, GaugeVersions: func() []string { return []string{"v1", "v2"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Record(context.Background(), outs)
+	perf, err := s.ModelPerformance(&churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := perf.GetRows()[0]
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetGauge() == nil {
+				continue
+			}
+			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	for name, w := range map[string]float64{
+		"churn_model_live_roc_auc/v1": want.GetRocAuc(), "churn_model_live_brier/v1": want.GetBrier(),
+		"churn_model_live_customers/v1": 40, "churn_model_live_customers/v2": 0,
+	} {
+		if g, ok := got[name]; !ok || math.Abs(g-w) > 1e-12 {
+			t.Errorf("%s = %v (present %v), want %v", name, g, ok, w)
+		}
+	}
+	if _, ok := got["churn_model_live_roc_auc/v2"]; ok {
+		t.Error("a version without outcomes has a ROC-AUC gauge")
+	}
+}
