@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -92,4 +93,11 @@ func TestReplayMatchesEvaluate(t *testing.T) {
 	if lost != int64(rep.Positives) || customers != int64(rep.Rows) {
 		t.Errorf("churn report: %d lost of %d customers; evaluate has %d churners in %d rows", lost, customers, rep.Positives, rep.Rows)
 	}
+
+	// models get shows the same live figures beside the training evaluation.
+	c := cli{t: t, addr: addr, env: map[string]string{"CHURN_TOKEN": adminToken}}
+	c.run("models", "get", live.GetModel().GetVersion()).want(t, 0, []string{
+		fmt.Sprintf("live (last 30 days, outcomes joined to %s's scores): %d customers, %d churned", live.GetModel().GetName(), rep.Rows, rep.Positives),
+		fmt.Sprintf("roc-auc %.4f (±%.4f)", live.GetRocAuc(), live.GetRocAucErrorBound()),
+	}, nil)
 }
