@@ -31,16 +31,9 @@ func binOf(p float64, n int) int {
 
 // add counts one customer of class y (true: churned) predicted p.
 func (h *histogram) add(p float64, churned bool) {
-	c := 0
-	if churned {
-		c = 1
+	for _, in := range histIncrs(p, churned) {
+		h.apply(in.name, in.by)
 	}
-	h.bins[c][binOf(p, Bins)]++
-	d := binOf(p, deciles)
-	h.decN[c][d]++
-	h.decSum[c][d] += p
-	h.sumP[c] += p
-	h.sumP2[c] += p * p
 }
 
 // merge adds o into h.

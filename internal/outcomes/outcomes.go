@@ -132,11 +132,11 @@ type kpi struct {
 	churned, retained, wonBack int64
 	revenueLost                float64
 	lostNoRevenue              int64
-	reasonN                    [10]int64
-	reasonRev                  [10]float64
+	reasonN                    [numReasons]int64
+	reasonRev                  [numReasons]float64
 	joinedChurned              int64
-	warnFlagged, warnChurned   [9]int64
-	actions                    [6][3]int64 // action × (churned, retained, won back)
+	warnFlagged, warnChurned   [numWarnings]int64
+	actions                    [numActions][3]int64 // action × (churned, retained, won back)
 }
 
 // New makes a Store.
@@ -358,49 +358,8 @@ func (s *Store) prune(now time.Time) {
 
 // add counts one outcome joined to score (nil: unjoined).
 func (k *kpi) add(o *churnv1.Outcome, score *churnv1.ScoreResponse) {
-	col := 0
-	switch o.GetType() {
-	case churnv1.OutcomeType_OUTCOME_TYPE_CHURNED:
-		k.churned++
-		if o.MonthlyRevenue != nil {
-			k.revenueLost += o.GetMonthlyRevenue()
-		} else {
-			k.lostNoRevenue++
-		}
-		r := int(o.GetReason())
-		k.reasonN[r]++
-		k.reasonRev[r] += o.GetMonthlyRevenue()
-	case churnv1.OutcomeType_OUTCOME_TYPE_RETAINED:
-		k.retained++
-		col = 1
-	case churnv1.OutcomeType_OUTCOME_TYPE_WON_BACK:
-		k.wonBack++
-		col = 2
-	}
-	if score == nil {
-		return
-	}
-	if a := int(score.GetAction().GetType()); a >= 0 && a < len(k.actions) {
-		k.actions[a][col]++
-	}
-	if col == 2 {
-		return
-	}
-	churned := col == 0
-	if churned {
-		k.joinedChurned++
-	}
-	var seen [9]bool
-	for _, w := range score.GetWarnings() {
-		c := int(w.GetCode())
-		if c <= 0 || c >= len(seen) || seen[c] {
-			continue
-		}
-		seen[c] = true
-		k.warnFlagged[c]++
-		if churned {
-			k.warnChurned[c]++
-		}
+	for _, in := range kpiIncrs(o, score) {
+		k.apply(in.name, in.by)
 	}
 }
 
