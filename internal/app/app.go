@@ -137,7 +137,12 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
+	var outcomeRedis *outcomes.RedisOptions
+	if redisClient != nil {
+		outcomeRedis = &outcomes.RedisOptions{Client: redisClient}
+	}
 	outcomeStore, err := outcomes.New(outcomes.Options{
+		Redis:         outcomeRedis,
 		Scores:        scoreCache,
 		HorizonMonths: rules.ExpectedLoss.HorizonMonths,
 		RetentionDays: cfg.OutcomeRetentionDays,

@@ -42,12 +42,12 @@ func FuzzRecord(f *testing.F) {
 		}
 		for _, p := range []churnv1.Period{churnv1.Period_PERIOD_DAY, churnv1.Period_PERIOD_WEEK} {
 			for _, seg := range []churnv1.Segment{churnv1.Segment_SEGMENT_UNSPECIFIED, churnv1.Segment_SEGMENT_CONTRACT} {
-				if _, err := s.ChurnReport(&churnv1.GetChurnReportRequest{From: timestamppb.New(now.AddDate(-1, 0, 0)), To: timestamppb.New(now.Add(time.Hour)), Period: p, Segment: seg}); err != nil {
+				if _, err := s.ChurnReport(context.Background(), &churnv1.GetChurnReportRequest{From: timestamppb.New(now.AddDate(-1, 0, 0)), To: timestamppb.New(now.Add(time.Hour)), Period: p, Segment: seg}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		if _, err := s.ModelPerformance(&churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.AddDate(-1, 0, 0)), To: timestamppb.New(now.Add(time.Hour))}); err != nil {
+		if _, err := s.ModelPerformance(context.Background(), &churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.AddDate(-1, 0, 0)), To: timestamppb.New(now.Add(time.Hour))}); err != nil {
 			t.Fatal(err)
 		}
 	})

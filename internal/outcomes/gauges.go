@@ -1,6 +1,8 @@
 package outcomes
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
@@ -39,7 +41,10 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		var perf churnv1.ModelPeriodPerformance
-		h := g.s.recent(v, GaugeWindow)
+		h, err := g.s.recent(v, GaugeWindow)
+		if err != nil {
+			continue // the store is unreachable: no sample rather than a wrong one
+		}
 		h.performance(&perf)
 		ch <- prometheus.MustNewConstMetric(g.n, prometheus.GaugeValue, float64(perf.GetCustomers()), v)
 		if perf.GetCustomers() > 0 {
@@ -52,13 +57,18 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 }
 
 // recent adds up the histograms of a version (under any model name) over the last days days.
-func (s *Store) recent(version string, days int64) *histogram {
-	var h histogram
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Store) recent(version string, days int64) (*histogram, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), RedisTimeout)
+	defer cancel()
 	today := dayOf(s.now())
+	v, err := s.view(ctx, today-days+1, today, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer v.done()
+	var h histogram
 	for d := today - days + 1; d <= today; d++ {
-		a := s.days[d]
+		a := v.days[d]
 		if a == nil {
 			continue
 		}
@@ -68,5 +78,5 @@ func (s *Store) recent(version string, days int64) *histogram {
 			}
 		}
 	}
-	return &h
+	return &h, nil
 }

@@ -84,6 +84,9 @@ type Options struct {
 	// MaxContracts bounds the distinct contracts kept as segments; others are OtherContract.
 	MaxContracts int
 	Registerer   prometheus.Registerer
+	// Redis, when set, keeps the aggregates, keys and base counts in Redis (see redis.go), shared
+	// by every replica; nil keeps them in process.
+	Redis *RedisOptions
 	// GaugeVersions returns the model versions whose live quality is exported as gauges
 	// (churn_model_live_*): the served ones, a bounded set. None when nil.
 	GaugeVersions func() []string
@@ -101,6 +104,7 @@ type Store struct {
 	now           func() time.Time
 	metrics       *metrics
 
+	redis     *redisStore // nil: in process
 	mu        sync.Mutex
 	keys      keySet
 	days      map[int64]*day
@@ -181,6 +185,13 @@ func New(o Options) (*Store, error) {
 		bases:         map[baseKey]int64{},
 		contracts:     map[string]bool{},
 	}
+	if o.Redis != nil {
+		r, err := newRedisStore(*o.Redis, o)
+		if err != nil {
+			return nil, err
+		}
+		s.redis = r
+	}
 	if o.GaugeVersions != nil {
 		if err := o.Registerer.Register(newGauges(s, o.GaugeVersions)); err != nil {
 			return nil, fmt.Errorf("outcomes: %w", err)
@@ -219,7 +230,12 @@ func (s *Store) Record(ctx context.Context, outs []*churnv1.Outcome) []Result {
 			res[i].Err = err
 			continue
 		}
-		dup := s.add(o, score, now)
+		dup, err := s.add(ctx, o, score, now)
+		if err != nil {
+			s.metrics.outcomes.WithLabelValues(typeLabel(o.GetType()), "refused").Inc()
+			res[i].Err = err
+			continue
+		}
 		res[i] = Result{Duplicate: dup, Score: score}
 		if dup {
 			s.metrics.outcomes.WithLabelValues(typeLabel(o.GetType()), "duplicate").Inc()
@@ -264,7 +280,15 @@ func key(o *churnv1.Outcome) [16]byte {
 
 // add records a valid outcome joined to score (nil: unjoined); it reports a duplicate instead
 // when its key was seen.
-func (s *Store) add(o *churnv1.Outcome, score *churnv1.ScoreResponse, now time.Time) (duplicate bool) {
+func (s *Store) add(ctx context.Context, o *churnv1.Outcome, score *churnv1.ScoreResponse, now time.Time) (duplicate bool, err error) {
+	if s.redis != nil {
+		return s.redis.add(ctx, o, score, s.metrics)
+	}
+	return s.addMemory(o, score, now), nil
+}
+
+// addMemory is add in process.
+func (s *Store) addMemory(o *churnv1.Outcome, score *churnv1.ScoreResponse, now time.Time) (duplicate bool) {
 	k := key(o)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -388,7 +412,7 @@ func (k *kpi) merge(o *kpi) {
 
 // SetBases records the caller's counts of customers at the start of periods, all or none: a bad
 // one is refused with a *FieldError naming base_counts[i].<field>, and nothing is recorded.
-func (s *Store) SetBases(bs []*churnv1.BaseCount) error {
+func (s *Store) SetBases(ctx context.Context, bs []*churnv1.BaseCount) error {
 	now := s.now()
 	keys := make([]baseKey, len(bs))
 	for i, b := range bs {
@@ -398,6 +422,13 @@ func (s *Store) SetBases(bs []*churnv1.BaseCount) error {
 			return err
 		}
 		keys[i] = k
+	}
+	if s.redis != nil {
+		vals := make([]int64, len(bs))
+		for i, b := range bs {
+			vals[i] = b.GetCustomers()
+		}
+		return s.redis.setBases(ctx, keys, vals)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -431,7 +462,7 @@ func (s *Store) checkBase(b *churnv1.BaseCount, now time.Time) (baseKey, *FieldE
 }
 
 // ChurnReport answers GetChurnReport; its field errors name the request's field.
-func (s *Store) ChurnReport(req *churnv1.GetChurnReportRequest) (*churnv1.ChurnReport, error) {
+func (s *Store) ChurnReport(ctx context.Context, req *churnv1.GetChurnReportRequest) (*churnv1.ChurnReport, error) {
 	from, to, err := timeRange(req.GetFrom(), req.GetTo())
 	if err != nil {
 		return nil, err
@@ -452,13 +483,19 @@ func (s *Store) ChurnReport(req *churnv1.GetChurnReportRequest) (*churnv1.ChurnR
 		return nil, ferr
 	}
 	out := &churnv1.ChurnReport{HorizonMonths: s.horizon}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prune(s.now())
+	bk := make([]baseKey, len(spans))
+	for i, sp := range spans {
+		bk[i] = baseKey{p, sp.start.Unix()}
+	}
+	v, err := s.view(ctx, spans[0].first, spans[len(spans)-1].last, bk)
+	if err != nil {
+		return nil, err
+	}
+	defer v.done()
 	for _, sp := range spans {
 		sums := map[string]*kpi{}
 		for d := sp.first; d <= sp.last; d++ {
-			a := s.days[d]
+			a := v.days[d]
 			if a == nil {
 				continue
 			}
@@ -483,7 +520,7 @@ func (s *Store) ChurnReport(req *churnv1.GetChurnReportRequest) (*churnv1.ChurnR
 		for _, n := range names {
 			row := s.kpiRow(sums[n])
 			row.PeriodStart, row.PeriodEnd, row.Segment = timestamppb.New(sp.start), timestamppb.New(sp.end), n
-			if base, ok := s.bases[baseKey{p, sp.start.Unix()}]; ok && seg == churnv1.Segment_SEGMENT_UNSPECIFIED {
+			if base, ok := v.bases[baseKey{p, sp.start.Unix()}]; ok && seg == churnv1.Segment_SEGMENT_UNSPECIFIED {
 				row.CustomersAtStart, row.BaseReported = base, true
 				rates(row)
 			}
@@ -542,7 +579,7 @@ func rates(row *churnv1.ChurnKPIs) {
 }
 
 // ModelPerformance answers GetModelPerformance; its field errors name the request's field.
-func (s *Store) ModelPerformance(req *churnv1.GetModelPerformanceRequest) (*churnv1.ModelPerformance, error) {
+func (s *Store) ModelPerformance(ctx context.Context, req *churnv1.GetModelPerformanceRequest) (*churnv1.ModelPerformance, error) {
 	from, to, err := timeRange(req.GetFrom(), req.GetTo())
 	if err != nil {
 		return nil, err
@@ -556,13 +593,15 @@ func (s *Store) ModelPerformance(req *churnv1.GetModelPerformanceRequest) (*chur
 		return nil, ferr
 	}
 	out := &churnv1.ModelPerformance{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prune(s.now())
+	v, err := s.view(ctx, spans[0].first, spans[len(spans)-1].last, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer v.done()
 	for _, sp := range spans {
 		sums := map[modelKey]*histogram{}
 		for d := sp.first; d <= sp.last; d++ {
-			a := s.days[d]
+			a := v.days[d]
 			if a == nil {
 				continue
 			}
@@ -596,6 +635,27 @@ func (s *Store) ModelPerformance(req *churnv1.GetModelPerformanceRequest) (*chur
 		}
 	}
 	return out, nil
+}
+
+// view is the aggregates a report reads: days and base counts, and done to call when read.
+type view struct {
+	days  map[int64]*day
+	bases map[baseKey]int64
+	done  func()
+}
+
+// view returns the days first..last (clamped to the days kept) and the base counts bk: in
+// process, the store's own maps, locked until done; with Redis, read from it.
+func (s *Store) view(ctx context.Context, first, last int64, bk []baseKey) (view, error) {
+	now := s.now()
+	first, last = max(first, s.oldestDay(now)), min(last, dayOf(now)+1)
+	if s.redis != nil {
+		days, bases, err := s.redis.read(ctx, first, last, bk)
+		return view{days: days, bases: bases, done: func() {}}, err
+	}
+	s.mu.Lock()
+	s.prune(now)
+	return view{days: s.days, bases: s.bases, done: s.mu.Unlock}, nil
 }
 
 // timeRange checks a request's from and to.

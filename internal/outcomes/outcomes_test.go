@@ -88,7 +88,7 @@ func TestBinnedAUC(t *testing.T) {
 			t.Fatalf("outcome %d: %+v", i, r)
 		}
 	}
-	perf, err := s.ModelPerformance(&churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.Add(-48 * time.Hour)), To: timestamppb.New(now)})
+	perf, err := s.ModelPerformance(context.Background(), &churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.Add(-48 * time.Hour)), To: timestamppb.New(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRetryCountsOnce(t *testing.T) {
 	if r := s.Record(context.Background(), []*churnv1.Outcome{again}); !r[0].Duplicate {
 		t.Fatalf("reused key: %+v", r[0])
 	}
-	rep, err := s.ChurnReport(&churnv1.GetChurnReportRequest{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now), Period: churnv1.Period_PERIOD_DAY})
+	rep, err := s.ChurnReport(context.Background(), &churnv1.GetChurnReportRequest{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now), Period: churnv1.Period_PERIOD_DAY})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Record(context.Background(), outs)
-	perf, err := s.ModelPerformance(&churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)})
+	perf, err := s.ModelPerformance(context.Background(), &churnv1.GetModelPerformanceRequest{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,14 +15,14 @@ import (
 
 // OutcomeStore records outcomes and answers the reports, in OutcomeService's terms;
 // *outcomes.Store is one. Record's per-item errors are *outcomes.FieldError (the field within the
-// outcome) or the score cache's (cache.ErrUnavailable: retry); the reports' field errors name the
-// request's field.
+// outcome) or the score cache's or the store's (cache.ErrUnavailable, outcomes.ErrUnavailable:
+// retry); the reports' field errors name the request's field.
 type OutcomeStore interface {
 	Record(ctx context.Context, outs []*churnv1.Outcome) []outcomes.Result
 	// SetBases records base counts, all or none.
-	SetBases(bs []*churnv1.BaseCount) error
-	ChurnReport(req *churnv1.GetChurnReportRequest) (*churnv1.ChurnReport, error)
-	ModelPerformance(req *churnv1.GetModelPerformanceRequest) (*churnv1.ModelPerformance, error)
+	SetBases(ctx context.Context, bs []*churnv1.BaseCount) error
+	ChurnReport(ctx context.Context, req *churnv1.GetChurnReportRequest) (*churnv1.ChurnReport, error)
+	ModelPerformance(ctx context.Context, req *churnv1.GetModelPerformanceRequest) (*churnv1.ModelPerformance, error)
 }
 
 // OutcomeServiceOptions configure an OutcomeService.
@@ -71,7 +71,7 @@ func (s *OutcomeService) RecordOutcomes(ctx context.Context, req *churnv1.Record
 		return nil, status.Errorf(codes.ResourceExhausted, "outcomes: %d items and %d base counts, the limit is %d each per call; split the batch", n, nb, s.maxBatch)
 	}
 	if nb > 0 {
-		if err := s.store.SetBases(req.GetBaseCounts()); err != nil {
+		if err := s.store.SetBases(ctx, req.GetBaseCounts()); err != nil {
 			return nil, toStatus(ctx, s.logger, err)
 		}
 	}
@@ -106,7 +106,7 @@ func (s *OutcomeService) outcomeError(ctx context.Context, err error, index int)
 
 // GetChurnReport returns the churn KPIs per period and segment.
 func (s *OutcomeService) GetChurnReport(ctx context.Context, req *churnv1.GetChurnReportRequest) (*churnv1.ChurnReport, error) {
-	rep, err := s.store.ChurnReport(req)
+	rep, err := s.store.ChurnReport(ctx, req)
 	if err != nil {
 		return nil, toStatus(ctx, s.logger, err)
 	}
@@ -115,7 +115,7 @@ func (s *OutcomeService) GetChurnReport(ctx context.Context, req *churnv1.GetChu
 
 // GetModelPerformance returns the live quality of model versions.
 func (s *OutcomeService) GetModelPerformance(ctx context.Context, req *churnv1.GetModelPerformanceRequest) (*churnv1.ModelPerformance, error) {
-	perf, err := s.store.ModelPerformance(req)
+	perf, err := s.store.ModelPerformance(ctx, req)
 	if err != nil {
 		return nil, toStatus(ctx, s.logger, err)
 	}
