@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/cache/redistest"
+	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/evaluate"
 	"github.com/churnhq/churn/internal/sharedtest"
 )
@@ -100,4 +103,80 @@ func TestReplayMatchesEvaluate(t *testing.T) {
 		fmt.Sprintf("live (last 30 days, outcomes joined to %s's scores): %d customers, %d churned", live.GetModel().GetName(), rep.Rows, rep.Positives),
 		fmt.Sprintf("roc-auc %.4f (±%.4f)", live.GetRocAuc(), live.GetRocAucErrorBound()),
 	}, nil)
+}
+
+// TestReplayTwoReplicasOnRedis splits the standard test rows between two churnd replicas sharing
+// one Redis: either replica then reports the figures of all the rows, as one replica would.
+func TestReplayTwoReplicasOnRedis(t *testing.T) {
+	t.Parallel()
+	data := sharedtest.Path(t, "data/iranian_churn.csv")
+	rows := sharedtest.Path(t, "bench/splits/iranian_churn_test_idx.csv")
+	spec := filepath.Join(evalRoot, "models/specs/iranian_churn.json")
+	raw, err := os.ReadFile(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(raw)), "\n")
+	dir := t.TempDir()
+	halves := []string{filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")}
+	mid := len(lines) / 2
+	for i, part := range [][]string{lines[:mid], lines[mid:]} {
+		if err := os.WriteFile(halves[i], []byte(strings.Join(part, "")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redisAddr, _, _ := redistest.StartRedis(t)
+	var addrs []string
+	for range 2 {
+		addrs = append(addrs, startChurnd(t, func(c *config.Config) { c.RedisAddrs = []string{redisAddr} }))
+	}
+	var outs [2]churnv1.ModelPerformance
+	for i, addr := range addrs {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"replay", "--addr", addr, "--data", data, "--spec", spec, "--rows", halves[i], "--json"}, &out, &errOut); code != 0 {
+			t.Fatalf("replay on replica %d: exit code %d, stderr:\n%s", i, code, errOut.String())
+		}
+	}
+	// Ask each replica for the figures of the whole replay.
+	from, to := timestamppb.New(time.Now().Add(-time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
+	for i, addr := range addrs {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perf, err := churnv1.NewOutcomeServiceClient(conn).GetModelPerformance(context.Background(), &churnv1.GetModelPerformanceRequest{From: from, To: to})
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i].Rows = perf.GetRows()
+	}
+	want := replayEvaluate(t, data, spec, rows)
+	for i := range outs {
+		if len(outs[i].GetRows()) != 1 {
+			t.Fatalf("replica %d: %d model rows, want 1", i, len(outs[i].GetRows()))
+		}
+		r := outs[i].GetRows()[0]
+		if r.GetCustomers() != int64(want.Rows) || r.GetChurned() != int64(want.Positives) || math.Abs(r.GetRocAuc()-want.ROCAUC) > 0.005 {
+			t.Errorf("replica %d: %d customers, %d churned, ROC-AUC %v; evaluate: %d rows, %d positives, %v", i, r.GetCustomers(), r.GetChurned(), r.GetRocAuc(), want.Rows, want.Positives, want.ROCAUC)
+		}
+	}
+}
+
+// replayEvaluate runs churnctl evaluate with the default model on rows and returns its report.
+func replayEvaluate(t *testing.T, data, spec, rows string) evaluate.Report {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	if code, _, stderr := runEval(t, "--model", filepath.Join(evalRoot, "models/default.json"), "--data", data, "--spec", spec, "--rows", rows, "--format", "json", "--out", out); code != 0 {
+		t.Fatalf("evaluate: exit code %d, stderr:\n%s", code, stderr)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep evaluate.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

@@ -139,7 +139,20 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	}
 	var outcomeRedis *outcomes.RedisOptions
 	if redisClient != nil {
-		outcomeRedis = &outcomes.RedisOptions{Client: redisClient}
+		// A client of its own: a report reads up to --outcome-retention-days hashes in one round
+		// trip, longer than the score cache's --cache-timeout allows.
+		outcomeClient := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:         cfg.RedisAddrs,
+			MasterName:    cfg.RedisMasterName,
+			Username:      cfg.RedisUsername,
+			Password:      cfg.RedisPassword,
+			DialTimeout:   time.Second,
+			ReadTimeout:   outcomes.RedisTimeout,
+			WriteTimeout:  outcomes.RedisTimeout,
+			DialerRetries: 1,
+		})
+		a.onCleanup(func() { outcomeClient.Close() })
+		outcomeRedis = &outcomes.RedisOptions{Client: outcomeClient}
 	}
 	outcomeStore, err := outcomes.New(outcomes.Options{
 		Redis:         outcomeRedis,
