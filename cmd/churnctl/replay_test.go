@@ -128,7 +128,9 @@ func TestReplayTwoReplicasOnRedis(t *testing.T) {
 	redisAddr, _, _ := redistest.StartRedis(t)
 	var addrs []string
 	for range 2 {
-		addrs = append(addrs, startChurnd(t, func(c *config.Config) { c.RedisAddrs = []string{redisAddr} }))
+		// A score cache write that misses --cache-timeout leaves the score uncached (Score fails
+		// open) and its outcome unjoined: give a loaded test machine time.
+		addrs = append(addrs, startChurnd(t, func(c *config.Config) { c.RedisAddrs, c.CacheTimeout = []string{redisAddr}, 5*time.Second }))
 	}
 	var outs [2]churnv1.ModelPerformance
 	for i, addr := range addrs {
