@@ -2,9 +2,10 @@
 // the outcomes callers report (churned, retained, won back), records each once (idempotency keys),
 // joins it to the customer's last score issued at or before it, and adds it to per-day aggregates
 // from which it answers the churn KPIs per period and segment (ChurnReport) and the live quality
-// of each model version (ModelPerformance). It is the in-process store: memory is bounded by the
-// days kept, the model versions and contracts per day, and the keys remembered, never by the number
-// of customers (see Options).
+// of each model version (ModelPerformance). The aggregates live in process by default, bounded by
+// the days kept, the model versions and contracts per day and the keys remembered, never by the
+// number of customers (see Options); with Options.Redis they live in Redis (redis.go), shared by
+// every replica, written through the same increments (codec.go).
 //
 // # The join
 //
