@@ -33,6 +33,7 @@ fuzz: ## run every fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 20s ./internal/retention/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTokens$$' -fuzztime 20s ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime 20s ./internal/golearntree/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime 20s ./internal/outcomes/
 	for f in FuzzXGBoost FuzzLightGBM FuzzSklearn FuzzSchema FuzzRows; do \
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s ./internal/importer/ || exit 1; done
 

@@ -32,6 +32,7 @@ import (
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
@@ -144,6 +145,43 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
+	var outcomeRedis *outcomes.RedisOptions
+	if redisClient != nil {
+		// A client of its own: a report reads up to --outcome-retention-days hashes in one round
+		// trip, longer than the score cache's --cache-timeout allows.
+		outcomeClient := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:         cfg.RedisAddrs,
+			MasterName:    cfg.RedisMasterName,
+			Username:      cfg.RedisUsername,
+			Password:      cfg.RedisPassword,
+			DialTimeout:   time.Second,
+			ReadTimeout:   outcomes.RedisTimeout,
+			WriteTimeout:  outcomes.RedisTimeout,
+			DialerRetries: 1,
+		})
+		a.onCleanup(func() { outcomeClient.Close() })
+		outcomeRedis = &outcomes.RedisOptions{Client: outcomeClient}
+	}
+	outcomeStore, err := outcomes.New(outcomes.Options{
+		Redis:         outcomeRedis,
+		Scores:        scoreCache,
+		HorizonMonths: rules.ExpectedLoss.HorizonMonths,
+		RetentionDays: cfg.OutcomeRetentionDays,
+		MaxKeys:       cfg.OutcomeMaxKeys,
+		Registerer:    reg,
+		GaugeVersions: a.servedVersion,
+	})
+	if err != nil {
+		return nil, err
+	}
+	outcomeService, err := server.NewOutcomeService(server.OutcomeServiceOptions{
+		Store:    outcomeStore,
+		MaxBatch: cfg.MaxBatch,
+		Logger:   logger.With("component", "outcomes"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	var serverOpts []grpc.ServerOption
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -160,11 +198,12 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	}
 	serverOpts = append(serverOpts, grpc.StatsHandler(traces.ServerHandler()))
 	a.health = health.NewServer()
-	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, serverOpts...); err != nil {
+	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, outcomeService, a.health, serverOpts...); err != nil {
 		return nil, err
 	}
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(churnv1.OutcomeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	a.http = &http.Server{
 		Handler:           a.httpHandler(reg),
@@ -190,6 +229,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	a.httpLis = netutil.LimitListener(lis, cfg.HTTPMaxConns)
 	a.onCleanup(func() { a.httpLis.Close() })
 	return a, nil
+}
+
+// servedVersion is the model version served here, the one whose live quality is exported as
+// gauges (empty when none is active).
+func (a *App) servedVersion() []string {
+	if m := a.store.Active(); m != nil {
+		return []string{m.Version()}
+	}
+	return nil
 }
 
 // newCache uses Redis when --redis-addr is set, else makes the in-process cache, and closes it at
@@ -341,9 +389,9 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 
 // newGRPCServer chains the interceptors metrics → logging → recovery → auth → default deadline,
 // so that panics and refusals are logged and counted, sets the limits of connections and calls
-// (the flags of config's Limits block), and registers the scoring and model services, health
-// and reflection.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
+// (the flags of config's Limits block), and registers the scoring, model and outcome services,
+// health and reflection.
+func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, outcomeSrv *server.OutcomeService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
 	limits, err := server.NewLimits(server.LimitsOptions{
 		MaxInFlight: cfg.MaxInFlight,
 		MaxStreams:  cfg.MaxStreams,
@@ -388,6 +436,7 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	}, opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
+	churnv1.RegisterOutcomeServiceServer(srv, outcomeSrv)
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	reflection.Register(srv)
 	limits.Classify(srv.GetServiceInfo())
