@@ -194,7 +194,7 @@ func exported(t *testing.T) map[string][]string {
 		t.Fatal(err)
 	}
 	req.Features.Categorical["status"] = "a-status-the-model-never-saw" // churn_unknown_categories_total
-	reqs := make([]*churnv1.ScoreRequest, drift.MinSamples)              // churn_score_drift_psi
+	reqs := make([]*churnv1.ScoreRequest, drift.MinSamples)             // churn_score_drift_psi
 	for i := range reqs {
 		reqs[i] = &req
 	}
