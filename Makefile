@@ -69,3 +69,9 @@ stack: ## the local stack: Redis, two churnd replicas and Prometheus with the ru
 
 stack-check: ## start the local stack, check through Prometheus's API that both replicas are up and the rules loaded, stop it
 	deploy/local/stack.sh --check
+
+deploy-check: ## check the deployment kit: promtool checks and unit-tests the rules; the deploy/ module's tests check manifests, dashboard and rules against churnd
+	@command -v promtool >/dev/null || { echo "promtool not found: install prometheus (apt-get install -y prometheus)" >&2; exit 1; }
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/rules_test.yml
+	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...
