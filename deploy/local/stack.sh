@@ -113,6 +113,9 @@ cp "$here/prometheus.yml" "$root/deploy/prometheus/rules.yml" "$run/"
 cat >"$run/targets.json" <<EOF
 [{"targets": ["$HOST:$CHURND1_HTTP_PORT", "$HOST:$CHURND2_HTTP_PORT"], "labels": {"stack": "local"}}]
 EOF
+if command -v promtool >/dev/null; then
+	promtool check config "$run/prometheus.yml" >"$run/promtool.log" 2>&1 || { cat "$run/promtool.log" >&2; exit 1; }
+fi
 start prometheus prometheus --config.file="$run/prometheus.yml" --storage.tsdb.path="$run/prometheus-data" \
 	--web.listen-address="$HOST:$PROMETHEUS_PORT"
 wait_for prometheus "http://$HOST:$PROMETHEUS_PORT/-/ready"
