@@ -5,7 +5,7 @@ TEST_CMD  := $(GO) test -race -count=1 ./...
 SOAK_DURATION ?= 2m
 SOAK_FLAGS    ?=
 
-.PHONY: help run build test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality
+.PHONY: help run build test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,3 +69,15 @@ model: ## retrain the embedded default model (needs ../shared/data); see models/
 
 quality: ## the quality bar on all four datasets in ../shared/data, the hostile datasets at full size and logistic parity with scikit-learn (docs/MODELS.md); the normal suite checks two datasets and small hostile ones
 	CHURN_QUALITY=all CHURN_CORPUS=full $(GO) test -count=1 -timeout 30m -run '^(TestQualityBar|TestHostileCorpus|TestLogisticParity)$$' -v ./internal/train/
+
+stack: ## the local stack: Redis, two churnd replicas and Prometheus with the rules, on loopback (Ctrl-C stops it)
+	deploy/local/stack.sh
+
+stack-check: ## start the local stack, check through Prometheus's API that both replicas are up and the rules loaded, stop it
+	deploy/local/stack.sh --check
+
+deploy-check: ## check the deployment kit: promtool checks and unit-tests the rules; the deploy/ module's tests check manifests, dashboard and rules against churnd
+	@command -v promtool >/dev/null || { echo "promtool not found: install prometheus (apt-get install -y prometheus)" >&2; exit 1; }
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/rules_test.yml
+	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...

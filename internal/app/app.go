@@ -31,6 +31,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/internal/drift"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
@@ -123,10 +124,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		return nil, err
 	}
 
+	probabilities, err := drift.New(a.store, reg)
+	if err != nil {
+		return nil, err
+	}
 	scoring, err := server.New(server.Options{
 		Models:            a.store,
 		Loader:            a.registry,
 		Cache:             scoreCache,
+		Probabilities:     probabilities,
 		Rules:             &rules,
 		MaxBatch:          cfg.MaxBatch,
 		Logger:            logger.With("component", "server"),

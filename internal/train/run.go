@@ -700,6 +700,10 @@ func assemble(cfg Config, c *Candidate, tiers bundle.Tiers, checks []bundle.Chec
 				Params:  params,
 				Rows:    map[string]int{"train": len(cfg.TrainRows), "test": len(cfg.TestRows)},
 				Metrics: test,
+				// The reference of churnd's score-drift figure: the calibrated out-of-fold
+				// probabilities, which the tiers were chosen on too (the final model's own
+				// training rows would look more certain than new customers will).
+				Scores: bundle.NewScoreDistribution("out_of_fold", bundle.ScoreEdges, c.oofP),
 			},
 		},
 		Model: model,
