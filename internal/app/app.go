@@ -84,25 +84,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	logActive(logger, a.store.List(), a.store.Active(), cfg.ModelVersion)
 	var redisClient redis.UniversalClient
 	if len(cfg.RedisAddrs) > 0 {
-		redisClient = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:        cfg.RedisAddrs,
-			MasterName:   cfg.RedisMasterName,
-			Username:     cfg.RedisUsername,
-			Password:     cfg.RedisPassword,
-			DialTimeout:  time.Second,
-			ReadTimeout:  cfg.CacheTimeout,
-			WriteTimeout: cfg.CacheTimeout,
-
-			// One dial attempt and one immediate command retry: go-redis's defaults (5 dials
-			// 100ms apart, 3 command retries 10ms and more apart) outlast a cache operation's
-			// timeout, so a Redis that refuses connections looked like a slow one
-			// (DEADLINE_EXCEEDED instead of UNAVAILABLE, and Score waited the whole timeout;
-			// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new
-			// connection, still heals a pooled connection that a Redis restart broke.
-			DialerRetries:   1,
-			MaxRetries:      1,
-			MinRetryBackoff: -1,
-		})
+		redisClient = redis.NewUniversalClient(redisOptions(cfg, cfg.CacheTimeout))
 		a.onCleanup(func() { redisClient.Close() })
 	}
 	if a.registry, err = a.newRegistry(cfg, reg); err != nil {
@@ -155,16 +137,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if redisClient != nil {
 		// A client of its own: a report reads up to --outcome-retention-days hashes in one round
 		// trip, longer than the score cache's --cache-timeout allows.
-		outcomeClient := redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:         cfg.RedisAddrs,
-			MasterName:    cfg.RedisMasterName,
-			Username:      cfg.RedisUsername,
-			Password:      cfg.RedisPassword,
-			DialTimeout:   time.Second,
-			ReadTimeout:   outcomes.RedisTimeout,
-			WriteTimeout:  outcomes.RedisTimeout,
-			DialerRetries: 1,
-		})
+		outcomeClient := redis.NewUniversalClient(redisOptions(cfg, outcomes.RedisTimeout))
 		a.onCleanup(func() { outcomeClient.Close() })
 		outcomeRedis = &outcomes.RedisOptions{Client: outcomeClient}
 	}
@@ -551,4 +524,27 @@ func (a *App) cleanup() {
 		a.cleanups[i]()
 	}
 	a.cleanups = nil
+}
+
+// redisOptions are the options of a Redis client of churnd's whose operations may take timeout.
+func redisOptions(cfg config.Config, timeout time.Duration) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:        cfg.RedisAddrs,
+		MasterName:   cfg.RedisMasterName,
+		Username:     cfg.RedisUsername,
+		Password:     cfg.RedisPassword,
+		DialTimeout:  time.Second,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+
+		// One dial attempt and one immediate command retry: go-redis's defaults (5 dials 100ms
+		// apart, 3 command retries 10ms and more apart) outlast a cache operation's timeout, so
+		// a Redis that refuses connections looked like a slow one (DEADLINE_EXCEEDED instead of
+		// UNAVAILABLE, and Score waited the whole timeout;
+		// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new connection,
+		// still heals a pooled connection that a Redis restart broke.
+		DialerRetries:   1,
+		MaxRetries:      1,
+		MinRetryBackoff: -1,
+	}
 }
