@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -242,7 +244,14 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, 
 			vmargin[i] = base
 		}
 	}
-	b.grad, b.hess = make([]float64, train.N), make([]float64, train.N)
+	b.gh = make([]gradPair, train.N)
+	b.rows = make([]int32, train.N)
+	b.ordered = make([]gradPair, train.N)
+	b.miss = make([]uint8, train.D)
+	for j, c := range cuts {
+		b.miss[j] = missingBin(c)
+	}
+	b.workers = max(1, min(runtime.GOMAXPROCS(0), maxHistWorkers))
 	fit := &GBDTFit{Trees: te, BestLoss: math.Inf(1)}
 	best := 0
 	for round := range opt.MaxRounds {
@@ -255,19 +264,17 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, 
 			if train.Y[i] {
 				y = 1
 			}
-			b.grad[i] = p - y
-			b.hess[i] = max(p*(1-p), 1e-16)
+			b.gh[i] = gradPair{g: p - y, h: max(p*(1-p), 1e-16)}
 		}
-		t := b.tree()
+		t := b.tree(margin)
 		te.Trees = append(te.Trees, t.export(cuts))
-		t.addTo(margin, b.bins, cuts, train.N)
 		if progress != nil {
 			progress(round + 1)
 		}
 		if valid == nil {
 			continue
 		}
-		t.addTo(vmargin, vbins, cuts, valid.N)
+		t.addTo(vmargin, vbins, b.miss, valid.N)
 		loss := marginLogLoss(valid.Y, vmargin)
 		if loss < fit.BestLoss {
 			fit.BestLoss, best = loss, round+1
@@ -372,24 +379,45 @@ func binColumns(m Matrix, cuts [][]float64) []uint8 {
 // missingBin is the missing bin of a column with thresholds cuts.
 func missingBin(cuts []float64) uint8 { return uint8(len(cuts) + 1) }
 
-// booster holds one fit's binned data and scratch space.
+// booster holds one fit's binned data and scratch space, all of it allocated once per fit.
 type booster struct {
 	opt  GBDTOptions
 	n, d int
 	cuts [][]float64
 	bins []uint8 // column-major
+	miss []uint8 // miss[j] is column j's missing bin
 	// off[j] is column j's first slot in a histogram; a column has a slot per value bin and
 	// one for missing values, so a 0/1 column takes 3 slots.
-	off        []int
-	y          []bool
-	grad, hess []float64
-	rng        *rand.Rand
-	cols       []int // columns the current tree may split on
+	off  []int
+	y    []bool
+	gh   []gradPair // each row's gradient and hessian in the current round
+	rng  *rand.Rand
+	cols []int // columns the current tree may split on
+	// rows are the current tree's rows, partitioned in place as it grows: a leaf's rows are a
+	// slice of it. ordered holds the gradients of a leaf's rows in that order (histogram).
+	rows    []int32
+	ordered []gradPair
 	// free holds histograms for reuse.
 	free [][]histBin
 	// scratch is partition space.
 	scratch []int32
+	// leaves holds the current tree's leaves and inner nodes by node number.
+	leaves []leafState
+	// workers is the number of goroutines that build a large histogram, each over its own
+	// columns (so the sums, and the fit, do not depend on it).
+	workers int
 }
+
+// gradPair is one row's gradient and hessian, side by side for the histogram loop.
+type gradPair struct{ g, h float64 }
+
+// maxHistWorkers bounds the goroutines of one histogram; parallelCells is the least number of
+// row × column cells worth splitting between them (a smaller histogram takes a few µs, about
+// what starting a goroutine costs).
+const (
+	maxHistWorkers = 8
+	parallelCells  = 1 << 15
+)
 
 // histBin is the sums of one bin of one column in one node.
 type histBin struct {
@@ -436,14 +464,15 @@ func (t *gtree) export(cuts [][]float64) bundle.Tree {
 	return out
 }
 
-// leafOf walks row i of column-major bins (n rows) to its leaf.
-func (t *gtree) leafOf(bins []uint8, cuts [][]float64, n, i int) int32 {
+// leafOf walks row i of column-major bins (n rows) to its leaf; miss[j] is column j's
+// missing bin.
+func (t *gtree) leafOf(bins, miss []uint8, n, i int) int32 {
 	k := int32(0)
 	for t.left[k] != -1 {
 		f := t.feature[k]
 		b := bins[int(f)*n+i]
 		switch {
-		case b == missingBin(cuts[f]):
+		case b == miss[f]:
 			if t.defLeft[k] {
 				k = t.left[k]
 			} else {
@@ -459,9 +488,9 @@ func (t *gtree) leafOf(bins []uint8, cuts [][]float64, n, i int) int32 {
 }
 
 // addTo adds the tree's leaf values to the margins of the n binned rows.
-func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
+func (t *gtree) addTo(margin []float64, bins, miss []uint8, n int) {
 	for i := range n {
-		margin[i] += t.value[t.leafOf(bins, cuts, n, i)]
+		margin[i] += t.value[t.leafOf(bins, miss, n, i)]
 	}
 }
 
@@ -469,40 +498,58 @@ func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
 // one whose best split gains most splits next, until the tree has MaxLeaves leaves (LightGBM's
 // leaf-wise growth, scikit-learn's HistGradientBoosting) or no leaf can split. MaxDepth bounds
 // every path; without MaxLeaves every leaf that can split does, which is the depth-wise tree.
-func (b *booster) tree() *gtree {
-	rows := b.sampleRows()
+// It adds the tree's leaf values to margin, the training rows' margins.
+func (b *booster) tree(margin []float64) *gtree {
+	rows, all := b.sampleRows()
 	b.sampleCols()
-	root := &leafState{rows: rows, hist: b.histogram(rows)}
-	for _, i := range rows {
-		root.g += b.grad[i]
-		root.h += b.hess[i]
-	}
-	t := &gtree{}
-	root.node = t.addNode()
-	b.evaluate(root)
-	open := []*leafState{root}
 	maxLeaves := b.opt.MaxLeaves
 	if maxLeaves == 0 {
 		maxLeaves = 1 << b.opt.MaxDepth // a tree of MaxDepth has at most this many leaves
 	}
+	// A leaf has at least MinLeafRows rows, so a tree has at most n/MinLeafRows leaves; with
+	// room for every node, no leaf moves while the tree grows.
+	maxLeaves = max(1, min(maxLeaves, len(rows)/b.opt.MinLeafRows))
+	if cap(b.leaves) < 2*maxLeaves {
+		b.leaves = make([]leafState, 0, 2*maxLeaves)
+	}
+	b.leaves = b.leaves[:0]
+	t := &gtree{}
+	root := b.newLeaf(t, rows, 0)
+	root.hist = b.histogram(rows, all)
+	for _, i := range rows {
+		root.g += b.gh[i].g
+		root.h += b.gh[i].h
+	}
+	b.evaluate(root)
+	open := []int32{root.node}
 	for leaves := 1; leaves < maxLeaves; leaves++ {
 		best := -1
-		for k, l := range open {
-			if l.ok && (best < 0 || l.split.gain > open[best].split.gain) {
+		for k, node := range open {
+			l := &b.leaves[node]
+			if l.ok && (best < 0 || l.split.gain > b.leaves[open[best]].split.gain) {
 				best = k
 			}
 		}
 		if best < 0 {
 			break
 		}
-		l := open[best]
-		left, right := b.splitLeaf(t, l)
+		left, right := b.splitLeaf(t, &b.leaves[open[best]])
 		open = append(open[:best], open[best+1:]...)
 		open = append(open, left, right)
 	}
-	for _, l := range open {
-		t.value[l.node] = -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
+	for _, node := range open {
+		l := &b.leaves[node]
+		v := -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
+		t.value[node] = v
 		b.free = append(b.free, l.hist)
+		if all {
+			for _, i := range l.rows {
+				margin[i] += v
+			}
+		}
+	}
+	if !all { // the rows the tree did not see have no leaf yet
+		t.addTo(margin, b.bins, b.miss, b.n)
 	}
 	return t
 }
@@ -518,6 +565,13 @@ type leafState struct {
 	ok    bool // split is valid
 }
 
+// newLeaf adds a node to t and its leaf state to b.leaves (within its capacity: no leaf moves).
+func (b *booster) newLeaf(t *gtree, rows []int32, depth int) *leafState {
+	node := t.addNode()
+	b.leaves = append(b.leaves, leafState{node: node, rows: rows, depth: depth})
+	return &b.leaves[node]
+}
+
 // evaluate finds l's best split, if l may split.
 func (b *booster) evaluate(l *leafState) {
 	if l.depth >= b.opt.MaxDepth || len(l.rows) < 2*b.opt.MinLeafRows {
@@ -526,15 +580,15 @@ func (b *booster) evaluate(l *leafState) {
 	l.split, l.ok = b.bestSplit(l.hist, l.g, l.h, len(l.rows))
 }
 
-// splitLeaf turns l's node into its split and returns the two new leaves.
-func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
+// splitLeaf turns l's node into its split and returns the nodes of the two new leaves.
+func (b *booster) splitLeaf(t *gtree, l *leafState) (int32, int32) {
 	s := l.split
 	k := l.node
 	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
 	// Stable partition of rows into left then right.
 	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
 	rows := l.rows
-	miss := missingBin(b.cuts[s.feature])
+	miss := b.miss[s.feature]
 	b.scratch = b.scratch[:0]
 	nl := 0
 	for _, i := range rows {
@@ -547,38 +601,40 @@ func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
 		}
 	}
 	copy(rows[nl:], b.scratch)
-	left := &leafState{rows: rows[:nl], g: s.gl, h: s.hl, depth: l.depth + 1}
-	right := &leafState{rows: rows[nl:], g: l.g - s.gl, h: l.h - s.hl, depth: l.depth + 1}
+	left := b.newLeaf(t, rows[:nl], l.depth+1)
+	left.g, left.h = s.gl, s.hl
+	right := b.newLeaf(t, rows[nl:], l.depth+1)
+	right.g, right.h = l.g-s.gl, l.h-s.hl
 	// The smaller child's histogram is built; the larger's is the parent's minus it.
 	if len(left.rows) <= len(right.rows) {
-		left.hist = b.histogram(left.rows)
+		left.hist = b.histogram(left.rows, false)
 		right.hist = b.subtract(l.hist, left.hist)
 	} else {
-		right.hist = b.histogram(right.rows)
+		right.hist = b.histogram(right.rows, false)
 		left.hist = b.subtract(l.hist, right.hist)
 	}
-	left.node = t.addNode()
-	right.node = t.addNode()
+	l.hist = nil
 	t.left[k], t.right[k] = left.node, right.node
 	b.evaluate(left)
 	b.evaluate(right)
-	return left, right
+	return left.node, right.node
 }
 
-// sampleRows returns the rows of this tree, sorted: all, or a Subsample share drawn by the seed.
-func (b *booster) sampleRows() []int32 {
-	rows := make([]int32, b.n)
+// sampleRows returns the rows of this tree, sorted, and whether they are all the rows: all, or
+// a Subsample share drawn by the seed.
+func (b *booster) sampleRows() ([]int32, bool) {
+	rows := b.rows
 	for i := range rows {
 		rows[i] = int32(i)
 	}
 	if b.opt.Subsample >= 1 {
-		return rows
+		return rows, true
 	}
 	k := max(1, int(math.Round(b.opt.Subsample*float64(b.n))))
 	b.rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	rows = rows[:k]
 	slices.Sort(rows)
-	return rows
+	return rows, k == b.n
 }
 
 // sampleCols sets the columns of this tree: all, or a ColSample share drawn by the seed.
@@ -606,20 +662,64 @@ func (b *booster) newHist() []histBin {
 	return make([]histBin, b.off[b.d])
 }
 
-// histogram sums the gradients of rows per column and bin (sampled columns only).
-func (b *booster) histogram(rows []int32) []histBin {
+// histogram sums the gradients of rows per column and bin (sampled columns only); all says rows
+// are every row in order. A large histogram is split by columns between b.workers goroutines:
+// each column is still summed by one goroutine in row order, so the sums do not depend on the
+// number of goroutines.
+func (b *booster) histogram(rows []int32, all bool) []histBin {
 	hist := b.newHist()
-	for _, j := range b.cols {
+	gh := b.gh
+	if !all {
+		// The rows' gradients in row order, read sequentially by every column below.
+		gh = b.ordered[:len(rows)]
+		for k, i := range rows {
+			gh[k] = b.gh[i]
+		}
+	}
+	cols := b.cols
+	w := min(b.workers, len(cols))
+	if w < 2 || len(rows)*len(cols) < parallelCells {
+		b.histColumns(hist, cols, rows, gh, all)
+		return hist
+	}
+	var wg sync.WaitGroup
+	per := (len(cols) + w - 1) / w
+	for start := per; start < len(cols); start += per {
+		part := cols[start:min(start+per, len(cols))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.histColumns(hist, part, rows, gh, all)
+		}()
+	}
+	b.histColumns(hist, cols[:per], rows, gh, all)
+	wg.Wait()
+	return hist
+}
+
+// histColumns adds the gradients gh of rows (gh[k] is rows[k]'s, or with all gh[i] is row i's)
+// to hist's slots of cols.
+func (b *booster) histColumns(hist []histBin, cols []int, rows []int32, gh []gradPair, all bool) {
+	for _, j := range cols {
 		col := b.bins[j*b.n : (j+1)*b.n]
 		hj := hist[b.off[j]:b.off[j+1]]
-		for _, i := range rows {
+		if all {
+			gh := gh[:len(col)]
+			for i, c := range col {
+				e := &hj[c]
+				e.g += gh[i].g
+				e.h += gh[i].h
+				e.n++
+			}
+			continue
+		}
+		for k, i := range rows {
 			e := &hj[col[i]]
-			e.g += b.grad[i]
-			e.h += b.hess[i]
+			e.g += gh[k].g
+			e.h += gh[k].h
 			e.n++
 		}
 	}
-	return hist
 }
 
 // split is a candidate split of a node.
