@@ -697,12 +697,37 @@ func (b *booster) histogram(rows []int32, all bool) []histBin {
 	return hist
 }
 
+// lowSlots is the most histogram slots of a column that histColumns sums with interleaved
+// accumulators.
+const lowSlots = 16
+
 // histColumns adds the gradients gh of rows (gh[k] is rows[k]'s, or with all gh[i] is row i's)
 // to hist's slots of cols.
+//
+// A column with few bins (a 0/1 column has 3 slots) sends long runs of rows to the same slot,
+// and each addition waits for the previous one to that slot; such a column is summed in four
+// interleaved accumulators (row k into accumulator k mod 4), added up in a fixed order at the
+// end, so that four additions are under way at once.
 func (b *booster) histColumns(hist []histBin, cols []int, rows []int32, gh []gradPair, all bool) {
+	var acc [4][lowSlots]histBin
 	for _, j := range cols {
 		col := b.bins[j*b.n : (j+1)*b.n]
 		hj := hist[b.off[j]:b.off[j+1]]
+		if len(hj) <= lowSlots {
+			acc = [4][lowSlots]histBin{}
+			if all {
+				sumInterleaved(&acc, col, gh[:len(col)])
+			} else {
+				sumInterleavedRows(&acc, col, rows, gh[:len(rows)])
+			}
+			for s := range hj {
+				e := &hj[s]
+				e.g = ((acc[0][s].g + acc[1][s].g) + acc[2][s].g) + acc[3][s].g
+				e.h = ((acc[0][s].h + acc[1][s].h) + acc[2][s].h) + acc[3][s].h
+				e.n = acc[0][s].n + acc[1][s].n + acc[2][s].n + acc[3][s].n
+			}
+			continue
+		}
 		if all {
 			gh := gh[:len(col)]
 			for i, c := range col {
@@ -719,6 +744,62 @@ func (b *booster) histColumns(hist []histBin, cols []int, rows []int32, gh []gra
 			e.h += gh[k].h
 			e.n++
 		}
+	}
+}
+
+// sumInterleaved adds gh[i] to accumulator i mod 4 at slot col[i].
+func sumInterleaved(acc *[4][lowSlots]histBin, col []uint8, gh []gradPair) {
+	n := len(col)
+	k := 0
+	for ; k+4 <= n; k += 4 {
+		c, g := col[k:k+4:k+4], gh[k:k+4:k+4]
+		e0, e1, e2, e3 := &acc[0][c[0]], &acc[1][c[1]], &acc[2][c[2]], &acc[3][c[3]]
+		e0.g += g[0].g
+		e0.h += g[0].h
+		e0.n++
+		e1.g += g[1].g
+		e1.h += g[1].h
+		e1.n++
+		e2.g += g[2].g
+		e2.h += g[2].h
+		e2.n++
+		e3.g += g[3].g
+		e3.h += g[3].h
+		e3.n++
+	}
+	for ; k < n; k++ {
+		e := &acc[k%4][col[k]]
+		e.g += gh[k].g
+		e.h += gh[k].h
+		e.n++
+	}
+}
+
+// sumInterleavedRows adds gh[k] to accumulator k mod 4 at slot col[rows[k]].
+func sumInterleavedRows(acc *[4][lowSlots]histBin, col []uint8, rows []int32, gh []gradPair) {
+	n := len(rows)
+	k := 0
+	for ; k+4 <= n; k += 4 {
+		r, g := rows[k:k+4:k+4], gh[k:k+4:k+4]
+		e0, e1, e2, e3 := &acc[0][col[r[0]]], &acc[1][col[r[1]]], &acc[2][col[r[2]]], &acc[3][col[r[3]]]
+		e0.g += g[0].g
+		e0.h += g[0].h
+		e0.n++
+		e1.g += g[1].g
+		e1.h += g[1].h
+		e1.n++
+		e2.g += g[2].g
+		e2.h += g[2].h
+		e2.n++
+		e3.g += g[3].g
+		e3.h += g[3].h
+		e3.n++
+	}
+	for ; k < n; k++ {
+		e := &acc[k%4][col[rows[k]]]
+		e.g += gh[k].g
+		e.h += gh[k].h
+		e.n++
 	}
 }
 
