@@ -3,7 +3,7 @@ GO        ?= go
 TOOL      := $(GO) tool -modfile=internal/tools/go.mod
 TEST_CMD  := $(GO) test -race -count=1 ./...
 
-.PHONY: help run build test test-short bench fuzz generate generate-check lint golearn-check docker model quality
+.PHONY: help run build test test-short bench fuzz generate generate-check lint golearn-check docker model quality speed-table
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -63,3 +63,6 @@ model: ## retrain the embedded default model (needs ../shared/data); see models/
 
 quality: ## the quality bar on all four datasets in ../shared/data and the hostile datasets at full size (docs/MODELS.md); the normal suite checks two datasets and small hostile ones
 	CHURN_QUALITY=all CHURN_CORPUS=full $(GO) test -count=1 -timeout 30m -run '^(TestQualityBar|TestHostileCorpus)$$' -v ./internal/train/
+
+speed-table: ## training speed beside scikit-learn's HistGradientBoosting on ../shared/data (docs/MODELS.md); needs python3-sklearn
+	/usr/bin/python3 scripts/speed-table.py

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,31 +50,52 @@ func BenchmarkCheckRequests(b *testing.B) {
 	})
 }
 
-// BenchmarkFitGBDTShared measures one fit of each tree family on the standard training rows of
-// the shared datasets with more than 5,000 rows, the rows scikit-learn's HistGradientBoosting
-// fits in shared/bench/baselines.py: the family's options, early stopping on fold 1 of 5 as in
-// cross-fitting. scripts/speed-table.sh prints it beside HistGradientBoosting's fit.
+// BenchmarkFitGBDTShared measures one fit of each tree family on the rows scikit-learn's
+// HistGradientBoosting fits in shared/bench/baselines.py (the standard training rows), for every
+// dataset of shared/data with a spec in models/specs and more than 5,000 rows: the family's
+// final fit, with the number of rounds its cross-fitting chooses (found before the timing).
+// scripts/speed-table.sh prints it beside HistGradientBoosting's fit.
 func BenchmarkFitGBDTShared(b *testing.B) {
-	for _, name := range []string{"wa_churn", "bankchurners"} {
-		ds, trainRows, _ := loadShared(b, name)
+	specs, err := filepath.Glob("../../models/specs/*.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dataDir := sharedtest.Path(b, "data")
+	for _, spec := range specs {
+		name := strings.TrimSuffix(filepath.Base(spec), ".json")
+		if _, err := os.Stat(filepath.Join(dataDir, name+".csv")); err != nil {
+			continue
+		}
+		ds, trainRows, testRows := loadShared(b, name)
+		if len(ds.Rows) <= 5000 {
+			continue
+		}
 		pp, err := LearnPrepFor(ds, trainRows, EncodeRaw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		enc := encode(pp, ds, trainRows)
-		fold, err := StratifiedFolds(enc.y, 5, 42)
+		fold, err := StratifiedFolds(labels(ds, trainRows), 5, 42)
 		if err != nil {
 			b.Fatal(err)
 		}
-		train, valid := enc.subset(positions(fold, 0, false)), enc.subset(positions(fold, 0, true))
+		cfg := Config{Data: ds, TrainRows: trainRows, TestRows: testRows, Seed: 42, C: 1, Tiers: DefaultTierQuantiles, CreatedAt: time.Unix(1, 0)}
+		if err := cfg.check(); err != nil { // the defaults: folds, workers, clock
+			b.Fatal(err)
+		}
 		for _, tr := range AutoTrainers(1, DefaultGBDTOptions, LeafwiseGBDTOptions)[1:] {
+			c, err := crossFit(context.Background(), cfg, tr, pp, fold, &progress{now: time.Now})
+			if err != nil {
+				b.Fatal(err)
+			}
+			all := encode(pp, ds, trainRows).all()
 			b.Run(name+"/"+tr.Name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := tr.Fit(context.Background(), FitInput{Train: train, Valid: &valid}); err != nil {
+					if _, err := tr.Fit(context.Background(), FitInput{Train: all, Rounds: c.Rounds}); err != nil {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64(c.Rounds), "rounds")
 			})
 		}
 	}
