@@ -411,13 +411,13 @@ type booster struct {
 // gradPair is one row's gradient and hessian, side by side for the histogram loop.
 type gradPair struct{ g, h float64 }
 
-// maxHistWorkers bounds the goroutines of one histogram; parallelCells is the least number of
-// row × column cells worth splitting between them (a smaller histogram takes a few µs, about
-// what starting a goroutine costs).
-const (
-	maxHistWorkers = 8
-	parallelCells  = 1 << 15
-)
+// maxHistWorkers bounds the goroutines of one histogram.
+const maxHistWorkers = 8
+
+// parallelCells is the least number of row × column cells of a histogram worth splitting
+// between goroutines (a smaller histogram takes a few µs, about what starting a goroutine
+// costs). A variable so that a test can split every histogram.
+var parallelCells = 1 << 15
 
 // histBin is the sums of one bin of one column in one node.
 type histBin struct {
