@@ -533,7 +533,8 @@ func (b *booster) tree(margin []float64) *gtree {
 		if best < 0 {
 			break
 		}
-		left, right := b.splitLeaf(t, &b.leaves[open[best]])
+		last := leaves+1 == maxLeaves // the new leaves will not split
+		left, right := b.splitLeaf(t, &b.leaves[open[best]], last)
 		open = append(open[:best], open[best+1:]...)
 		open = append(open, left, right)
 	}
@@ -541,7 +542,9 @@ func (b *booster) tree(margin []float64) *gtree {
 		l := &b.leaves[node]
 		v := -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
 		t.value[node] = v
-		b.free = append(b.free, l.hist)
+		if l.hist != nil {
+			b.free = append(b.free, l.hist)
+		}
 		if all {
 			for _, i := range l.rows {
 				margin[i] += v
@@ -574,14 +577,21 @@ func (b *booster) newLeaf(t *gtree, rows []int32, depth int) *leafState {
 
 // evaluate finds l's best split, if l may split.
 func (b *booster) evaluate(l *leafState) {
-	if l.depth >= b.opt.MaxDepth || len(l.rows) < 2*b.opt.MinLeafRows {
+	if !b.mayGrow(len(l.rows), l.depth) {
 		return
 	}
 	l.split, l.ok = b.bestSplit(l.hist, l.g, l.h, len(l.rows))
 }
 
-// splitLeaf turns l's node into its split and returns the nodes of the two new leaves.
-func (b *booster) splitLeaf(t *gtree, l *leafState) (int32, int32) {
+// mayGrow says whether a leaf of rows at depth may split at all (evaluate looks for the split).
+func (b *booster) mayGrow(rows, depth int) bool {
+	return depth < b.opt.MaxDepth && rows >= 2*b.opt.MinLeafRows
+}
+
+// splitLeaf turns l's node into its split and returns the nodes of the two new leaves. With
+// last (the tree is full after this split), or when neither new leaf may split, their
+// histograms are not built: nothing would read them.
+func (b *booster) splitLeaf(t *gtree, l *leafState, last bool) (int32, int32) {
 	s := l.split
 	k := l.node
 	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
@@ -605,6 +615,12 @@ func (b *booster) splitLeaf(t *gtree, l *leafState) (int32, int32) {
 	left.g, left.h = s.gl, s.hl
 	right := b.newLeaf(t, rows[nl:], l.depth+1)
 	right.g, right.h = l.g-s.gl, l.h-s.hl
+	t.left[k], t.right[k] = left.node, right.node
+	if last || !b.mayGrow(len(left.rows), left.depth) && !b.mayGrow(len(right.rows), right.depth) {
+		b.free = append(b.free, l.hist)
+		l.hist = nil
+		return left.node, right.node
+	}
 	// The smaller child's histogram is built; the larger's is the parent's minus it.
 	if len(left.rows) <= len(right.rows) {
 		left.hist = b.histogram(left.rows, false)
@@ -614,7 +630,6 @@ func (b *booster) splitLeaf(t *gtree, l *leafState) (int32, int32) {
 		left.hist = b.subtract(l.hist, right.hist)
 	}
 	l.hist = nil
-	t.left[k], t.right[k] = left.node, right.node
 	b.evaluate(left)
 	b.evaluate(right)
 	return left.node, right.node
