@@ -246,6 +246,7 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, 
 	}
 	b.gh = make([]gradPair, train.N)
 	b.rows = make([]int32, train.N)
+	b.scratch = make([]int32, train.N)
 	b.ordered = make([]gradPair, train.N)
 	b.miss = make([]uint8, train.D)
 	for j, c := range cuts {
@@ -599,18 +600,21 @@ func (b *booster) splitLeaf(t *gtree, l *leafState, last bool) (int32, int32) {
 	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
 	rows := l.rows
 	miss := b.miss[s.feature]
-	b.scratch = b.scratch[:0]
-	nl := 0
+	// Without branches: each row is written to both sides and the side it belongs to advances.
+	rest := b.scratch[:len(rows)]
+	nl, nr := 0, 0
 	for _, i := range rows {
 		bin := col[i]
+		l := 0
 		if bin == miss && s.defLeft || bin != miss && bin <= s.bin {
-			rows[nl] = i
-			nl++
-		} else {
-			b.scratch = append(b.scratch, i)
+			l = 1
 		}
+		rows[nl] = i
+		rest[nr] = i
+		nl += l
+		nr += 1 - l
 	}
-	copy(rows[nl:], b.scratch)
+	copy(rows[nl:], rest[:nr])
 	left := b.newLeaf(t, rows[:nl], l.depth+1)
 	left.g, left.h = s.gl, s.hl
 	right := b.newLeaf(t, rows[nl:], l.depth+1)
@@ -674,7 +678,9 @@ func (b *booster) newHist() []histBin {
 		clear(h)
 		return h
 	}
-	return make([]histBin, b.off[b.d])
+	// 256 slots past the last column: every column's slots can be read as a [256]histBin,
+	// indexed by a bin without a bounds check (histColumns).
+	return make([]histBin, b.off[b.d]+256)
 }
 
 // histogram sums the gradients of rows per column and bin (sampled columns only); all says rows
@@ -743,18 +749,20 @@ func (b *booster) histColumns(hist []histBin, cols []int, rows []int32, gh []gra
 			}
 			continue
 		}
+		slots := (*[256]histBin)(hist[b.off[j] : b.off[j]+256])
 		if all {
 			gh := gh[:len(col)]
 			for i, c := range col {
-				e := &hj[c]
+				e := &slots[c]
 				e.g += gh[i].g
 				e.h += gh[i].h
 				e.n++
 			}
 			continue
 		}
+		gh := gh[:len(rows)]
 		for k, i := range rows {
-			e := &hj[col[i]]
+			e := &slots[col[i]]
 			e.g += gh[k].g
 			e.h += gh[k].h
 			e.n++
