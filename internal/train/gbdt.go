@@ -32,7 +32,12 @@ import (
 //     gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing rows tried on each side, which
 //     is the split's learned default direction;
 //   - histograms of gradient and hessian sums are built for the smaller child and the larger
-//     child's are the parent's minus it;
+//     child's are the parent's minus it; a leaf that cannot split gets none;
+//   - the data is binned once per fit into uint8 columns (column-major); a histogram reads a
+//     leaf's gradients in row order, and a large one is split by columns between goroutines,
+//     each column summed by one goroutine in row order, so the fit does not depend on the
+//     number of goroutines (TestRunDoesNotDependOnParallelism); scratch space is allocated
+//     once per fit, not per tree or node;
 //   - a leaf's value is −η·G/(H+λ) (logistic loss: g = p − y, h = p(1 − p));
 //   - rounds stop early when the validation log loss has not improved for EarlyStopping rounds,
 //     and the ensemble is cut back to its best round.
