@@ -5,7 +5,7 @@ TEST_CMD  := $(GO) test -race -count=1 ./...
 SOAK_DURATION ?= 2m
 SOAK_FLAGS    ?=
 
-.PHONY: help run build test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check
+.PHONY: help run build test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check speed-table
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,3 +81,6 @@ deploy-check: ## check the deployment kit: promtool checks and unit-tests the ru
 	promtool check rules deploy/prometheus/rules.yml
 	promtool test rules deploy/prometheus/rules_test.yml
 	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+speed-table: ## training speed beside scikit-learn's HistGradientBoosting on ../shared/data (docs/MODELS.md); needs python3-sklearn
+	/usr/bin/python3 internal/tools/speed-table.py

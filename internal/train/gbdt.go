@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -30,7 +32,12 @@ import (
 //     gain G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), the missing rows tried on each side, which
 //     is the split's learned default direction;
 //   - histograms of gradient and hessian sums are built for the smaller child and the larger
-//     child's are the parent's minus it;
+//     child's are the parent's minus it; a leaf that cannot split gets none;
+//   - the data is binned once per fit into uint8 columns (column-major); a histogram reads a
+//     leaf's gradients in row order, and a large one is split by columns between goroutines,
+//     each column summed by one goroutine in row order, so the fit does not depend on the
+//     number of goroutines (TestRunDoesNotDependOnParallelism); scratch space is allocated
+//     once per fit, not per tree or node;
 //   - a leaf's value is −η·G/(H+λ) (logistic loss: g = p − y, h = p(1 − p));
 //   - rounds stop early when the validation log loss has not improved for EarlyStopping rounds,
 //     and the ensemble is cut back to its best round.
@@ -242,7 +249,15 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, 
 			vmargin[i] = base
 		}
 	}
-	b.grad, b.hess = make([]float64, train.N), make([]float64, train.N)
+	b.gh = make([]gradPair, train.N)
+	b.rows = make([]int32, train.N)
+	b.scratch = make([]int32, train.N)
+	b.ordered = make([]gradPair, train.N)
+	b.miss = make([]uint8, train.D)
+	for j, c := range cuts {
+		b.miss[j] = missingBin(c)
+	}
+	b.workers = max(1, min(runtime.GOMAXPROCS(0), maxHistWorkers))
 	fit := &GBDTFit{Trees: te, BestLoss: math.Inf(1)}
 	best := 0
 	for round := range opt.MaxRounds {
@@ -255,19 +270,17 @@ func FitGBDT(ctx context.Context, train Matrix, valid *Matrix, opt GBDTOptions, 
 			if train.Y[i] {
 				y = 1
 			}
-			b.grad[i] = p - y
-			b.hess[i] = max(p*(1-p), 1e-16)
+			b.gh[i] = gradPair{g: p - y, h: max(p*(1-p), 1e-16)}
 		}
-		t := b.tree()
+		t := b.tree(margin)
 		te.Trees = append(te.Trees, t.export(cuts))
-		t.addTo(margin, b.bins, cuts, train.N)
 		if progress != nil {
 			progress(round + 1)
 		}
 		if valid == nil {
 			continue
 		}
-		t.addTo(vmargin, vbins, cuts, valid.N)
+		t.addTo(vmargin, vbins, b.miss, valid.N)
 		loss := marginLogLoss(valid.Y, vmargin)
 		if loss < fit.BestLoss {
 			fit.BestLoss, best = loss, round+1
@@ -372,24 +385,45 @@ func binColumns(m Matrix, cuts [][]float64) []uint8 {
 // missingBin is the missing bin of a column with thresholds cuts.
 func missingBin(cuts []float64) uint8 { return uint8(len(cuts) + 1) }
 
-// booster holds one fit's binned data and scratch space.
+// booster holds one fit's binned data and scratch space, all of it allocated once per fit.
 type booster struct {
 	opt  GBDTOptions
 	n, d int
 	cuts [][]float64
 	bins []uint8 // column-major
+	miss []uint8 // miss[j] is column j's missing bin
 	// off[j] is column j's first slot in a histogram; a column has a slot per value bin and
 	// one for missing values, so a 0/1 column takes 3 slots.
-	off        []int
-	y          []bool
-	grad, hess []float64
-	rng        *rand.Rand
-	cols       []int // columns the current tree may split on
+	off  []int
+	y    []bool
+	gh   []gradPair // each row's gradient and hessian in the current round
+	rng  *rand.Rand
+	cols []int // columns the current tree may split on
+	// rows are the current tree's rows, partitioned in place as it grows: a leaf's rows are a
+	// slice of it. ordered holds the gradients of a leaf's rows in that order (histogram).
+	rows    []int32
+	ordered []gradPair
 	// free holds histograms for reuse.
 	free [][]histBin
 	// scratch is partition space.
 	scratch []int32
+	// leaves holds the current tree's leaves and inner nodes by node number.
+	leaves []leafState
+	// workers is the number of goroutines that build a large histogram, each over its own
+	// columns (so the sums, and the fit, do not depend on it).
+	workers int
 }
+
+// gradPair is one row's gradient and hessian, side by side for the histogram loop.
+type gradPair struct{ g, h float64 }
+
+// maxHistWorkers bounds the goroutines of one histogram.
+const maxHistWorkers = 8
+
+// parallelCells is the least number of row × column cells of a histogram worth splitting
+// between goroutines (a smaller histogram takes a few µs, about what starting a goroutine
+// costs). A variable so that a test can split every histogram.
+var parallelCells = 1 << 15
 
 // histBin is the sums of one bin of one column in one node.
 type histBin struct {
@@ -436,14 +470,15 @@ func (t *gtree) export(cuts [][]float64) bundle.Tree {
 	return out
 }
 
-// leafOf walks row i of column-major bins (n rows) to its leaf.
-func (t *gtree) leafOf(bins []uint8, cuts [][]float64, n, i int) int32 {
+// leafOf walks row i of column-major bins (n rows) to its leaf; miss[j] is column j's
+// missing bin.
+func (t *gtree) leafOf(bins, miss []uint8, n, i int) int32 {
 	k := int32(0)
 	for t.left[k] != -1 {
 		f := t.feature[k]
 		b := bins[int(f)*n+i]
 		switch {
-		case b == missingBin(cuts[f]):
+		case b == miss[f]:
 			if t.defLeft[k] {
 				k = t.left[k]
 			} else {
@@ -459,9 +494,9 @@ func (t *gtree) leafOf(bins []uint8, cuts [][]float64, n, i int) int32 {
 }
 
 // addTo adds the tree's leaf values to the margins of the n binned rows.
-func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
+func (t *gtree) addTo(margin []float64, bins, miss []uint8, n int) {
 	for i := range n {
-		margin[i] += t.value[t.leafOf(bins, cuts, n, i)]
+		margin[i] += t.value[t.leafOf(bins, miss, n, i)]
 	}
 }
 
@@ -469,40 +504,61 @@ func (t *gtree) addTo(margin []float64, bins []uint8, cuts [][]float64, n int) {
 // one whose best split gains most splits next, until the tree has MaxLeaves leaves (LightGBM's
 // leaf-wise growth, scikit-learn's HistGradientBoosting) or no leaf can split. MaxDepth bounds
 // every path; without MaxLeaves every leaf that can split does, which is the depth-wise tree.
-func (b *booster) tree() *gtree {
-	rows := b.sampleRows()
+// It adds the tree's leaf values to margin, the training rows' margins.
+func (b *booster) tree(margin []float64) *gtree {
+	rows, all := b.sampleRows()
 	b.sampleCols()
-	root := &leafState{rows: rows, hist: b.histogram(rows)}
-	for _, i := range rows {
-		root.g += b.grad[i]
-		root.h += b.hess[i]
-	}
-	t := &gtree{}
-	root.node = t.addNode()
-	b.evaluate(root)
-	open := []*leafState{root}
 	maxLeaves := b.opt.MaxLeaves
 	if maxLeaves == 0 {
 		maxLeaves = 1 << b.opt.MaxDepth // a tree of MaxDepth has at most this many leaves
 	}
+	// A leaf has at least MinLeafRows rows, so a tree has at most n/MinLeafRows leaves; with
+	// room for every node, no leaf moves while the tree grows.
+	maxLeaves = max(1, min(maxLeaves, len(rows)/b.opt.MinLeafRows))
+	if cap(b.leaves) < 2*maxLeaves {
+		b.leaves = make([]leafState, 0, 2*maxLeaves)
+	}
+	b.leaves = b.leaves[:0]
+	t := &gtree{}
+	root := b.newLeaf(t, rows, 0)
+	root.hist = b.histogram(rows, all)
+	for _, i := range rows {
+		root.g += b.gh[i].g
+		root.h += b.gh[i].h
+	}
+	b.evaluate(root)
+	open := []int32{root.node}
 	for leaves := 1; leaves < maxLeaves; leaves++ {
 		best := -1
-		for k, l := range open {
-			if l.ok && (best < 0 || l.split.gain > open[best].split.gain) {
+		for k, node := range open {
+			l := &b.leaves[node]
+			if l.ok && (best < 0 || l.split.gain > b.leaves[open[best]].split.gain) {
 				best = k
 			}
 		}
 		if best < 0 {
 			break
 		}
-		l := open[best]
-		left, right := b.splitLeaf(t, l)
+		last := leaves+1 == maxLeaves // the new leaves will not split
+		left, right := b.splitLeaf(t, &b.leaves[open[best]], last)
 		open = append(open[:best], open[best+1:]...)
 		open = append(open, left, right)
 	}
-	for _, l := range open {
-		t.value[l.node] = -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
-		b.free = append(b.free, l.hist)
+	for _, node := range open {
+		l := &b.leaves[node]
+		v := -b.opt.LearningRate * l.g / (l.h + b.opt.Lambda)
+		t.value[node] = v
+		if l.hist != nil {
+			b.free = append(b.free, l.hist)
+		}
+		if all {
+			for _, i := range l.rows {
+				margin[i] += v
+			}
+		}
+	}
+	if !all { // the rows the tree did not see have no leaf yet
+		t.addTo(margin, b.bins, b.miss, b.n)
 	}
 	return t
 }
@@ -518,67 +574,91 @@ type leafState struct {
 	ok    bool // split is valid
 }
 
+// newLeaf adds a node to t and its leaf state to b.leaves (within its capacity: no leaf moves).
+func (b *booster) newLeaf(t *gtree, rows []int32, depth int) *leafState {
+	node := t.addNode()
+	b.leaves = append(b.leaves, leafState{node: node, rows: rows, depth: depth})
+	return &b.leaves[node]
+}
+
 // evaluate finds l's best split, if l may split.
 func (b *booster) evaluate(l *leafState) {
-	if l.depth >= b.opt.MaxDepth || len(l.rows) < 2*b.opt.MinLeafRows {
+	if !b.mayGrow(len(l.rows), l.depth) {
 		return
 	}
 	l.split, l.ok = b.bestSplit(l.hist, l.g, l.h, len(l.rows))
 }
 
-// splitLeaf turns l's node into its split and returns the two new leaves.
-func (b *booster) splitLeaf(t *gtree, l *leafState) (*leafState, *leafState) {
+// mayGrow says whether a leaf of rows at depth may split at all (evaluate looks for the split).
+func (b *booster) mayGrow(rows, depth int) bool {
+	return depth < b.opt.MaxDepth && rows >= 2*b.opt.MinLeafRows
+}
+
+// splitLeaf turns l's node into its split and returns the nodes of the two new leaves. With
+// last (the tree is full after this split), or when neither new leaf may split, their
+// histograms are not built: nothing would read them.
+func (b *booster) splitLeaf(t *gtree, l *leafState, last bool) (int32, int32) {
 	s := l.split
 	k := l.node
 	t.feature[k], t.bin[k], t.defLeft[k] = int32(s.feature), s.bin, s.defLeft
 	// Stable partition of rows into left then right.
 	col := b.bins[s.feature*b.n : (s.feature+1)*b.n]
 	rows := l.rows
-	miss := missingBin(b.cuts[s.feature])
-	b.scratch = b.scratch[:0]
-	nl := 0
+	miss := b.miss[s.feature]
+	// Without branches: each row is written to both sides and the side it belongs to advances.
+	rest := b.scratch[:len(rows)]
+	nl, nr := 0, 0
 	for _, i := range rows {
 		bin := col[i]
+		l := 0
 		if bin == miss && s.defLeft || bin != miss && bin <= s.bin {
-			rows[nl] = i
-			nl++
-		} else {
-			b.scratch = append(b.scratch, i)
+			l = 1
 		}
+		rows[nl] = i
+		rest[nr] = i
+		nl += l
+		nr += 1 - l
 	}
-	copy(rows[nl:], b.scratch)
-	left := &leafState{rows: rows[:nl], g: s.gl, h: s.hl, depth: l.depth + 1}
-	right := &leafState{rows: rows[nl:], g: l.g - s.gl, h: l.h - s.hl, depth: l.depth + 1}
+	copy(rows[nl:], rest[:nr])
+	left := b.newLeaf(t, rows[:nl], l.depth+1)
+	left.g, left.h = s.gl, s.hl
+	right := b.newLeaf(t, rows[nl:], l.depth+1)
+	right.g, right.h = l.g-s.gl, l.h-s.hl
+	t.left[k], t.right[k] = left.node, right.node
+	if last || !b.mayGrow(len(left.rows), left.depth) && !b.mayGrow(len(right.rows), right.depth) {
+		b.free = append(b.free, l.hist)
+		l.hist = nil
+		return left.node, right.node
+	}
 	// The smaller child's histogram is built; the larger's is the parent's minus it.
 	if len(left.rows) <= len(right.rows) {
-		left.hist = b.histogram(left.rows)
+		left.hist = b.histogram(left.rows, false)
 		right.hist = b.subtract(l.hist, left.hist)
 	} else {
-		right.hist = b.histogram(right.rows)
+		right.hist = b.histogram(right.rows, false)
 		left.hist = b.subtract(l.hist, right.hist)
 	}
-	left.node = t.addNode()
-	right.node = t.addNode()
-	t.left[k], t.right[k] = left.node, right.node
+	l.hist = nil
 	b.evaluate(left)
 	b.evaluate(right)
-	return left, right
+	return left.node, right.node
 }
 
-// sampleRows returns the rows of this tree, sorted: all, or a Subsample share drawn by the seed.
-func (b *booster) sampleRows() []int32 {
-	rows := make([]int32, b.n)
+// sampleRows returns the rows of this tree, sorted, and whether they are all the rows: all, or
+// a Subsample share drawn by the seed.
+func (b *booster) sampleRows() ([]int32, bool) {
+	rows := b.rows
 	for i := range rows {
 		rows[i] = int32(i)
 	}
 	if b.opt.Subsample >= 1 {
-		return rows
+		return rows, true
 	}
 	k := max(1, int(math.Round(b.opt.Subsample*float64(b.n))))
 	b.rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	rows = rows[:k]
 	slices.Sort(rows)
-	return rows
+	return rows, k == b.n
 }
 
 // sampleCols sets the columns of this tree: all, or a ColSample share drawn by the seed.
@@ -603,23 +683,152 @@ func (b *booster) newHist() []histBin {
 		clear(h)
 		return h
 	}
-	return make([]histBin, b.off[b.d])
+	// 256 slots past the last column: every column's slots can be read as a [256]histBin,
+	// indexed by a bin without a bounds check (histColumns).
+	return make([]histBin, b.off[b.d]+256)
 }
 
-// histogram sums the gradients of rows per column and bin (sampled columns only).
-func (b *booster) histogram(rows []int32) []histBin {
+// histogram sums the gradients of rows per column and bin (sampled columns only); all says rows
+// are every row in order. A large histogram is split by columns between b.workers goroutines:
+// each column is still summed by one goroutine in row order, so the sums do not depend on the
+// number of goroutines.
+func (b *booster) histogram(rows []int32, all bool) []histBin {
 	hist := b.newHist()
-	for _, j := range b.cols {
+	gh := b.gh
+	if !all {
+		// The rows' gradients in row order, read sequentially by every column below.
+		gh = b.ordered[:len(rows)]
+		for k, i := range rows {
+			gh[k] = b.gh[i]
+		}
+	}
+	cols := b.cols
+	w := min(b.workers, len(cols))
+	if w < 2 || len(rows)*len(cols) < parallelCells {
+		b.histColumns(hist, cols, rows, gh, all)
+		return hist
+	}
+	var wg sync.WaitGroup
+	per := (len(cols) + w - 1) / w
+	for start := per; start < len(cols); start += per {
+		part := cols[start:min(start+per, len(cols))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.histColumns(hist, part, rows, gh, all)
+		}()
+	}
+	b.histColumns(hist, cols[:per], rows, gh, all)
+	wg.Wait()
+	return hist
+}
+
+// lowSlots is the most histogram slots of a column that histColumns sums with interleaved
+// accumulators.
+const lowSlots = 16
+
+// histColumns adds the gradients gh of rows (gh[k] is rows[k]'s, or with all gh[i] is row i's)
+// to hist's slots of cols.
+//
+// A column with few bins (a 0/1 column has 3 slots) sends long runs of rows to the same slot,
+// and each addition waits for the previous one to that slot; such a column is summed in four
+// interleaved accumulators (row k into accumulator k mod 4), added up in a fixed order at the
+// end, so that four additions are under way at once.
+func (b *booster) histColumns(hist []histBin, cols []int, rows []int32, gh []gradPair, all bool) {
+	var acc [4][lowSlots]histBin
+	for _, j := range cols {
 		col := b.bins[j*b.n : (j+1)*b.n]
 		hj := hist[b.off[j]:b.off[j+1]]
-		for _, i := range rows {
-			e := &hj[col[i]]
-			e.g += b.grad[i]
-			e.h += b.hess[i]
+		if len(hj) <= lowSlots {
+			acc = [4][lowSlots]histBin{}
+			if all {
+				sumInterleaved(&acc, col, gh[:len(col)])
+			} else {
+				sumInterleavedRows(&acc, col, rows, gh[:len(rows)])
+			}
+			for s := range hj {
+				e := &hj[s]
+				e.g = ((acc[0][s].g + acc[1][s].g) + acc[2][s].g) + acc[3][s].g
+				e.h = ((acc[0][s].h + acc[1][s].h) + acc[2][s].h) + acc[3][s].h
+				e.n = acc[0][s].n + acc[1][s].n + acc[2][s].n + acc[3][s].n
+			}
+			continue
+		}
+		slots := (*[256]histBin)(hist[b.off[j] : b.off[j]+256])
+		if all {
+			gh := gh[:len(col)]
+			for i, c := range col {
+				e := &slots[c]
+				e.g += gh[i].g
+				e.h += gh[i].h
+				e.n++
+			}
+			continue
+		}
+		gh := gh[:len(rows)]
+		for k, i := range rows {
+			e := &slots[col[i]]
+			e.g += gh[k].g
+			e.h += gh[k].h
 			e.n++
 		}
 	}
-	return hist
+}
+
+// sumInterleaved adds gh[i] to accumulator i mod 4 at slot col[i].
+func sumInterleaved(acc *[4][lowSlots]histBin, col []uint8, gh []gradPair) {
+	n := len(col)
+	k := 0
+	for ; k+4 <= n; k += 4 {
+		c, g := col[k:k+4:k+4], gh[k:k+4:k+4]
+		e0, e1, e2, e3 := &acc[0][c[0]], &acc[1][c[1]], &acc[2][c[2]], &acc[3][c[3]]
+		e0.g += g[0].g
+		e0.h += g[0].h
+		e0.n++
+		e1.g += g[1].g
+		e1.h += g[1].h
+		e1.n++
+		e2.g += g[2].g
+		e2.h += g[2].h
+		e2.n++
+		e3.g += g[3].g
+		e3.h += g[3].h
+		e3.n++
+	}
+	for ; k < n; k++ {
+		e := &acc[k%4][col[k]]
+		e.g += gh[k].g
+		e.h += gh[k].h
+		e.n++
+	}
+}
+
+// sumInterleavedRows adds gh[k] to accumulator k mod 4 at slot col[rows[k]].
+func sumInterleavedRows(acc *[4][lowSlots]histBin, col []uint8, rows []int32, gh []gradPair) {
+	n := len(rows)
+	k := 0
+	for ; k+4 <= n; k += 4 {
+		r, g := rows[k:k+4:k+4], gh[k:k+4:k+4]
+		e0, e1, e2, e3 := &acc[0][col[r[0]]], &acc[1][col[r[1]]], &acc[2][col[r[2]]], &acc[3][col[r[3]]]
+		e0.g += g[0].g
+		e0.h += g[0].h
+		e0.n++
+		e1.g += g[1].g
+		e1.h += g[1].h
+		e1.n++
+		e2.g += g[2].g
+		e2.h += g[2].h
+		e2.n++
+		e3.g += g[3].g
+		e3.h += g[3].h
+		e3.n++
+	}
+	for ; k < n; k++ {
+		e := &acc[k%4][col[rows[k]]]
+		e.g += gh[k].g
+		e.h += gh[k].h
+		e.n++
+	}
 }
 
 // split is a candidate split of a node.

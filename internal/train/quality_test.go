@@ -58,7 +58,7 @@ func readBaselines(path string) (map[string]baseline, error) {
 
 // loadShared reads a dataset of shared/data under its spec in models/specs, with the standard
 // held-out rows.
-func loadShared(t *testing.T, name string) (ds *Dataset, trainRows, testRows []int) {
+func loadShared(t testing.TB, name string) (ds *Dataset, trainRows, testRows []int) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("../../models/specs", name+".json"))
 	if err != nil {

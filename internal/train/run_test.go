@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -281,6 +282,48 @@ func TestRunIsReproducible(t *testing.T) {
 	}
 	if !bytes.Equal(ea, eb) {
 		t.Error("two runs on the same data wrote different bundles")
+	}
+}
+
+// TestRunDoesNotDependOnParallelism: the bundle of auto (every family, cross-fitting,
+// calibration), and every family's model and out-of-fold probabilities (the bundle has the
+// winner's only), are the same byte for byte whether the folds and the histograms' columns are
+// spread over 1 or 3 goroutines. Not parallel: it sets GOMAXPROCS, and parallelCells so that every
+// histogram is split between goroutines.
+func TestRunDoesNotDependOnParallelism(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	defer func(c int) { parallelCells = c }(parallelCells)
+	parallelCells = 1
+	var bundles [][]byte
+	for _, procs := range []int{1, 3} {
+		runtime.GOMAXPROCS(procs)
+		cfg := toyConfig(t)
+		cfg.Trainers = AutoTrainers(1, DefaultGBDTOptions, LeafwiseGBDTOptions)
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Candidates) != 3 {
+			t.Fatalf("GOMAXPROCS %d: %d candidates, want every family's", procs, len(res.Candidates))
+		}
+		data, err := res.Bundle.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range res.Candidates {
+			m, err := json.Marshal(struct {
+				Model bundle.Model
+				OOF   []float64
+			}{c.model, c.oofP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(append(data, c.Name...), m...)
+		}
+		bundles = append(bundles, data)
+	}
+	if !bytes.Equal(bundles[0], bundles[1]) {
+		t.Error("GOMAXPROCS 1 and 3 gave different bundles or candidates")
 	}
 }
 
