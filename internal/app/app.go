@@ -159,6 +159,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		// base64 makes 4 bytes of 3; the rest is room for the metadata and the JSON around it.
 		MaxUploadBodyBytes: cfg.MaxUploadBytes/3*4 + 1<<20,
 		MaxRecvBytes:       max(cfg.MaxRecvBytes, 64<<20),
+		Registerer:         reg,
 	}); err != nil {
 		return nil, err
 	}

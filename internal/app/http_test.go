@@ -163,7 +163,8 @@ func TestHTTPGetScoreEscapedID(t *testing.T) {
 // are refused too, not scored as missing.
 func TestHTTPErrorsAreStatusJSON(t *testing.T) {
 	t.Parallel()
-	api := newHTTPAPI(t, apptest.Start(t, httpConfig(t)))
+	reg := prometheus.NewRegistry()
+	api := newHTTPAPI(t, apptest.StartWithRegistry(t, httpConfig(t), reg))
 
 	st := api.failure("POST", "/v1/score", strings.NewReader(`{"customerId": "c1", "features": {"complaints": {"count30d": -1}}}`), http.StatusBadRequest, codes.InvalidArgument)
 	if len(st.GetDetails()) != 1 {
@@ -185,7 +186,16 @@ func TestHTTPErrorsAreStatusJSON(t *testing.T) {
 	}
 	api.failure("POST", "/v1/score", strings.NewReader(`{"customerId": "c1", "modelVersion": "no-such-version"}`), http.StatusNotFound, codes.NotFound)
 	api.failure("GET", "/v1/no-such-route", nil, http.StatusNotFound, codes.NotFound)
-}
+
+	// Refused before any gRPC call, yet counted.
+	for _, c := range []struct {
+		method, code string
+		want         float64
+	}{{"post", "400", 4}, {"post", "404", 1}, {"get", "404", 1}} {
+		if got := counterValue(t, reg, "churn_http_api_requests_total", map[string]string{"method": c.method, "code": c.code}); got != c.want {
+			t.Errorf("churn_http_api_requests_total{method=%q,code=%q} = %v, want %v", c.method, c.code, got, c.want)
+		}
+	}}
 
 // Bodies over their limit are refused before they are decoded: 413 with RESOURCE_EXHAUSTED,
 // whether the client said its length or not.

@@ -9,6 +9,10 @@
 // Request bodies are bounded here, before any JSON is decoded: MaxUploadBodyBytes for
 // ModelService.UploadModel, MaxBodyBytes for the rest; a larger body is refused with
 // RESOURCE_EXHAUSTED (HTTP 413).
+//
+// The gRPC metrics count every call that reaches the server; churn_http_api_requests_total
+// counts every HTTP request by method and status code, also those refused before a gRPC call
+// (malformed JSON, an unknown route, a body over its limit).
 package gateway
 
 import (
@@ -20,6 +24,9 @@ import (
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -48,6 +55,8 @@ type Options struct {
 	MaxUploadBodyBytes int64
 	// MaxRecvBytes bounds a response message the gateway reads from the gRPC server.
 	MaxRecvBytes int
+	// Registerer takes the gateway's metrics; nil: a registry of its own.
+	Registerer prometheus.Registerer
 }
 
 // Gateway is the HTTP handler of the API and the in-process connection it calls through. Serve
@@ -98,7 +107,14 @@ func New(o Options) (*Gateway, error) {
 		g.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.handler = mux
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	requests := promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+		Name: "churn_http_api_requests_total",
+		Help: "Requests to the HTTP/JSON API (/v1/...) by method and HTTP status code, also those refused before they became a gRPC call.",
+	}, []string{"method", "code"})
+	g.handler = promhttp.InstrumentHandlerCounter(requests, mux)
 	return g, nil
 }
 
