@@ -195,7 +195,8 @@ func TestHTTPErrorsAreStatusJSON(t *testing.T) {
 		if got := counterValue(t, reg, "churn_http_api_requests_total", map[string]string{"method": c.method, "code": c.code}); got != c.want {
 			t.Errorf("churn_http_api_requests_total{method=%q,code=%q} = %v, want %v", c.method, c.code, got, c.want)
 		}
-	}}
+	}
+}
 
 // Bodies over their limit are refused before they are decoded: 413 with RESOURCE_EXHAUSTED,
 // whether the client said its length or not.
