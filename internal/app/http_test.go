@@ -211,6 +211,29 @@ func TestHTTPBodyLimit(t *testing.T) {
 	api.failure("POST", "/v1/score", io.MultiReader(strings.NewReader(big)), http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
 }
 
+// An upload's body is bounded by --max-upload-bytes in base64 (plus room for the JSON around
+// it), also while it streams to the server: over it, 413 and nothing stored.
+func TestHTTPUploadBodyLimit(t *testing.T) {
+	t.Parallel()
+	cfg := httpConfig(t)
+	cfg.MaxUploadBytes, cfg.AdminTokens = 1024, []string{httpAdminToken}
+	api := newHTTPAPI(t, apptest.Start(t, cfg))
+	api.token = httpAdminToken
+	huge := fmt.Sprintf("{\"metadata\": {\"sha256\": %q}}\n{\"chunk\": %q}\n", strings.Repeat("0", 64), strings.Repeat("A", 2<<20))
+	api.failure("POST", "/v1/models:upload", io.MultiReader(strings.NewReader(huge)), http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
+	// Within the body limit but over --max-upload-bytes once decoded: the gRPC service refuses it.
+	bundle := modeltest.WithVersion(t, "http-too-big", nil)
+	upload := fmt.Sprintf("{\"metadata\": {\"sha256\": %q}}\n{\"chunk\": %q}\n", modeltest.SHA256(bundle), base64.StdEncoding.EncodeToString(bundle))
+	api.failure("POST", "/v1/models:upload", strings.NewReader(upload), http.StatusTooManyRequests, codes.ResourceExhausted)
+	list := &churnv1.ListModelsResponse{}
+	api.ok("GET", "/v1/models", "", list)
+	for _, m := range list.GetModels() {
+		if m.GetVersion() == "http-too-big" {
+			t.Errorf("a refused upload was stored: %v", m)
+		}
+	}
+}
+
 // ModelService over HTTP: the bearer token of the Authorization header is the one the gRPC auth
 // interceptor checks; an upload is one body of JSON messages (metadata, then the bundle's bytes
 // in base64); activation and listing follow.

@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,17 +146,18 @@ type bodyKey struct{}
 
 // limitedBody is a body cut at limit that remembers having been cut, so that the error handler
 // can tell a body over the limit (RESOURCE_EXHAUSTED) from malformed JSON (INVALID_ARGUMENT).
+// over is atomic: a streaming call's body is read by grpc-gateway in a goroutine of its own.
 type limitedBody struct {
 	r     io.ReadCloser
 	limit int64
-	over  bool
+	over  atomic.Bool
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		b.over = true
+		b.over.Store(true)
 	}
 	return n, err
 }
@@ -164,7 +166,7 @@ func (b *limitedBody) Close() error { return b.r.Close() }
 
 // tooLarge replaces err by RESOURCE_EXHAUSTED when the request's body went over its limit.
 func tooLarge(ctx context.Context, err error) error {
-	if b, ok := ctx.Value(bodyKey{}).(*limitedBody); ok && b.over {
+	if b, ok := ctx.Value(bodyKey{}).(*limitedBody); ok && b.over.Load() {
 		return bodyTooLarge(b.limit)
 	}
 	return err
