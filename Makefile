@@ -6,8 +6,10 @@ TEST_CMD  := $(GO) test -race -count=1 ./...
 # the commit, "-dirty" with local changes; the commit alone without tags.
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/churnhq/churn/internal/buildinfo.version=$(VERSION)
+SOAK_DURATION ?= 2m
+SOAK_FLAGS    ?=
 
-.PHONY: help run build install test test-short bench fuzz generate generate-check lint golearn-check docker model quality
+.PHONY: help run build install test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +43,9 @@ fuzz: ## run every fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime 20s ./internal/golearntree/
 	for f in FuzzXGBoost FuzzLightGBM FuzzSklearn FuzzSchema FuzzRows; do \
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s ./internal/importer/ || exit 1; done
+
+soak: ## churnd under load for SOAK_DURATION (2m) while models swap, Redis restarts and streams are abandoned; fails on errors or growth (docs/PERFORMANCE.md)
+	$(GO) run ./internal/soak -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 generate: ## regenerate api/ (Go, HTTP gateway, OpenAPI in api/openapi) from proto/ with the pinned tools
 	$(TOOL) buf generate

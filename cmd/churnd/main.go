@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/churnhq/churn/internal/app"
 	"github.com/churnhq/churn/internal/buildinfo"
@@ -47,6 +48,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	// go-redis logs connection failures through a package-level logger, once per failed dial:
 	// during an outage that is a flood. Its lines go to debug; the cache reports failures itself.
 	redis.SetLogger(redisLogger{logger.With("component", "redis")})
+	// OpenTelemetry reports a failed span export (the collector down) through its process-wide
+	// error handler, which would print to stderr outside the JSON log; each also counts in
+	// churn_trace_export_failures_total.
+	otelLog := logger.With("component", "otel")
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { otelLog.Warn("opentelemetry", "err", err) }))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

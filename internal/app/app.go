@@ -37,6 +37,7 @@ import (
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
+	"github.com/churnhq/churn/internal/tracing"
 )
 
 // App is a built churnd, listening but not yet serving until Run.
@@ -59,6 +60,8 @@ type App struct {
 // New loads the models, builds the servers and opens the listeners. On error, everything made so
 // far is closed again.
 func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *App, err error) {
+	// Every line logged with a call's context carries its trace id, span id and peer.
+	logger = slog.New(tracing.LogHandler(logger.Handler()))
 	a := &App{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -92,10 +95,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 			ReadTimeout:  cfg.CacheTimeout,
 			WriteTimeout: cfg.CacheTimeout,
 
-			// One dial attempt: go-redis's retries come 100ms apart, longer than a cache
-			// operation may take, and an operation waiting for them made a Redis that refuses
-			// connections look like a slow one (DEADLINE_EXCEEDED instead of UNAVAILABLE).
-			DialerRetries: 1,
+			// One dial attempt and one immediate command retry: go-redis's defaults (5 dials
+			// 100ms apart, 3 command retries 10ms and more apart) outlast a cache operation's
+			// timeout, so a Redis that refuses connections looked like a slow one
+			// (DEADLINE_EXCEEDED instead of UNAVAILABLE, and Score waited the whole timeout;
+			// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new
+			// connection, still heals a pooled connection that a Redis restart broke.
+			DialerRetries:   1,
+			MaxRetries:      1,
+			MinRetryBackoff: -1,
 		})
 		a.onCleanup(func() { redisClient.Close() })
 	}
@@ -150,8 +158,14 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	} else if len(cfg.AdminTokens)+len(cfg.ScoringTokens) > 0 || cfg.TokensFile != "" {
 		logger.Warn("bearer tokens are configured but gRPC is plaintext: terminate TLS in front of churnd or set --tls-cert-file")
 	}
+	traces, err := a.newTracing(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	// Both gRPC servers trace, the public one and the one behind the HTTP/JSON API.
+	traced := grpc.StatsHandler(traces.ServerHandler())
 	a.health = health.NewServer()
-	if a.grpc, a.inproc, err = newGRPCServers(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, serverOpts...); err != nil {
+	if a.grpc, a.inproc, err = newGRPCServers(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, []grpc.ServerOption{traced}, serverOpts...); err != nil {
 		return nil, err
 	}
 	if a.gateway, err = gateway.New(gateway.Options{
@@ -223,6 +237,32 @@ func (a *App) newCache(cfg config.Config, client redis.UniversalClient, reg prom
 	}
 	return c, nil
 }
+
+// newTracing builds the tracer provider, exporting to --otlp-endpoint when it is set, and shuts it
+// down at cleanup (after the gRPC server has stopped), giving the spans still queued a few seconds
+// to reach the collector.
+func (a *App) newTracing(cfg config.Config, reg prometheus.Registerer) (*tracing.Provider, error) {
+	p, err := tracing.New(context.Background(), tracing.Options{Endpoint: cfg.OTLPEndpoint, Protocol: cfg.OTLPProtocol, SampleRatio: cfg.TraceSampleRatio, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	a.onCleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), tracerShutdownTimeout)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			a.logger.Warn("tracing: spans still queued at shutdown were not all exported", "err", err)
+		}
+	})
+	if p.Exporting() {
+		a.logger.Info("tracing: exporting spans over OTLP", "otlp_endpoint", cfg.OTLPEndpoint, "otlp_protocol", cfg.OTLPProtocol, "sample_ratio", cfg.TraceSampleRatio)
+	} else {
+		a.logger.Info("tracing: trace ids in the logs, no spans exported (set --otlp-endpoint to export them)")
+	}
+	return p, nil
+}
+
+// tracerShutdownTimeout bounds the export of the spans still queued at shutdown.
+const tracerShutdownTimeout = 5 * time.Second
 
 // newRegistry opens the model store (a directory, or Redis shared by the replicas) and syncs the
 // model store with it, so that a version activated before a restart, or on another replica, is
@@ -317,9 +357,9 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 // newGRPCServers makes the public gRPC server and the in-process one behind the HTTP/JSON API.
 // Both chain the interceptors metrics → logging → recovery → auth → default deadline, so that
 // panics and refusals are logged and counted, share the limits of calls (the flags of config's
-// Limits block) and register the scoring and model services; the public one also has the
-// connection limits, opts (TLS), health and reflection.
-func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, opts ...grpc.ServerOption) (public, inproc *grpc.Server, err error) {
+// Limits block), have both (tracing) and register the scoring and model services; the public one
+// also has the connection limits, opts (TLS), health and reflection.
+func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, both []grpc.ServerOption, opts ...grpc.ServerOption) (public, inproc *grpc.Server, err error) {
 	limits, err := server.NewLimits(server.LimitsOptions{
 		MaxInFlight: cfg.MaxInFlight,
 		MaxStreams:  cfg.MaxStreams,
@@ -341,7 +381,7 @@ func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Regis
 	logU, logS := server.Logging(logger)
 	recU, recS := server.Recovery(logger)
 	authU, authS := server.Auth(tokens)
-	shared := []grpc.ServerOption{
+	shared := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.InTapHandle(limits.Tap),
 		// Static windows: with gRPC's default dynamic ones (BDP estimation) a stream's window
@@ -352,7 +392,7 @@ func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Regis
 		grpc.StaticConnWindowSize(int32(16 * cfg.GRPCWindowBytes)),
 		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU, server.DefaultDeadline(cfg.DefaultCallTimeout)),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
-	}
+	}, both...)
 	// The in-process server has one connection, the gateway's: the per-connection limits and
 	// keepalives of the public one would make it a bottleneck for every HTTP client at once.
 	// The HTTP port has its own connection limit (--http-max-conns).

@@ -364,3 +364,35 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestRedisThatRefusesConnectionsIsUnavailable: with the Redis cache's address refusing
+// connections, GetScore answers UNAVAILABLE ("unreachable"), not DEADLINE_EXCEEDED, and Score
+// answers without the cache. go-redis's own command retries, 8 ms and more apart by default,
+// used to outlast the 50 ms cache timeout, so a Redis that was down read as a slow one
+// (make soak found it; docs/PERFORMANCE.md, "Soak").
+func TestRedisThatRefusesConnectionsIsUnavailable(t *testing.T) {
+	t.Parallel()
+	closed, stop, _ := redistest.StartRedis(t)
+	stop() // the port now refuses connections
+	cfg := config.Default()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ShutdownGrace, cfg.StoreDir = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second, t.TempDir()
+	cfg.RedisAddrs = []string{closed}
+	a := apptest.Start(t, cfg)
+
+	conn, err := grpc.NewClient(a.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := churnv1.NewScoringServiceClient(conn)
+	ctx := context.Background()
+	if _, err := client.Score(ctx, &churnv1.ScoreRequest{CustomerId: "c-1", Features: &churnv1.CustomerFeatures{}}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("Score with Redis refusing connections: %v, want an answer without the cache", err)
+	}
+	for i := range 5 {
+		_, err := client.GetScore(ctx, &churnv1.GetScoreRequest{CustomerId: "c-1"})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("GetScore %d with Redis refusing connections: %v, want Unavailable", i, err)
+		}
+	}
+}

@@ -3,10 +3,13 @@ package app_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -337,4 +340,53 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map
 	}
 	t.Fatalf("no %s%v", name, labels)
 	return 0
+}
+
+// An HTTP call is traced like a gRPC one: its W3C traceparent header becomes the span's parent,
+// and the span carries the model version.
+func TestHTTPCallContinuesTheCallersTrace(t *testing.T) {
+	t.Parallel()
+	coll, endpoint := startCollector(t, "grpc")
+	cfg := httpConfig(t)
+	cfg.OTLPEndpoint, cfg.OTLPProtocol = endpoint, "grpc"
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	req, err := http.NewRequest("POST", "http://"+a.HTTPAddr().String()+"/v1/score", strings.NewReader(`{"customerId": "traced-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/score: %s", resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	coll.mu.Lock()
+	defer coll.mu.Unlock()
+	for _, s := range coll.spans {
+		if s.GetName() == "churn.v1.ScoringService/Score" && hex.EncodeToString(s.GetTraceId()) == traceID {
+			for _, kv := range s.GetAttributes() {
+				if kv.GetKey() == "churn.model.version" && kv.GetValue().GetStringValue() != "" {
+					return
+				}
+			}
+			t.Fatalf("the HTTP call's span has no model version: %v", s)
+		}
+	}
+	t.Fatalf("no Score span in the HTTP caller's trace among %d spans", len(coll.spans))
 }

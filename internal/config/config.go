@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -67,6 +68,12 @@ type Config struct {
 	HTTPReadTimeout       time.Duration // longest an HTTP request may take to arrive
 	HTTPWriteTimeout      time.Duration // longest an HTTP response may take to write
 	HTTPIdleTimeout       time.Duration // an idle keep-alive HTTP connection is closed after this
+
+	// Tracing (internal/tracing): off, that is trace ids in the logs but nothing sampled or
+	// exported, unless an OTLP endpoint is set.
+	OTLPEndpoint     string  // OTLP collector URL (http://host:4317); empty: no export
+	OTLPProtocol     string  // grpc or http/protobuf
+	TraceSampleRatio float64 // share of new traces sampled when exporting; callers' decisions are followed
 }
 
 // Default returns the defaults, the one place they are written down.
@@ -109,6 +116,9 @@ func Default() Config {
 		HTTPReadTimeout:       10 * time.Second,
 		HTTPWriteTimeout:      30 * time.Second,
 		HTTPIdleTimeout:       time.Minute,
+
+		OTLPProtocol:     "grpc",
+		TraceSampleRatio: 1,
 	}
 }
 
@@ -188,6 +198,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP request (headers and body) may take to arrive")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest an HTTP response may take to write")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "an idle keep-alive HTTP connection is closed after this")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "OTLP collector to export traces to, a URL: http://host:4317 (plaintext) or https://...; empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else no export (log lines still carry trace ids)")
+	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", c.OTLPProtocol, "OTLP transport: grpc (port 4317) or http/protobuf (port 4318; a URL without a path gets /v1/traces); unset: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, else grpc")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio, "share of new traces sampled and exported (0..1) with --otlp-endpoint; a call carrying a traceparent follows its caller's decision")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: churnd [flags]\n\nEvery flag can also be set by its environment variable, e.g. --grpc-addr by %s.\n\n", EnvName("grpc-addr"))
 		fs.PrintDefaults()
@@ -214,6 +227,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c.OTLPEndpoint = otlpEndpoint(c.OTLPEndpoint, getenv)
+	protocolSet := false
+	fs.Visit(func(f *flag.Flag) { protocolSet = protocolSet || f.Name == "otlp-protocol" })
+	if !protocolSet {
+		c.OTLPProtocol = otelEnv(getenv, c.OTLPProtocol, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -285,7 +304,53 @@ func (c Config) Validate() error {
 	if c.ModelOnDemand < 0 || c.ModelOnDemand > 16 {
 		return fmt.Errorf("--model-on-demand: %d outside 0..16 (each loaded version holds a whole model in memory)", c.ModelOnDemand)
 	}
-	return c.validateLimits()
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	return c.validateTracing()
+}
+
+// otlpEndpoint is the flag's endpoint, else OpenTelemetry's standard variables', the traces-only
+// one first; none when OTEL_SDK_DISABLED=true.
+func otlpEndpoint(flagValue string, getenv func(string) string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return ""
+	}
+	return otelEnv(getenv, "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+}
+
+// otelEnv is the first of OpenTelemetry's variables that is set, else def.
+func otelEnv(getenv func(string) string, def string, names ...string) string {
+	for _, name := range names {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+	}
+	return def
+}
+
+// validateTracing checks the OTLP endpoint (a URL with scheme http or https and a host), the
+// protocol and the sample ratio.
+func (c Config) validateTracing() error {
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		if err != nil {
+			return fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--otlp-endpoint: %q is not a URL like http://127.0.0.1:4317 (http: plaintext, https: TLS)", c.OTLPEndpoint)
+		}
+	}
+	if c.OTLPProtocol != "grpc" && c.OTLPProtocol != "http/protobuf" {
+		return fmt.Errorf("--otlp-protocol: %q is neither grpc nor http/protobuf", c.OTLPProtocol)
+	}
+	if !(c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1) {
+		return fmt.Errorf("--trace-sample-ratio: %v outside 0..1", c.TraceSampleRatio)
+	}
+	return nil
 }
 
 // validateLimits checks the limits: each bounds a resource, so none may be zero (unlimited).

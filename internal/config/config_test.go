@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,27 @@ func TestParse(t *testing.T) {
 				c.MaxConnIdle, c.MaxConnAge, c.MaxConnAgeGrace = 7*time.Second, 8*time.Second, 9*time.Second
 				c.HTTPMaxConns, c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout = 11, 12*time.Second, 13*time.Second, 14*time.Second
 			},
+		},
+		{
+			name: "tracing",
+			args: []string{"--otlp-endpoint", "http://127.0.0.1:4318", "--trace-sample-ratio", "0.25", "--otlp-protocol", "http/protobuf"},
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			want: func(c *Config) {
+				c.OTLPEndpoint, c.TraceSampleRatio, c.OTLPProtocol = "http://127.0.0.1:4318", 0.25, "http/protobuf"
+			},
+		},
+		{
+			name: "tracing from OpenTelemetry's variables, the traces-only one first",
+			env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces:4318",
+				"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "CHURN_TRACE_SAMPLE_RATIO": "0"},
+			want: func(c *Config) {
+				c.OTLPEndpoint, c.OTLPProtocol, c.TraceSampleRatio = "https://traces:4318", "http/protobuf", 0
+			},
+		},
+		{
+			name: "OTEL_SDK_DISABLED turns the variables' endpoint off",
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_SDK_DISABLED": "true"},
+			want: func(*Config) {},
 		},
 		{
 			name: "flag beats environment",
@@ -170,6 +192,11 @@ func TestValidate(t *testing.T) {
 		{"no http read timeout", func(c *Config) { c.HTTPReadTimeout = 0 }, "--http-read-timeout"},
 		{"no http write timeout", func(c *Config) { c.HTTPWriteTimeout = -time.Second }, "--http-write-timeout"},
 		{"no http idle timeout", func(c *Config) { c.HTTPIdleTimeout = 0 }, "--http-idle-timeout"},
+		{"otlp endpoint without scheme", func(c *Config) { c.OTLPEndpoint = "collector:4317" }, "--otlp-endpoint"},
+		{"otlp endpoint of another scheme", func(c *Config) { c.OTLPEndpoint = "grpc://collector:4317" }, "--otlp-endpoint"},
+		{"otlp over json", func(c *Config) { c.OTLPProtocol = "http/json" }, "--otlp-protocol"},
+		{"sample ratio above 1", func(c *Config) { c.TraceSampleRatio = 1.5 }, "--trace-sample-ratio"},
+		{"sample ratio not a number", func(c *Config) { c.TraceSampleRatio = math.NaN() }, "--trace-sample-ratio"},
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)

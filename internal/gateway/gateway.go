@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -95,6 +96,15 @@ func New(o Options) (*Gateway, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
 		runtime.WithErrorHandler(errorHandler),
+		// W3C trace context travels on as gRPC metadata, so that a call's span continues the
+		// HTTP client's trace; the Authorization header always does (grpc-gateway's rule).
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			switch k := strings.ToLower(key); k {
+			case "traceparent", "tracestate", "baggage":
+				return k, true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
 		runtime.WithStreamErrorHandler(func(ctx context.Context, err error) *status.Status {
 			return status.Convert(tooLarge(ctx, err))
 		}),

@@ -101,7 +101,7 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*model.Model, error) {
 		}
 		rec = *stored
 	} else {
-		r.logger.Info("model stored", "name", m.Name(), "version", v, "sha256", m.SHA256, "bytes", m.Size)
+		r.logger.InfoContext(ctx, "model stored", "name", m.Name(), "version", v, "sha256", m.SHA256, "bytes", m.Size)
 	}
 	r.mu.Lock()
 	r.records[v] = rec
@@ -117,7 +117,7 @@ func (r *Registry) upload(ctx context.Context, u Upload) (*model.Model, error) {
 	st := r.state
 	r.mu.Unlock()
 	if err := r.backend.Notify(ctx); err != nil {
-		r.logger.Warn("could not notify the other replicas of an upload; they reconcile on their own", "err", err)
+		r.logger.WarnContext(ctx, "could not notify the other replicas of an upload; they reconcile on their own", "err", err)
 	}
 	if v == st.Active {
 		r.apply(st, nil) // the store's active version, which this replica could not serve until now
@@ -172,7 +172,7 @@ func (r *Registry) Activate(ctx context.Context, version string) (*model.Model, 
 	r.applied(version)
 	r.unloadUnneeded()
 	if err := r.backend.Notify(ctx); err != nil {
-		r.logger.Warn("could not notify the other replicas of an activation; they reconcile on their own", "err", err)
+		r.logger.WarnContext(ctx, "could not notify the other replicas of an activation; they reconcile on their own", "err", err)
 	}
 	return m, nil
 }
@@ -275,7 +275,7 @@ func (r *Registry) writeBack(ctx context.Context, m *model.Model) error {
 	r.mu.Unlock()
 	if wasStored || m.Origin == model.OriginStore {
 		r.metrics.repairs.WithLabelValues("version").Inc()
-		r.logger.Warn("model version written back to the model store, which had lost it", "version", v, "missing", missing.Error(), "sha256", next.SHA256)
+		r.logger.WarnContext(ctx, "model version written back to the model store, which had lost it", "version", v, "missing", missing.Error(), "sha256", next.SHA256)
 	}
 	r.mu.Lock()
 	r.wrote = true
@@ -295,9 +295,9 @@ func (r *Registry) Delete(ctx context.Context, version string) error {
 		return err
 	}
 	r.metrics.deletions.WithLabelValues("request").Inc()
-	r.logger.Info("model version deleted", "version", version)
+	r.logger.InfoContext(ctx, "model version deleted", "version", version)
 	if err := r.backend.Notify(ctx); err != nil {
-		r.logger.Warn("could not notify the other replicas of a deletion; they reconcile on their own", "err", err)
+		r.logger.WarnContext(ctx, "could not notify the other replicas of a deletion; they reconcile on their own", "err", err)
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (r *Registry) prune(ctx context.Context) {
 	}
 	recs, st, err := r.read(ctx)
 	if err != nil {
-		r.logger.Warn("retention: could not read the model store; older versions are kept for now", "err", err)
+		r.logger.WarnContext(ctx, "retention: could not read the model store; older versions are kept for now", "err", err)
 		return
 	}
 	slices.SortFunc(recs, func(a, b Record) int {
@@ -343,11 +343,11 @@ func (r *Registry) prune(ctx context.Context) {
 		}
 		if err := r.delete(ctx, v); err != nil {
 			if !errors.Is(err, ErrProtected) && !errors.Is(err, ErrNotFound) {
-				r.logger.Warn("retention: could not delete an old version", "version", v, "err", err)
+				r.logger.WarnContext(ctx, "retention: could not delete an old version", "version", v, "err", err)
 			}
 			continue
 		}
 		r.metrics.deletions.WithLabelValues("retention").Inc()
-		r.logger.Info("model version deleted by retention", "version", v, "stored_at", rec.StoredAt, "retention", r.retention)
+		r.logger.InfoContext(ctx, "model version deleted by retention", "version", v, "stored_at", rec.StoredAt, "retention", r.retention)
 	}
 }

@@ -79,7 +79,7 @@ func (r *Registry) loadOnDemand(version string) (*model.Model, error) {
 	}
 	r.demand = append(r.demand, version)
 	r.trimDemand()
-	r.logger.Info("model version loaded on demand", "version", version, "on_demand", len(r.demand), "limit", r.onDemand)
+	r.logger.InfoContext(ctx, "model version loaded on demand", "version", version, "on_demand", len(r.demand), "limit", r.onDemand)
 	return m, nil
 }
 

@@ -37,7 +37,7 @@ func (s *Server) remember(ctx context.Context, resps []*churnv1.ScoreResponse) {
 	prev, err := s.cache.Put(ctx, resps)
 	if err != nil {
 		s.metrics.cacheWrites.WithLabelValues("error").Inc()
-		s.cacheLog.log(s.logger, "score cache write failed; scores are returned uncached", err)
+		s.cacheLog.log(ctx, s.logger, "score cache write failed; scores are returned uncached", err)
 		return
 	}
 	s.metrics.cacheWrites.WithLabelValues("ok").Inc()

@@ -24,7 +24,9 @@ func Recovery(logger *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServ
 }
 
 // Logging logs every call that ends with a server-side error at Error, client errors at Info,
-// and successful calls only at Debug. Failed calls are logged at most once per method, code and
+// and successful calls only at Debug, with method, code, duration_ms (milliseconds, to the
+// microsecond) and, for a failure, err; the logger's handler adds the call's trace_id, span_id
+// and peer (internal/tracing.LogHandler). Failed calls are logged at most once per method, code and
 // 10 s, with how many were left out since (suppressed_since_last): a caller sending bad requests
 // in a loop cannot flood the log. Every call, logged or not, is counted by the metrics
 // interceptor (churn_grpc_server_handled_total, by method and code). It is hand-written (a few
@@ -40,7 +42,7 @@ func Logging(logger *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServe
 		attrs := []slog.Attr{
 			slog.String("method", method),
 			slog.String("code", code.String()),
-			slog.Duration("duration", time.Since(start)),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		}
 		if err != nil {
 			ok, suppressed := throttle.allow(method + " " + code.String())
@@ -119,10 +121,10 @@ func (t *throttledLog) allow(key string) (ok bool, suppressed int) {
 	return true, suppressed
 }
 
-// log logs err at Warn under msg, throttled as one key.
-func (t *throttledLog) log(logger *slog.Logger, msg string, err error) {
+// log logs err at Warn under msg, throttled as one key; ctx is the call's, for its trace id.
+func (t *throttledLog) log(ctx context.Context, logger *slog.Logger, msg string, err error) {
 	if ok, suppressed := t.allow(msg); ok {
-		logger.Warn(msg, "err", err, "suppressed_since_last", suppressed)
+		logger.WarnContext(ctx, msg, "err", err, "suppressed_since_last", suppressed)
 	}
 }
 

@@ -4,7 +4,8 @@
 // messages and errors into gRPC statuses (toStatus, the one mapping). It owns the interceptors
 // (metrics, logging, panic recovery, bearer-token auth, default deadline), the limits (limits.go:
 // load shedding before a call's stream exists, stream idle timeouts, upload buffers that follow
-// the bytes received) and the per-score metrics. It reaches the
+// the bytes received), the per-score metrics and the scoring calls' span attributes (spans.go:
+// model version and tier on the span internal/tracing starts). It reaches the
 // loaded models only through the small Models interface, the score cache through ScoreCache, and
 // the model lifecycle (ModelService, models.go) through ModelRegistry, each declared here in the
 // server's own terms.
@@ -141,6 +142,7 @@ func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	}
 	s.remember(ctx, []*churnv1.ScoreResponse{resp})
 	s.metrics.countScore(rpcScore, resp)
+	annotateScore(ctx, resp)
 	return resp, nil
 }
 
@@ -155,6 +157,8 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	}
 	results := make([]*churnv1.ScoreBatchResult, n)
 	scored := make([]*churnv1.ScoreResponse, 0, n)
+	var tally spanTally
+	defer tally.annotate(ctx)
 	for i, item := range req.GetRequests() {
 		if i%64 == 0 && ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()
@@ -162,6 +166,7 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 		resp, err := s.score(ctx, item)
 		if err != nil {
 			results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Error{Error: s.itemError(ctx, rpcBatch, err, i)}}
+			tally.failed()
 			continue
 		}
 		scored = append(scored, resp)
@@ -170,6 +175,7 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	s.remember(ctx, scored) // one pipelined write for the whole batch
 	for _, resp := range scored {
 		s.metrics.countScore(rpcBatch, resp)
+		tally.scored(resp)
 	}
 	return &churnv1.ScoreBatchResponse{Results: results}, nil
 }
@@ -183,6 +189,8 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 	ctx := stream.Context()
 	in := receive(ctx, stream.Recv, s.idle)
 	defer in.stop()
+	var tally spanTally
+	defer tally.annotate(ctx)
 	for i := 0; ; i++ {
 		req, err := in.next()
 		if errors.Is(err, io.EOF) {
@@ -194,9 +202,11 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 		resp, err := s.score(ctx, req)
 		if err != nil {
 			resp = &churnv1.ScoreResponse{CustomerId: req.GetCustomerId(), Error: s.itemError(ctx, rpcStream, err, i)}
+			tally.failed()
 		} else {
 			s.remember(ctx, []*churnv1.ScoreResponse{resp})
 			s.metrics.countScore(rpcStream, resp)
+			tally.scored(resp)
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -217,7 +227,7 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	}
 	res, err := m.Explain(req.GetFeatures())
 	if errors.Is(err, model.ErrUnscorable) {
-		s.unscorable(m, err)
+		s.unscorable(ctx, m, err)
 	}
 	if err != nil {
 		return nil, err
@@ -226,7 +236,7 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	for _, u := range res.Unknown {
 		s.metrics.unknownCategories.WithLabelValues(u.Input).Inc()
 		if ok, suppressed := s.unknownLog.allow(m.Version() + " " + u.Input); ok {
-			s.logger.Info("a category the model does not know was scored as missing (logged at most once a minute per input)",
+			s.logger.InfoContext(ctx, "a category the model does not know was scored as missing (logged at most once a minute per input)",
 				"version", m.Version(), "input", u.Input, "value", u.Value, "suppressed_since_last", suppressed)
 		}
 	}
@@ -256,10 +266,10 @@ func tierThresholds(m *model.Model) retention.TierThresholds {
 
 // unscorable counts a valid request the model could not score, and logs it once per version:
 // the model's owner must fix it, and an attacker must not flood the log with it.
-func (s *Server) unscorable(m *model.Model, err error) {
+func (s *Server) unscorable(ctx context.Context, m *model.Model, err error) {
 	s.metrics.unscorable.WithLabelValues(m.Version()).Inc()
 	if _, logged := s.unscorableLogged.LoadOrStore(m.Version(), true); !logged {
-		s.logger.Error("a model cannot score valid requests: it computes a probability that is not a number; "+
+		s.logger.ErrorContext(ctx, "a model cannot score valid requests: it computes a probability that is not a number; "+
 			"they fail with INTERNAL (logged once per version, counted in churn_model_unscorable_total)",
 			"version", m.Version(), "err", err)
 	}
