@@ -53,16 +53,24 @@ type Driver struct {
 	Category string
 }
 
+// share is one input's contribution to the margin: what drivers ranks. It holds no pointer, so
+// that the ranking's moves need no write barrier (ranking Drivers, with their strings, was 15% of
+// a Score's CPU while the collector ran: issue 16); the Driver is made for the named ones only.
+type share struct {
+	c     float64
+	input int
+}
+
 // drivers names, from x (the columns that Score mapped) and contrib (their contributions to the
 // margin, from scoring.Evaluator.Explain), the MaxDriversPerSide inputs that raised the risk most
 // and those that lowered it most, each with its contribution to the margin (its one-hot columns
 // added up), ordered from most raising to most lowering. The contributions of the remaining
 // inputs are added up in one OtherDrivers entry, so that the base and the drivers' contributions
-// add up to the margin. all is scratch space for every input's driver; the result is a new slice
+// add up to the margin. all is scratch space for every input's share; the result is a new slice
 // of at most 2·MaxDriversPerSide+1.
-func (m *Model) drivers(x, contrib []float64, all []Driver) []Driver {
+func (m *Model) drivers(x, contrib []float64, all []share) []Driver {
 	all = all[:0]
-	for _, s := range m.inputs {
+	for k, s := range m.inputs {
 		var c float64
 		for j := s.start; j < s.start+s.n; j++ {
 			c += contrib[j]
@@ -70,46 +78,57 @@ func (m *Model) drivers(x, contrib []float64, all []Driver) []Driver {
 		if c == 0 {
 			continue
 		}
-		d := Driver{Feature: s.name, Contribution: c}
-		if s.categories != nil { // the customer's category is the one column set, if any
-			for k, cat := range s.categories {
-				if x[s.start+k] == 1 {
-					d.Value, d.Category = 1, cat
-					break
-				}
-			}
-		} else {
-			d.Value = x[s.start]
-			if s.scale != 0 {
-				d.Value = roundValue(d.Value*s.scale + s.mean)
-			}
-		}
 		// Insert in order, largest contribution first; ties keep the inputs' order.
-		all = append(all, d)
-		for j := len(all) - 1; j > 0 && all[j-1].Contribution < c; j-- {
+		all = append(all, share{c, k})
+		for j := len(all) - 1; j > 0 && all[j-1].c < c; j-- {
 			all[j-1], all[j] = all[j], all[j-1]
 		}
 	}
 
 	// The strongest on each side are at the two ends of the sorted list.
 	up, down := 0, 0
-	for up < len(all) && up < MaxDriversPerSide && all[up].Contribution > 0 {
+	for up < len(all) && up < MaxDriversPerSide && all[up].c > 0 {
 		up++
 	}
-	for down < len(all)-up && down < MaxDriversPerSide && all[len(all)-1-down].Contribution < 0 {
+	for down < len(all)-up && down < MaxDriversPerSide && all[len(all)-1-down].c < 0 {
 		down++
 	}
 	rest := all[up : len(all)-down]
 	out := make([]Driver, 0, up+down+1)
-	out = append(out, all[:up]...)
+	for _, sh := range all[:up] {
+		out = append(out, m.driver(x, sh))
+	}
 	if len(rest) > 0 {
 		other := Driver{Feature: OtherDrivers, Value: float64(len(rest))}
-		for _, d := range rest {
-			other.Contribution += d.Contribution
+		for _, sh := range rest {
+			other.Contribution += sh.c
 		}
 		out = append(out, other)
 	}
-	return append(out, all[len(all)-down:]...)
+	for _, sh := range all[len(all)-down:] {
+		out = append(out, m.driver(x, sh))
+	}
+	return out
+}
+
+// driver is the Driver of one input's share: its name, contribution, and the value the model saw.
+func (m *Model) driver(x []float64, sh share) Driver {
+	s := &m.inputs[sh.input]
+	d := Driver{Feature: s.name, Contribution: sh.c}
+	if s.categories != nil { // the customer's category is the one column set, if any
+		for k, cat := range s.categories {
+			if x[s.start+k] == 1 {
+				d.Value, d.Category = 1, cat
+				break
+			}
+		}
+		return d
+	}
+	d.Value = x[s.start]
+	if s.scale != 0 {
+		d.Value = roundValue(d.Value*s.scale + s.mean)
+	}
+	return d
 }
 
 // roundValue rounds to 9 decimals (for |v| < 1e6; larger values are left alone): undoing the

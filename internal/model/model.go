@@ -87,7 +87,7 @@ type Model struct {
 type scratch struct {
 	x, contrib []float64
 	imputed    []int
-	drivers    []Driver // every input's, before the strongest are picked
+	shares     []share // every input's contribution, before the strongest are picked
 }
 
 // Name returns the model's name.
@@ -272,7 +272,7 @@ func (m *Model) Explain(f *churnv1.CustomerFeatures) (Result, error) {
 func (m *Model) score(f *churnv1.CustomerFeatures, explain bool) (Result, error) {
 	sc, _ := m.scratch.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{x: make([]float64, m.Width()), contrib: make([]float64, m.Width()), drivers: make([]Driver, 0, m.NumInputs())}
+		sc = &scratch{x: make([]float64, m.Width()), contrib: make([]float64, m.Width()), shares: make([]share, 0, m.NumInputs())}
 	}
 	defer m.scratch.Put(sc)
 
@@ -284,7 +284,7 @@ func (m *Model) score(f *churnv1.CustomerFeatures, explain bool) (Result, error)
 	}
 	if explain {
 		r.Margin, r.Base = m.eval.Explain(sc.x, sc.contrib)
-		r.Drivers = m.drivers(sc.x, sc.contrib, sc.drivers)
+		r.Drivers = m.drivers(sc.x, sc.contrib, sc.shares)
 	} else {
 		r.Margin = m.eval.Margin(sc.x)
 	}

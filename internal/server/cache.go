@@ -12,7 +12,8 @@ import (
 // cache.ErrUnavailable); one of an operation that ran out of time wraps context.DeadlineExceeded too.
 type ScoreCache interface {
 	// Put remembers each response as its customer's latest score and returns, per response, the
-	// probability cached for that customer before it, NaN when there was none.
+	// probability cached for that customer before it, NaN when there was none. It keeps nothing
+	// of the responses once it returns: the server may change them afterwards (applyView).
 	Put(ctx context.Context, resps []*churnv1.ScoreResponse) ([]float64, error)
 	// Get returns the customer's latest cached response and the probability cached before that
 	// one (NaN when none); an error wrapping cache.ErrNotFound when there is none.
@@ -65,6 +66,9 @@ func (s *Server) GetScore(ctx context.Context, req *churnv1.GetScoreRequest) (*c
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
 		return nil, err
 	}
+	if err := checkView("view", req.GetView()); err != nil {
+		return nil, err
+	}
 	resp, prev, err := s.cache.Get(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -73,6 +77,7 @@ func (s *Server) GetScore(ctx context.Context, req *churnv1.GetScoreRequest) (*c
 		s.addRiskRising(resp, prev)
 	}
 	s.markCached(resp)
+	applyView(resp, req.GetView())
 	return resp, nil
 }
 
@@ -101,12 +106,16 @@ func (s *Server) ListAtRisk(ctx context.Context, req *churnv1.ListAtRiskRequest)
 	case limit < 0 || limit > maxPageSize:
 		return nil, invalidArgument("limit", "must be between 1 and 1000 (0 means 50)")
 	}
+	if err := checkView("view", req.GetView()); err != nil {
+		return nil, err
+	}
 	page, next, err := s.cache.ListAtRisk(ctx, minTier, limit, req.GetPageToken())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	for _, r := range page {
 		s.markCached(r)
+		applyView(r, req.GetView())
 	}
 	return &churnv1.ListAtRiskResponse{Customers: page, NextPageToken: next}, nil
 }

@@ -29,7 +29,8 @@ type metrics struct {
 	unscorable *prometheus.CounterVec
 	// unknownCategories counts categories a model did not know and scored as missing, by input.
 	unknownCategories *prometheus.CounterVec
-	byTier            map[string][5]prometheus.Counter // rpc → tier enum value → counter, to skip label hashing
+	byTier            map[string][5]prometheus.Counter           // rpc → tier enum value → counter, to skip label hashing
+	byWarning         map[churnv1.WarningCode]prometheus.Counter // the warnings' counters, to skip label hashing
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,11 +60,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "churn_unknown_categories_total",
 			Help: "Categories a model did not know, scored as missing (its unseen policy) and listed in the response, by model input.",
 		}, []string{"input"}),
-		byTier: map[string][5]prometheus.Counter{},
+		byTier:    map[string][5]prometheus.Counter{},
+		byWarning: map[churnv1.WarningCode]prometheus.Counter{},
 	}
 	for c := range churnv1.WarningCode_name {
 		if code := churnv1.WarningCode(c); code != churnv1.WarningCode_WARNING_CODE_UNSPECIFIED {
-			m.warnings.WithLabelValues(warningLabel(code))
+			m.byWarning[code] = m.warnings.WithLabelValues(warningLabel(code))
 		}
 	}
 	m.cacheWrites.WithLabelValues("ok")
@@ -87,7 +89,11 @@ func (m *metrics) countScore(rpc string, r *churnv1.ScoreResponse) {
 		m.byTier[rpc][t].Inc()
 	}
 	for _, w := range r.GetWarnings() {
-		m.warnings.WithLabelValues(warningLabel(w.GetCode())).Inc()
+		if c, ok := m.byWarning[w.GetCode()]; ok {
+			c.Inc()
+		} else {
+			m.warnings.WithLabelValues(warningLabel(w.GetCode())).Inc()
+		}
 	}
 }
 

@@ -143,6 +143,7 @@ func (s *Server) Score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	s.remember(ctx, []*churnv1.ScoreResponse{resp})
 	s.metrics.countScore(rpcScore, resp)
 	annotateScore(ctx, resp)
+	applyView(resp, req.GetView())
 	return resp, nil
 }
 
@@ -155,8 +156,12 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 	if n > s.maxBatch {
 		return nil, status.Errorf(codes.ResourceExhausted, "requests: %d items, the limit is %d per batch; split the batch or use ScoreStream", n, s.maxBatch)
 	}
+	if err := checkView("view", req.GetView()); err != nil {
+		return nil, err
+	}
 	results := make([]*churnv1.ScoreBatchResult, n)
 	scored := make([]*churnv1.ScoreResponse, 0, n)
+	views := make([]churnv1.ScoreView, 0, n) // of scored: the item's, else the batch's
 	var tally spanTally
 	defer tally.annotate(ctx)
 	for i, item := range req.GetRequests() {
@@ -169,13 +174,19 @@ func (s *Server) ScoreBatch(ctx context.Context, req *churnv1.ScoreBatchRequest)
 			tally.failed()
 			continue
 		}
+		view := item.GetView()
+		if view == churnv1.ScoreView_SCORE_VIEW_UNSPECIFIED {
+			view = req.GetView()
+		}
+		views = append(views, view)
 		scored = append(scored, resp)
 		results[i] = &churnv1.ScoreBatchResult{Outcome: &churnv1.ScoreBatchResult_Response{Response: resp}}
 	}
 	s.remember(ctx, scored) // one pipelined write for the whole batch
-	for _, resp := range scored {
+	for i, resp := range scored {
 		s.metrics.countScore(rpcBatch, resp)
 		tally.scored(resp)
+		applyView(resp, views[i])
 	}
 	return &churnv1.ScoreBatchResponse{Results: results}, nil
 }
@@ -207,6 +218,7 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 			s.remember(ctx, []*churnv1.ScoreResponse{resp})
 			s.metrics.countScore(rpcStream, resp)
 			tally.scored(resp)
+			applyView(resp, req.GetView())
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -219,6 +231,9 @@ func (s *Server) ScoreStream(stream churnv1.ScoringService_ScoreStreamServer) er
 // results become the response.
 func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1.ScoreResponse, error) {
 	if err := validateCustomerID(req.GetCustomerId()); err != nil {
+		return nil, err
+	}
+	if err := checkView("view", req.GetView()); err != nil {
 		return nil, err
 	}
 	m, err := s.model(ctx, req.GetModelVersion())
@@ -240,7 +255,17 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 				"version", m.Version(), "input", u.Input, "value", u.Value, "suppressed_since_last", suppressed)
 		}
 	}
-	return &churnv1.ScoreResponse{
+	// The response, its model reference and its timestamp in one allocation, not three: they
+	// live exactly as long as each other.
+	b := &struct {
+		resp churnv1.ScoreResponse
+		ref  churnv1.ModelRef
+		at   timestamppb.Timestamp
+	}{}
+	now := s.now()
+	b.ref.Name, b.ref.Version = m.Name(), m.Version()
+	b.at.Seconds, b.at.Nanos = now.Unix(), int32(now.Nanosecond())
+	b.resp = churnv1.ScoreResponse{
 		CustomerId:        req.GetCustomerId(),
 		Probability:       res.Probability,
 		Tier:              res.Tier,
@@ -253,9 +278,10 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 		UnknownCategories: unknownMessages(res.Unknown),
 		Margin:            res.Margin,
 		DriversBase:       res.Base,
-		Model:             &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
-		ScoredAt:          timestamppb.New(s.now()),
-	}, nil
+		Model:             &b.ref,
+		ScoredAt:          &b.at,
+	}
+	return &b.resp, nil
 }
 
 // tierThresholds are the model's tier thresholds in the retention rules' terms.

@@ -23,6 +23,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ScoreView chooses which fields of a ScoreResponse are returned (AIP-157, partial responses).
+// Every view scores the customer in full and caches the FULL score: a view changes what is sent,
+// not what is remembered, so a GetScore with FULL after a Score with BASIC returns every field.
+// With the default model a BASIC response is 80-90 bytes on the wire, a FULL one 630-750 (one to
+// three warnings, nine drivers): BASIC saves the encoding, sending and decoding of the rest, not
+// the scoring (docs/PERFORMANCE.md, "Views (issue 16)").
+type ScoreView int32
+
+const (
+	// FULL: a caller that sets no view gets every field, as before views existed.
+	ScoreView_SCORE_VIEW_UNSPECIFIED ScoreView = 0
+	// customer_id, probability, tier, model, scored_at, and warnings with their code only (no
+	// message, value or threshold); on a cached score also from_cache and model_superseded, and on
+	// a ScoreStream item that failed, error. Not: drivers, drivers_base, margin, action, stage,
+	// expected_loss, imputed_inputs, unknown_categories.
+	ScoreView_SCORE_VIEW_BASIC ScoreView = 1
+	// Every field.
+	ScoreView_SCORE_VIEW_FULL ScoreView = 2
+)
+
+// Enum value maps for ScoreView.
+var (
+	ScoreView_name = map[int32]string{
+		0: "SCORE_VIEW_UNSPECIFIED",
+		1: "SCORE_VIEW_BASIC",
+		2: "SCORE_VIEW_FULL",
+	}
+	ScoreView_value = map[string]int32{
+		"SCORE_VIEW_UNSPECIFIED": 0,
+		"SCORE_VIEW_BASIC":       1,
+		"SCORE_VIEW_FULL":        2,
+	}
+)
+
+func (x ScoreView) Enum() *ScoreView {
+	p := new(ScoreView)
+	*p = x
+	return p
+}
+
+func (x ScoreView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ScoreView) Descriptor() protoreflect.EnumDescriptor {
+	return file_churn_v1_scoring_proto_enumTypes[0].Descriptor()
+}
+
+func (ScoreView) Type() protoreflect.EnumType {
+	return &file_churn_v1_scoring_proto_enumTypes[0]
+}
+
+func (x ScoreView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ScoreView.Descriptor instead.
+func (ScoreView) EnumDescriptor() ([]byte, []int) {
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{0}
+}
+
 // RiskTier buckets the probability by the model's tier thresholds.
 type RiskTier int32
 
@@ -63,11 +124,11 @@ func (x RiskTier) String() string {
 }
 
 func (RiskTier) Descriptor() protoreflect.EnumDescriptor {
-	return file_churn_v1_scoring_proto_enumTypes[0].Descriptor()
+	return file_churn_v1_scoring_proto_enumTypes[1].Descriptor()
 }
 
 func (RiskTier) Type() protoreflect.EnumType {
-	return &file_churn_v1_scoring_proto_enumTypes[0]
+	return &file_churn_v1_scoring_proto_enumTypes[1]
 }
 
 func (x RiskTier) Number() protoreflect.EnumNumber {
@@ -76,7 +137,7 @@ func (x RiskTier) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RiskTier.Descriptor instead.
 func (RiskTier) EnumDescriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{0}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{1}
 }
 
 // WarningCode names an early-warning signal.
@@ -139,11 +200,11 @@ func (x WarningCode) String() string {
 }
 
 func (WarningCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_churn_v1_scoring_proto_enumTypes[1].Descriptor()
+	return file_churn_v1_scoring_proto_enumTypes[2].Descriptor()
 }
 
 func (WarningCode) Type() protoreflect.EnumType {
-	return &file_churn_v1_scoring_proto_enumTypes[1]
+	return &file_churn_v1_scoring_proto_enumTypes[2]
 }
 
 func (x WarningCode) Number() protoreflect.EnumNumber {
@@ -152,7 +213,7 @@ func (x WarningCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WarningCode.Descriptor instead.
 func (WarningCode) EnumDescriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{1}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{2}
 }
 
 // ActionType is a retention action from the value x cause matrix.
@@ -203,11 +264,11 @@ func (x ActionType) String() string {
 }
 
 func (ActionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_churn_v1_scoring_proto_enumTypes[2].Descriptor()
+	return file_churn_v1_scoring_proto_enumTypes[3].Descriptor()
 }
 
 func (ActionType) Type() protoreflect.EnumType {
-	return &file_churn_v1_scoring_proto_enumTypes[2]
+	return &file_churn_v1_scoring_proto_enumTypes[3]
 }
 
 func (x ActionType) Number() protoreflect.EnumNumber {
@@ -216,7 +277,7 @@ func (x ActionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ActionType.Descriptor instead.
 func (ActionType) EnumDescriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{2}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
 }
 
 // LifecycleStage is where the customer is in the relationship.
@@ -259,11 +320,11 @@ func (x LifecycleStage) String() string {
 }
 
 func (LifecycleStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_churn_v1_scoring_proto_enumTypes[3].Descriptor()
+	return file_churn_v1_scoring_proto_enumTypes[4].Descriptor()
 }
 
 func (LifecycleStage) Type() protoreflect.EnumType {
-	return &file_churn_v1_scoring_proto_enumTypes[3]
+	return &file_churn_v1_scoring_proto_enumTypes[4]
 }
 
 func (x LifecycleStage) Number() protoreflect.EnumNumber {
@@ -272,13 +333,16 @@ func (x LifecycleStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LifecycleStage.Descriptor instead.
 func (LifecycleStage) EnumDescriptor() ([]byte, []int) {
-	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{3}
+	return file_churn_v1_scoring_proto_rawDescGZIP(), []int{4}
 }
 
 // GetScoreRequest names the customer whose cached score to return.
 type GetScoreRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Which fields of the cached score to return; SCORE_VIEW_UNSPECIFIED means FULL. The cache
+	// keeps the FULL score whatever view scored it.
+	View          ScoreView `protobuf:"varint,2,opt,name=view,proto3,enum=churn.v1.ScoreView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +384,13 @@ func (x *GetScoreRequest) GetCustomerId() string {
 	return ""
 }
 
+func (x *GetScoreRequest) GetView() ScoreView {
+	if x != nil {
+		return x.View
+	}
+	return ScoreView_SCORE_VIEW_UNSPECIFIED
+}
+
 // ListAtRiskRequest asks for one page of the watchlist.
 type ListAtRiskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -329,7 +400,9 @@ type ListAtRiskRequest struct {
 	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	// next_page_token of the previous page; empty for the first page. Tokens are stable: they
 	// name the last customer seen, not an offset, so customers added meanwhile do not shift pages.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Which fields of each customer's score to return; SCORE_VIEW_UNSPECIFIED means FULL.
+	View          ScoreView `protobuf:"varint,4,opt,name=view,proto3,enum=churn.v1.ScoreView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +456,13 @@ func (x *ListAtRiskRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListAtRiskRequest) GetView() ScoreView {
+	if x != nil {
+		return x.View
+	}
+	return ScoreView_SCORE_VIEW_UNSPECIFIED
 }
 
 // ListAtRiskResponse is one page of the watchlist.
@@ -446,7 +526,10 @@ type ScoreRequest struct {
 	CustomerId string            `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	Features   *CustomerFeatures `protobuf:"bytes,2,opt,name=features,proto3" json:"features,omitempty"`
 	// Optional: score with this loaded model version instead of the active one.
-	ModelVersion  string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// Which fields of the score to return; SCORE_VIEW_UNSPECIFIED means FULL. In a ScoreBatch, an
+	// item's view, when set, wins over the batch's.
+	View          ScoreView `protobuf:"varint,4,opt,name=view,proto3,enum=churn.v1.ScoreView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -500,6 +583,13 @@ func (x *ScoreRequest) GetModelVersion() string {
 		return x.ModelVersion
 	}
 	return ""
+}
+
+func (x *ScoreRequest) GetView() ScoreView {
+	if x != nil {
+		return x.View
+	}
+	return ScoreView_SCORE_VIEW_UNSPECIFIED
 }
 
 // ModelRef names the model version that produced a score.
@@ -1025,8 +1115,10 @@ func (x *RetentionAction) GetCompanySide() bool {
 
 // ScoreBatchRequest holds the customers of one batch.
 type ScoreBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Requests      []*ScoreRequest        `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Requests []*ScoreRequest        `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// The view of every item that sets none itself; SCORE_VIEW_UNSPECIFIED means FULL.
+	View          ScoreView `protobuf:"varint,2,opt,name=view,proto3,enum=churn.v1.ScoreView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1066,6 +1158,13 @@ func (x *ScoreBatchRequest) GetRequests() []*ScoreRequest {
 		return x.Requests
 	}
 	return nil
+}
+
+func (x *ScoreBatchRequest) GetView() ScoreView {
+	if x != nil {
+		return x.View
+	}
+	return ScoreView_SCORE_VIEW_UNSPECIFIED
 }
 
 // ScoreBatchResponse holds one result per request, in request order.
@@ -1317,23 +1416,26 @@ var File_churn_v1_scoring_proto protoreflect.FileDescriptor
 
 const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\n" +
-	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n" +
+	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
 	"\x0fGetScoreRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
-	"customerId\"w\n" +
+	"customerId\x12'\n" +
+	"\x04view\x18\x02 \x01(\x0e2\x13.churn.v1.ScoreViewR\x04view\"\xa0\x01\n" +
 	"\x11ListAtRiskRequest\x12-\n" +
 	"\bmin_tier\x18\x01 \x01(\x0e2\x12.churn.v1.RiskTierR\aminTier\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"s\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12'\n" +
+	"\x04view\x18\x04 \x01(\x0e2\x13.churn.v1.ScoreViewR\x04view\"s\n" +
 	"\x12ListAtRiskResponse\x125\n" +
 	"\tcustomers\x18\x01 \x03(\v2\x17.churn.v1.ScoreResponseR\tcustomers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
 	"\fScoreRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x126\n" +
 	"\bfeatures\x18\x02 \x01(\v2\x1a.churn.v1.CustomerFeaturesR\bfeatures\x12#\n" +
-	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\"8\n" +
+	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12'\n" +
+	"\x04view\x18\x04 \x01(\x0e2\x13.churn.v1.ScoreViewR\x04view\"8\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"\xe1\x05\n" +
@@ -1376,9 +1478,10 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"high_value\x18\x03 \x01(\bR\thighValue\x12!\n" +
-	"\fcompany_side\x18\x04 \x01(\bR\vcompanySide\"G\n" +
+	"\fcompany_side\x18\x04 \x01(\bR\vcompanySide\"p\n" +
 	"\x11ScoreBatchRequest\x122\n" +
-	"\brequests\x18\x01 \x03(\v2\x16.churn.v1.ScoreRequestR\brequests\"J\n" +
+	"\brequests\x18\x01 \x03(\v2\x16.churn.v1.ScoreRequestR\brequests\x12'\n" +
+	"\x04view\x18\x02 \x01(\x0e2\x13.churn.v1.ScoreViewR\x04view\"J\n" +
 	"\x12ScoreBatchResponse\x124\n" +
 	"\aresults\x18\x01 \x03(\v2\x1a.churn.v1.ScoreBatchResultR\aresults\"\x81\x01\n" +
 	"\x10ScoreBatchResult\x125\n" +
@@ -1391,7 +1494,11 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x10field_violations\x18\x03 \x03(\v2\x18.churn.v1.FieldViolationR\x0ffieldViolations\"H\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription*z\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription*R\n" +
+	"\tScoreView\x12\x1a\n" +
+	"\x16SCORE_VIEW_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SCORE_VIEW_BASIC\x10\x01\x12\x13\n" +
+	"\x0fSCORE_VIEW_FULL\x10\x02*z\n" +
 	"\bRiskTier\x12\x19\n" +
 	"\x15RISK_TIER_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rRISK_TIER_LOW\x10\x01\x12\x14\n" +
@@ -1443,66 +1550,71 @@ func file_churn_v1_scoring_proto_rawDescGZIP() []byte {
 	return file_churn_v1_scoring_proto_rawDescData
 }
 
-var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_churn_v1_scoring_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_churn_v1_scoring_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_churn_v1_scoring_proto_goTypes = []any{
-	(RiskTier)(0),                 // 0: churn.v1.RiskTier
-	(WarningCode)(0),              // 1: churn.v1.WarningCode
-	(ActionType)(0),               // 2: churn.v1.ActionType
-	(LifecycleStage)(0),           // 3: churn.v1.LifecycleStage
-	(*GetScoreRequest)(nil),       // 4: churn.v1.GetScoreRequest
-	(*ListAtRiskRequest)(nil),     // 5: churn.v1.ListAtRiskRequest
-	(*ListAtRiskResponse)(nil),    // 6: churn.v1.ListAtRiskResponse
-	(*ScoreRequest)(nil),          // 7: churn.v1.ScoreRequest
-	(*ModelRef)(nil),              // 8: churn.v1.ModelRef
-	(*ScoreResponse)(nil),         // 9: churn.v1.ScoreResponse
-	(*Warning)(nil),               // 10: churn.v1.Warning
-	(*UnknownCategory)(nil),       // 11: churn.v1.UnknownCategory
-	(*Driver)(nil),                // 12: churn.v1.Driver
-	(*RetentionAction)(nil),       // 13: churn.v1.RetentionAction
-	(*ScoreBatchRequest)(nil),     // 14: churn.v1.ScoreBatchRequest
-	(*ScoreBatchResponse)(nil),    // 15: churn.v1.ScoreBatchResponse
-	(*ScoreBatchResult)(nil),      // 16: churn.v1.ScoreBatchResult
-	(*ItemError)(nil),             // 17: churn.v1.ItemError
-	(*FieldViolation)(nil),        // 18: churn.v1.FieldViolation
-	(*CustomerFeatures)(nil),      // 19: churn.v1.CustomerFeatures
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(ScoreView)(0),                // 0: churn.v1.ScoreView
+	(RiskTier)(0),                 // 1: churn.v1.RiskTier
+	(WarningCode)(0),              // 2: churn.v1.WarningCode
+	(ActionType)(0),               // 3: churn.v1.ActionType
+	(LifecycleStage)(0),           // 4: churn.v1.LifecycleStage
+	(*GetScoreRequest)(nil),       // 5: churn.v1.GetScoreRequest
+	(*ListAtRiskRequest)(nil),     // 6: churn.v1.ListAtRiskRequest
+	(*ListAtRiskResponse)(nil),    // 7: churn.v1.ListAtRiskResponse
+	(*ScoreRequest)(nil),          // 8: churn.v1.ScoreRequest
+	(*ModelRef)(nil),              // 9: churn.v1.ModelRef
+	(*ScoreResponse)(nil),         // 10: churn.v1.ScoreResponse
+	(*Warning)(nil),               // 11: churn.v1.Warning
+	(*UnknownCategory)(nil),       // 12: churn.v1.UnknownCategory
+	(*Driver)(nil),                // 13: churn.v1.Driver
+	(*RetentionAction)(nil),       // 14: churn.v1.RetentionAction
+	(*ScoreBatchRequest)(nil),     // 15: churn.v1.ScoreBatchRequest
+	(*ScoreBatchResponse)(nil),    // 16: churn.v1.ScoreBatchResponse
+	(*ScoreBatchResult)(nil),      // 17: churn.v1.ScoreBatchResult
+	(*ItemError)(nil),             // 18: churn.v1.ItemError
+	(*FieldViolation)(nil),        // 19: churn.v1.FieldViolation
+	(*CustomerFeatures)(nil),      // 20: churn.v1.CustomerFeatures
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_churn_v1_scoring_proto_depIdxs = []int32{
-	0,  // 0: churn.v1.ListAtRiskRequest.min_tier:type_name -> churn.v1.RiskTier
-	9,  // 1: churn.v1.ListAtRiskResponse.customers:type_name -> churn.v1.ScoreResponse
-	19, // 2: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
-	0,  // 3: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
-	10, // 4: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
-	12, // 5: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
-	13, // 6: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
-	3,  // 7: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
-	8,  // 8: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
-	20, // 9: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
-	11, // 10: churn.v1.ScoreResponse.unknown_categories:type_name -> churn.v1.UnknownCategory
-	17, // 11: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
-	1,  // 12: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
-	2,  // 13: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
-	7,  // 14: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
-	16, // 15: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
-	9,  // 16: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
-	17, // 17: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
-	18, // 18: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
-	7,  // 19: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
-	14, // 20: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
-	7,  // 21: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
-	4,  // 22: churn.v1.ScoringService.GetScore:input_type -> churn.v1.GetScoreRequest
-	5,  // 23: churn.v1.ScoringService.ListAtRisk:input_type -> churn.v1.ListAtRiskRequest
-	9,  // 24: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
-	15, // 25: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
-	9,  // 26: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
-	9,  // 27: churn.v1.ScoringService.GetScore:output_type -> churn.v1.ScoreResponse
-	6,  // 28: churn.v1.ScoringService.ListAtRisk:output_type -> churn.v1.ListAtRiskResponse
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 0: churn.v1.GetScoreRequest.view:type_name -> churn.v1.ScoreView
+	1,  // 1: churn.v1.ListAtRiskRequest.min_tier:type_name -> churn.v1.RiskTier
+	0,  // 2: churn.v1.ListAtRiskRequest.view:type_name -> churn.v1.ScoreView
+	10, // 3: churn.v1.ListAtRiskResponse.customers:type_name -> churn.v1.ScoreResponse
+	20, // 4: churn.v1.ScoreRequest.features:type_name -> churn.v1.CustomerFeatures
+	0,  // 5: churn.v1.ScoreRequest.view:type_name -> churn.v1.ScoreView
+	1,  // 6: churn.v1.ScoreResponse.tier:type_name -> churn.v1.RiskTier
+	11, // 7: churn.v1.ScoreResponse.warnings:type_name -> churn.v1.Warning
+	13, // 8: churn.v1.ScoreResponse.drivers:type_name -> churn.v1.Driver
+	14, // 9: churn.v1.ScoreResponse.action:type_name -> churn.v1.RetentionAction
+	4,  // 10: churn.v1.ScoreResponse.stage:type_name -> churn.v1.LifecycleStage
+	9,  // 11: churn.v1.ScoreResponse.model:type_name -> churn.v1.ModelRef
+	21, // 12: churn.v1.ScoreResponse.scored_at:type_name -> google.protobuf.Timestamp
+	12, // 13: churn.v1.ScoreResponse.unknown_categories:type_name -> churn.v1.UnknownCategory
+	18, // 14: churn.v1.ScoreResponse.error:type_name -> churn.v1.ItemError
+	2,  // 15: churn.v1.Warning.code:type_name -> churn.v1.WarningCode
+	3,  // 16: churn.v1.RetentionAction.type:type_name -> churn.v1.ActionType
+	8,  // 17: churn.v1.ScoreBatchRequest.requests:type_name -> churn.v1.ScoreRequest
+	0,  // 18: churn.v1.ScoreBatchRequest.view:type_name -> churn.v1.ScoreView
+	17, // 19: churn.v1.ScoreBatchResponse.results:type_name -> churn.v1.ScoreBatchResult
+	10, // 20: churn.v1.ScoreBatchResult.response:type_name -> churn.v1.ScoreResponse
+	18, // 21: churn.v1.ScoreBatchResult.error:type_name -> churn.v1.ItemError
+	19, // 22: churn.v1.ItemError.field_violations:type_name -> churn.v1.FieldViolation
+	8,  // 23: churn.v1.ScoringService.Score:input_type -> churn.v1.ScoreRequest
+	15, // 24: churn.v1.ScoringService.ScoreBatch:input_type -> churn.v1.ScoreBatchRequest
+	8,  // 25: churn.v1.ScoringService.ScoreStream:input_type -> churn.v1.ScoreRequest
+	5,  // 26: churn.v1.ScoringService.GetScore:input_type -> churn.v1.GetScoreRequest
+	6,  // 27: churn.v1.ScoringService.ListAtRisk:input_type -> churn.v1.ListAtRiskRequest
+	10, // 28: churn.v1.ScoringService.Score:output_type -> churn.v1.ScoreResponse
+	16, // 29: churn.v1.ScoringService.ScoreBatch:output_type -> churn.v1.ScoreBatchResponse
+	10, // 30: churn.v1.ScoringService.ScoreStream:output_type -> churn.v1.ScoreResponse
+	10, // 31: churn.v1.ScoringService.GetScore:output_type -> churn.v1.ScoreResponse
+	7,  // 32: churn.v1.ScoringService.ListAtRisk:output_type -> churn.v1.ListAtRiskResponse
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_churn_v1_scoring_proto_init() }
@@ -1520,7 +1632,7 @@ func file_churn_v1_scoring_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_churn_v1_scoring_proto_rawDesc), len(file_churn_v1_scoring_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
