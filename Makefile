@@ -9,7 +9,7 @@ LDFLAGS   := -X github.com/churnhq/churn/internal/buildinfo.version=$(VERSION)
 SOAK_DURATION ?= 2m
 SOAK_FLAGS    ?=
 
-.PHONY: help run build install test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality
+.PHONY: help run build install test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,7 @@ fuzz: ## run every fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 20s ./internal/retention/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTokens$$' -fuzztime 20s ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime 20s ./internal/golearntree/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime 20s ./internal/outcomes/
 	for f in FuzzXGBoost FuzzLightGBM FuzzSklearn FuzzSchema FuzzRows; do \
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s ./internal/importer/ || exit 1; done
 
@@ -74,5 +75,17 @@ model: ## retrain the embedded default model (needs ../shared/data); see models/
 	  --name churn-default --version iranian-gbdt-2026.11.23 --created 2026-11-23T00:00:00Z \
 	  --out models/default.json --golden-out testdata/golden/default_model.json
 
-quality: ## the quality bar on all four datasets in ../shared/data and the hostile datasets at full size (docs/MODELS.md); the normal suite checks two datasets and small hostile ones
-	CHURN_QUALITY=all CHURN_CORPUS=full $(GO) test -count=1 -timeout 30m -run '^(TestQualityBar|TestHostileCorpus)$$' -v ./internal/train/
+quality: ## the quality bar on all four datasets in ../shared/data, the hostile datasets at full size and logistic parity with scikit-learn (docs/MODELS.md); the normal suite checks two datasets and small hostile ones
+	CHURN_QUALITY=all CHURN_CORPUS=full $(GO) test -count=1 -timeout 30m -run '^(TestQualityBar|TestHostileCorpus|TestLogisticParity)$$' -v ./internal/train/
+
+stack: ## the local stack: Redis, two churnd replicas and Prometheus with the rules, on loopback (Ctrl-C stops it)
+	deploy/local/stack.sh
+
+stack-check: ## start the local stack, check through Prometheus's API that both replicas are up and the rules loaded, stop it
+	deploy/local/stack.sh --check
+
+deploy-check: ## check the deployment kit: promtool checks and unit-tests the rules; the deploy/ module's tests check manifests, dashboard and rules against churnd
+	@command -v promtool >/dev/null || { echo "promtool not found: install prometheus (apt-get install -y prometheus)" >&2; exit 1; }
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/rules_test.yml
+	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...

@@ -103,38 +103,9 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 	if err != nil {
 		return nil, fmt.Errorf("--model: %w", err)
 	}
-	rawSpec, err := os.ReadFile(f.spec)
+	ds, data, rows, err := readRows(f.data, f.spec, f.rows)
 	if err != nil {
-		return nil, fmt.Errorf("--spec: %w", err)
-	}
-	spec, err := train.ParseSpec(rawSpec)
-	if err != nil {
-		return nil, fmt.Errorf("--spec %s: %w", f.spec, err)
-	}
-	data, err := os.ReadFile(f.data)
-	if err != nil {
-		return nil, fmt.Errorf("--data: %w", err)
-	}
-	ds, err := train.ReadCSV(bytes.NewReader(data), spec)
-	if err != nil {
-		return nil, fmt.Errorf("--data %s: %w", f.data, err)
-	}
-	var rows []int
-	if f.rows != "" {
-		fh, err := os.Open(f.rows)
-		if err != nil {
-			return nil, fmt.Errorf("--rows: %w", err)
-		}
-		rows, err = train.ReadIndices(fh, len(ds.Rows))
-		fh.Close()
-		if err != nil {
-			return nil, fmt.Errorf("--rows %s: %w", f.rows, err)
-		}
-	} else {
-		rows = make([]int, len(ds.Rows))
-		for i := range rows {
-			rows[i] = i
-		}
+		return nil, err
 	}
 	var segOf []string
 	if f.segment != "" {
@@ -169,6 +140,45 @@ func evaluateFiles(ctx context.Context, f *evaluateFlags) (*evaluate.Report, err
 	}
 	report.Refused = refused
 	return report, nil
+}
+
+// readRows reads a dataset spec, the CSV it describes and, when rowsPath is set, the 0-based
+// data-row indices to use (else every row): what evaluate and replay both read. It returns the
+// CSV's bytes too, for columns the spec does not map.
+func readRows(dataPath, specPath, rowsPath string) (*train.Dataset, []byte, []int, error) {
+	rawSpec, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--spec: %w", err)
+	}
+	spec, err := train.ParseSpec(rawSpec)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--spec %s: %w", specPath, err)
+	}
+	data, err := os.ReadFile(dataPath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--data: %w", err)
+	}
+	ds, err := train.ReadCSV(bytes.NewReader(data), spec)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--data %s: %w", dataPath, err)
+	}
+	if rowsPath == "" {
+		rows := make([]int, len(ds.Rows))
+		for i := range rows {
+			rows[i] = i
+		}
+		return ds, data, rows, nil
+	}
+	fh, err := os.Open(rowsPath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--rows: %w", err)
+	}
+	defer fh.Close()
+	rows, err := train.ReadIndices(fh, len(ds.Rows))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--rows %s: %w", rowsPath, err)
+	}
+	return ds, data, rows, nil
 }
 
 // scoreRows scores each row as churnd would: the row becomes the request a caller would send, and

@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"models": {"list, inspect, activate or roll back model versions (admin)", runModels},
 
 	"evaluate": {"evaluate a model bundle on a CSV: metrics, lift, tiers, segments as text, JSON or HTML", runEvaluate},
+	"replay":   {"score a labelled CSV through churnd and record its labels as outcomes: live figures to check against evaluate", runReplay},
 	"import":   {"import an XGBoost, LightGBM or scikit-learn model into a bundle, verified against its own predictions", runImport},
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 )
@@ -25,7 +26,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) int
 const modelsUsage = `usage: churnctl models <list|get VERSION|activate VERSION|rollback|delete VERSION> [--addr host:port] [--token T] [--json]
 
   list              every stored version (* marks the active one)
-  get VERSION       one version: schema, tiers, evaluation
+  get VERSION       one version: schema, tiers, evaluation, live quality (last 30 days of outcomes)
   activate VERSION  make a stored version the active one
   rollback          activate the most recent earlier active version
   delete VERSION    remove a stored version (not the active one, nor the rollback target)
@@ -103,7 +104,12 @@ func modelsMain(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		if err != nil {
 			return failf(stderr, "%s", rpcErrorLine(prefix, err, f.token))
 		}
-		out, print = info, func() { printModel(stdout, info) }
+		live := liveQuality(ctx, &f, pos[0])
+		out, print = info, func() {
+			printModel(stdout, info)
+			fmt.Fprintln(stdout)
+			fmt.Fprintln(stdout, live)
+		}
 	case "activate":
 		info, err := client.ActivateModel(ctx, &churnv1.ActivateModelRequest{Version: pos[0]})
 		if err != nil {
@@ -249,6 +255,41 @@ func printModel(w io.Writer, m *churnv1.ModelInfo) {
 			orDash(strings.Join(in.GetCategories(), ", ")))
 	}
 	tw.Flush()
+}
+
+// liveWindow is the trailing window of the live figures models get prints, in UTC days.
+const liveWindow = 30
+
+// liveQuality is the line models get prints about a version's live quality: the outcomes of the
+// last liveWindow UTC days joined to its scores (OutcomeService.GetModelPerformance, on a
+// connection of its own). A failure is reported in the line, never fails the command.
+func liveQuality(ctx context.Context, f *adminFlags, version string) string {
+	conn, err := f.dial()
+	if err != nil {
+		return fmt.Sprintf("live (last %d days): unavailable: %v", liveWindow, err)
+	}
+	defer conn.Close()
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	perf, err := churnv1.NewOutcomeServiceClient(conn).GetModelPerformance(ctx, &churnv1.GetModelPerformanceRequest{
+		Version: version, From: timestamppb.New(today.AddDate(0, 0, 1-liveWindow)), To: timestamppb.New(today.AddDate(0, 0, 1)),
+	})
+	if err != nil {
+		return fmt.Sprintf("live (last %d days): unavailable: %s", liveWindow, strings.TrimPrefix(rpcErrorLine("", err, f.token), ": "))
+	}
+	var b strings.Builder
+	for _, r := range perf.GetRows() {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "live (last %d days, outcomes joined to %s's scores): %d customers, %d churned (%.1f%%), mean predicted %.4f, roc-auc %.4f (±%.4f), brier %.4f, lift@10%% %.2f",
+			liveWindow, r.GetModel().GetName(), r.GetCustomers(), r.GetChurned(), 100*r.GetObservedChurnRate(), r.GetMeanPredicted(),
+			r.GetRocAuc(), r.GetRocAucErrorBound(), r.GetBrier(), r.GetLiftTop_10())
+	}
+	if b.Len() == 0 {
+		return fmt.Sprintf("live (last %d days): no outcomes joined to this version's scores", liveWindow)
+	}
+	return b.String()
 }
 
 func statusName(s churnv1.ModelStatus) string {

@@ -430,6 +430,7 @@ func TestModelLifecycleAgainstChurnd(t *testing.T) {
 	c.run("models", "get", defaultVersion).want(t, 0, []string{
 		"origin        embedded", fmt.Sprintf("roc-auc       %.6f", def.Manifest.Training.Metrics.ROCAUC), "evaluated on  test: 630 rows, 99 positive",
 		"categorical  impute   contract, pay_as_you_go\n",
+		"live (last 30 days): no outcomes joined to this version's scores\n",
 	}, nil)
 
 	// Activations, most recent first: cli-test-2, cli-test-3, ...: rolling back returns to

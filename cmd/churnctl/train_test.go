@@ -213,7 +213,8 @@ func TestTrainAutoComparesTrainers(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("--quiet wrote to stderr:\n%s", stderr.String())
 	}
-	for _, want := range []string{"logistic", "gbdt", "gbdt-leafwise", "out-of-fold ROC-AUC", "validation"} {
+	for _, want := range []string{"logistic", "gbdt", "gbdt-leafwise", "ROC-AUC before", "Brier after",
+		"validation (out-of-fold), after calibration", "test, before calibration", "test, after calibration (as served)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 		}

@@ -32,8 +32,10 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
+	"github.com/churnhq/churn/internal/drift"
 	"github.com/churnhq/churn/internal/gateway"
 	"github.com/churnhq/churn/internal/modelstore"
+	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
 	"github.com/churnhq/churn/internal/retention"
 	"github.com/churnhq/churn/internal/server"
@@ -86,25 +88,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	logActive(logger, a.store.List(), a.store.Active(), cfg.ModelVersion)
 	var redisClient redis.UniversalClient
 	if len(cfg.RedisAddrs) > 0 {
-		redisClient = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:        cfg.RedisAddrs,
-			MasterName:   cfg.RedisMasterName,
-			Username:     cfg.RedisUsername,
-			Password:     cfg.RedisPassword,
-			DialTimeout:  time.Second,
-			ReadTimeout:  cfg.CacheTimeout,
-			WriteTimeout: cfg.CacheTimeout,
-
-			// One dial attempt and one immediate command retry: go-redis's defaults (5 dials
-			// 100ms apart, 3 command retries 10ms and more apart) outlast a cache operation's
-			// timeout, so a Redis that refuses connections looked like a slow one
-			// (DEADLINE_EXCEEDED instead of UNAVAILABLE, and Score waited the whole timeout;
-			// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new
-			// connection, still heals a pooled connection that a Redis restart broke.
-			DialerRetries:   1,
-			MaxRetries:      1,
-			MinRetryBackoff: -1,
-		})
+		redisClient = redis.NewUniversalClient(redisOptions(cfg, cfg.CacheTimeout))
 		a.onCleanup(func() { redisClient.Close() })
 	}
 	if a.registry, err = a.newRegistry(cfg, reg); err != nil {
@@ -126,10 +110,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		return nil, err
 	}
 
+	probabilities, err := drift.New(a.store, reg)
+	if err != nil {
+		return nil, err
+	}
 	scoring, err := server.New(server.Options{
 		Models:            a.store,
 		Loader:            a.registry,
 		Cache:             scoreCache,
+		Probabilities:     probabilities,
 		Rules:             &rules,
 		MaxBatch:          cfg.MaxBatch,
 		Logger:            logger.With("component", "server"),
@@ -144,6 +133,34 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 		MaxUploadBytes:    cfg.MaxUploadBytes,
 		StreamIdleTimeout: cfg.StreamIdleTimeout,
 		Logger:            logger.With("component", "models"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var outcomeRedis *outcomes.RedisOptions
+	if redisClient != nil {
+		// A client of its own: a report reads up to --outcome-retention-days hashes in one round
+		// trip, longer than the score cache's --cache-timeout allows.
+		outcomeClient := redis.NewUniversalClient(redisOptions(cfg, outcomes.RedisTimeout))
+		a.onCleanup(func() { outcomeClient.Close() })
+		outcomeRedis = &outcomes.RedisOptions{Client: outcomeClient}
+	}
+	outcomeStore, err := outcomes.New(outcomes.Options{
+		Redis:         outcomeRedis,
+		Scores:        scoreCache,
+		HorizonMonths: rules.ExpectedLoss.HorizonMonths,
+		RetentionDays: cfg.OutcomeRetentionDays,
+		MaxKeys:       cfg.OutcomeMaxKeys,
+		Registerer:    reg,
+		GaugeVersions: a.servedVersion,
+	})
+	if err != nil {
+		return nil, err
+	}
+	outcomeService, err := server.NewOutcomeService(server.OutcomeServiceOptions{
+		Store:    outcomeStore,
+		MaxBatch: cfg.MaxBatch,
+		Logger:   logger.With("component", "outcomes"),
 	})
 	if err != nil {
 		return nil, err
@@ -165,7 +182,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	// Both gRPC servers trace, the public one and the one behind the HTTP/JSON API.
 	traced := grpc.StatsHandler(traces.ServerHandler())
 	a.health = health.NewServer()
-	if a.grpc, a.inproc, err = newGRPCServers(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, a.health, []grpc.ServerOption{traced}, serverOpts...); err != nil {
+	if a.grpc, a.inproc, err = newGRPCServers(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, outcomeService, a.health, []grpc.ServerOption{traced}, serverOpts...); err != nil {
 		return nil, err
 	}
 	if a.gateway, err = gateway.New(gateway.Options{
@@ -180,6 +197,7 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	a.onCleanup(func() { a.gateway.Close() })
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(churnv1.OutcomeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	a.http = &http.Server{
 		Handler:           a.httpHandler(reg),
@@ -205,6 +223,15 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	a.httpLis = netutil.LimitListener(lis, cfg.HTTPMaxConns)
 	a.onCleanup(func() { a.httpLis.Close() })
 	return a, nil
+}
+
+// servedVersion is the model version served here, the one whose live quality is exported as
+// gauges (empty when none is active).
+func (a *App) servedVersion() []string {
+	if m := a.store.Active(); m != nil {
+		return []string{m.Version()}
+	}
+	return nil
 }
 
 // newCache uses Redis when --redis-addr is set, else makes the in-process cache, and closes it at
@@ -359,7 +386,7 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 // panics and refusals are logged and counted, share the limits of calls (the flags of config's
 // Limits block), have both (tracing) and register the scoring and model services; the public one
 // also has the connection limits, opts (TLS), health and reflection.
-func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, healthSrv *health.Server, both []grpc.ServerOption, opts ...grpc.ServerOption) (public, inproc *grpc.Server, err error) {
+func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, outcomeSrv *server.OutcomeService, healthSrv *health.Server, both []grpc.ServerOption, opts ...grpc.ServerOption) (public, inproc *grpc.Server, err error) {
 	limits, err := server.NewLimits(server.LimitsOptions{
 		MaxInFlight: cfg.MaxInFlight,
 		MaxStreams:  cfg.MaxStreams,
@@ -412,6 +439,7 @@ func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Regis
 	), opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
+	churnv1.RegisterOutcomeServiceServer(srv, outcomeSrv)
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	reflection.Register(srv)
 	limits.Classify(srv.GetServiceInfo())
@@ -533,4 +561,27 @@ func (a *App) cleanup() {
 		a.cleanups[i]()
 	}
 	a.cleanups = nil
+}
+
+// redisOptions are the options of a Redis client of churnd's whose operations may take timeout.
+func redisOptions(cfg config.Config, timeout time.Duration) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:        cfg.RedisAddrs,
+		MasterName:   cfg.RedisMasterName,
+		Username:     cfg.RedisUsername,
+		Password:     cfg.RedisPassword,
+		DialTimeout:  time.Second,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+
+		// One dial attempt and one immediate command retry: go-redis's defaults (5 dials 100ms
+		// apart, 3 command retries 10ms and more apart) outlast a cache operation's timeout, so
+		// a Redis that refuses connections looked like a slow one (DEADLINE_EXCEEDED instead of
+		// UNAVAILABLE, and Score waited the whole timeout;
+		// TestRedisThatRefusesConnectionsIsUnavailable). The one retry, on a new connection,
+		// still heals a pooled connection that a Redis restart broke.
+		DialerRetries:   1,
+		MaxRetries:      1,
+		MinRetryBackoff: -1,
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -263,6 +265,66 @@ type Training struct {
 	Params  map[string]float64 `json:"params,omitempty"`
 	Rows    map[string]int     `json:"rows,omitempty"` // e.g. train, test
 	Metrics *Metrics           `json:"metrics,omitempty"`
+	// Scores is the distribution of the probabilities the model gave the training rows, the
+	// reference churnd measures the served probabilities against (score drift). Optional: a
+	// bundle without it gets no drift figure.
+	Scores *ScoreDistribution `json:"scores,omitempty"`
+}
+
+// ScoreEdges are the upper bounds of the probability buckets a trainer records
+// Training.Scores at, and churnd's histogram of served probabilities uses for a bundle without
+// them. Fine at the low end, where most customers' probabilities are.
+var ScoreEdges = []float64{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99}
+
+// MaxScoreEdges bounds the buckets of a score distribution.
+const MaxScoreEdges = 64
+
+// ScoreDistribution counts probabilities by bucket: Counts[i] is the number of probabilities p
+// with Edges[i-1] < p <= Edges[i] (Prometheus's histogram buckets), the first bucket from 0,
+// the last (Counts[len(Edges)]) up to 1.
+type ScoreDistribution struct {
+	// Split names the rows: "out_of_fold" (each training row scored by the model of the
+	// cross-fitting fold that did not train on it).
+	Split  string    `json:"split"`
+	Edges  []float64 `json:"edges"`
+	Counts []int     `json:"counts"`
+}
+
+// NewScoreDistribution counts probabilities p into the buckets of edges.
+func NewScoreDistribution(split string, edges, p []float64) *ScoreDistribution {
+	d := &ScoreDistribution{Split: split, Edges: slices.Clone(edges), Counts: make([]int, len(edges)+1)}
+	for _, x := range p {
+		d.Counts[sort.SearchFloat64s(edges, x)]++ // the first edge >= x: buckets are (lower, upper]
+	}
+	return d
+}
+
+func (d *ScoreDistribution) validate() error {
+	if d.Split == "" {
+		return errors.New("split is empty")
+	}
+	if len(d.Edges) == 0 || len(d.Edges) > MaxScoreEdges {
+		return fmt.Errorf("want 1 to %d edges, got %d", MaxScoreEdges, len(d.Edges))
+	}
+	for i, e := range d.Edges {
+		if !finite(e) || e <= 0 || e >= 1 || (i > 0 && e <= d.Edges[i-1]) {
+			return fmt.Errorf("edges must increase strictly within (0, 1); edges[%d] is %g", i, e)
+		}
+	}
+	if len(d.Counts) != len(d.Edges)+1 {
+		return fmt.Errorf("want %d counts (one more than edges), got %d", len(d.Edges)+1, len(d.Counts))
+	}
+	total := 0
+	for i, c := range d.Counts {
+		if c < 0 {
+			return fmt.Errorf("counts[%d] is negative", i)
+		}
+		total += c
+	}
+	if total == 0 {
+		return errors.New("counts are all 0")
+	}
+	return nil
 }
 
 // Metrics is an evaluation of the model on held-out rows.
@@ -595,6 +657,11 @@ func (b *Bundle) Validate() error {
 	for i, cv := range m.CheckVectors {
 		if len(cv.Features) == 0 || !finite(cv.Probability) || cv.Probability < 0 || cv.Probability > 1 {
 			return invalid("manifest.check_vectors[%d]: want features and a probability in [0,1]", i)
+		}
+	}
+	if m.Training != nil && m.Training.Scores != nil {
+		if err := m.Training.Scores.validate(); err != nil {
+			return invalid("manifest.training.scores: %v", err)
 		}
 	}
 	return nil

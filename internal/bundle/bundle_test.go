@@ -122,6 +122,24 @@ func TestValidate(t *testing.T) {
 		{"tiers out of order", func(b *Bundle) { b.Manifest.Tiers.High = 0.9 }, "tiers"},
 		{"no check vectors", func(b *Bundle) { b.Manifest.CheckVectors = nil }, "check_vectors"},
 		{"check probability outside [0,1]", func(b *Bundle) { b.Manifest.CheckVectors[0].Probability = 1.5 }, "check_vectors[0]"},
+		{"score edges not increasing", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Split: "out_of_fold", Edges: []float64{0.5, 0.2}, Counts: []int{1, 1, 1}}}
+		}, "manifest.training.scores: edges must increase"},
+		{"score edge at 1", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Split: "out_of_fold", Edges: []float64{1}, Counts: []int{1, 1}}}
+		}, "edges[0] is 1"},
+		{"score counts of the wrong length", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Split: "out_of_fold", Edges: []float64{0.5}, Counts: []int{1}}}
+		}, "want 2 counts"},
+		{"score counts all 0", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Split: "out_of_fold", Edges: []float64{0.5}, Counts: []int{0, 0}}}
+		}, "counts are all 0"},
+		{"negative score count", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Split: "out_of_fold", Edges: []float64{0.5}, Counts: []int{3, -1}}}
+		}, "counts[1] is negative"},
+		{"score split empty", func(b *Bundle) {
+			b.Manifest.Training = &Training{Trainer: "t", Scores: &ScoreDistribution{Edges: []float64{0.5}, Counts: []int{1, 1}}}
+		}, "split is empty"},
 		{"isotonic not monotone", func(b *Bundle) {
 			b.Manifest.Calibration = Calibration{Method: CalibrationIsotonic, X: []float64{0, 1}, Y: []float64{0.5, 0.2}}
 		}, "non-decreasing"},
@@ -286,5 +304,28 @@ func TestQuoteAndClip(t *testing.T) {
 	}
 	if got := Clip("short message"); got != "short message" {
 		t.Errorf("Clip changed a short message: %q", got)
+	}
+}
+
+// TestNewScoreDistribution counts into Prometheus's buckets, (lower, upper]: a probability on an
+// edge is in the bucket that edge closes.
+func TestNewScoreDistribution(t *testing.T) {
+	d := NewScoreDistribution("out_of_fold", []float64{0.1, 0.5}, []float64{0, 0.05, 0.1, 0.10001, 0.5, 0.7, 1})
+	want := &ScoreDistribution{Split: "out_of_fold", Edges: []float64{0.1, 0.5}, Counts: []int{3, 2, 2}}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("NewScoreDistribution (-want +got):\n%s", diff)
+	}
+	b := valid()
+	b.Manifest.Training = &Training{Trainer: "t", Scores: d}
+	data, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(b, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

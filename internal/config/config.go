@@ -37,6 +37,9 @@ type Config struct {
 	CacheTimeout    time.Duration // longest a cache operation may take before Score goes on without it
 	CacheMaxEntries int           // size of the in-process cache
 
+	OutcomeRetentionDays int // UTC days of outcome aggregates kept; older outcomes are refused
+	OutcomeMaxKeys       int // idempotency keys of outcomes remembered (first in, first out)
+
 	ModelStore        string        // where uploaded versions live: disk or redis
 	StoreDir          string        // the disk model store's directory
 	ModelSyncInterval time.Duration // period of the reconcile with the model store
@@ -90,6 +93,9 @@ func Default() Config {
 		CacheTTL:        7 * 24 * time.Hour,
 		CacheTimeout:    50 * time.Millisecond,
 		CacheMaxEntries: 100_000,
+
+		OutcomeRetentionDays: 400,
+		OutcomeMaxKeys:       250_000,
 
 		ModelStore:        "disk",
 		StoreDir:          "churn-store",
@@ -163,6 +169,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "how long a customer's latest score stays cached")
 	fs.DurationVar(&c.CacheTimeout, "cache-timeout", c.CacheTimeout, "longest a cache operation may take; past it Score answers without the cache")
 	fs.IntVar(&c.CacheMaxEntries, "cache-max-entries", c.CacheMaxEntries, "customers the in-process cache holds (without --redis-addr)")
+	fs.IntVar(&c.OutcomeRetentionDays, "outcome-retention-days", c.OutcomeRetentionDays, "UTC days of outcome figures kept (churn KPIs, live model quality); older outcomes are refused")
+	fs.IntVar(&c.OutcomeMaxKeys, "outcome-max-keys", c.OutcomeMaxKeys, "idempotency keys of recorded outcomes remembered (about 60 bytes each); a retry after this many newer outcomes counts again")
 	fs.StringVar(&c.ModelStore, "model-store", c.ModelStore, "where uploaded model versions and the active one are kept: disk (--store-dir) or redis (--redis-addr, shared by every replica)")
 	fs.StringVar(&c.StoreDir, "store-dir", c.StoreDir, "directory of the disk model store (created if missing)")
 	fs.DurationVar(&c.ModelSyncInterval, "model-sync-interval", c.ModelSyncInterval, "period of the safety-net reconcile with the model store (changes from other replicas arrive at once over Redis pub/sub)")
@@ -273,6 +281,12 @@ func (c Config) Validate() error {
 	}
 	if c.CacheTimeout <= 0 || c.CacheTimeout > 10*time.Second {
 		return fmt.Errorf("--cache-timeout: %s outside (0, 10s]", c.CacheTimeout)
+	}
+	if c.OutcomeRetentionDays < 1 || c.OutcomeRetentionDays > 3660 {
+		return fmt.Errorf("--outcome-retention-days: %d outside 1..3660", c.OutcomeRetentionDays)
+	}
+	if c.OutcomeMaxKeys < 1 || c.OutcomeMaxKeys > 100_000_000 {
+		return fmt.Errorf("--outcome-max-keys: %d outside 1..100000000", c.OutcomeMaxKeys)
 	}
 	if c.CacheMaxEntries < 1 {
 		return fmt.Errorf("--cache-max-entries: %d is below 1", c.CacheMaxEntries)

@@ -166,6 +166,8 @@ func TestValidate(t *testing.T) {
 		{"tiny ttl", func(c *Config) { c.CacheTTL = time.Millisecond }, "--cache-ttl"},
 		{"no cache timeout", func(c *Config) { c.CacheTimeout = 0 }, "--cache-timeout"},
 		{"empty cache", func(c *Config) { c.CacheMaxEntries = 0 }, "--cache-max-entries"},
+		{"no outcome days", func(c *Config) { c.OutcomeRetentionDays = 0 }, "--outcome-retention-days"},
+		{"no outcome keys", func(c *Config) { c.OutcomeMaxKeys = 0 }, "--outcome-max-keys"},
 		{"unknown model store", func(c *Config) { c.ModelStore = "s3" }, "--model-store"},
 		{"redis model store without redis", func(c *Config) { c.ModelStore = "redis" }, "--model-store"},
 		{"disk model store without a directory", func(c *Config) { c.StoreDir = "" }, "--store-dir"},

@@ -140,9 +140,10 @@ func (t *Tokens) role(tok string) string {
 
 var modelServicePrefix = "/" + churnv1.ModelService_ServiceDesc.ServiceName + "/"
 var scoringServicePrefix = "/" + churnv1.ScoringService_ServiceDesc.ServiceName + "/"
+var outcomeServicePrefix = "/" + churnv1.OutcomeService_ServiceDesc.ServiceName + "/"
 
-// authorize decides a call: ModelService needs the admin role; ScoringService needs a scoring or
-// admin token once scoring tokens are configured; health and reflection stay open.
+// authorize decides a call: ModelService needs the admin role; ScoringService and OutcomeService
+// need a scoring or admin token once scoring tokens are configured; health and reflection stay open.
 func (t *Tokens) authorize(ctx context.Context, method string) error {
 	var need string
 	switch {
@@ -151,7 +152,7 @@ func (t *Tokens) authorize(ctx context.Context, method string) error {
 		if !t.admin {
 			return status.Error(codes.Unauthenticated, "ModelService is disabled: no admin token is configured (--admin-tokens or --tokens-file)")
 		}
-	case strings.HasPrefix(method, scoringServicePrefix) && t.scoring:
+	case (strings.HasPrefix(method, scoringServicePrefix) || strings.HasPrefix(method, outcomeServicePrefix)) && t.scoring:
 		need = RoleScoring
 	default:
 		return nil

@@ -13,6 +13,7 @@ import (
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/model"
+	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
 )
 
@@ -50,11 +51,19 @@ func badRequest(msg string, vs []model.Violation) error {
 // status passes through; anything else becomes a generic INTERNAL, its cause logged, never sent.
 func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 	var ve *model.ValidationError
+	var fe *outcomes.FieldError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &ve):
 		return badRequest(err.Error(), ve.Violations)
+	case errors.As(err, &fe): // the outcome store's
+		return invalidArgument(fe.Field, fe.Description)
+	case errors.Is(err, outcomes.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "the outcome store did not answer in time; retry later (a retried outcome counts once)")
+	case errors.Is(err, outcomes.ErrUnavailable):
+		logger.WarnContext(ctx, "outcome store unavailable", "err", err)
+		return status.Error(codes.Unavailable, "the outcome store is unreachable; retry later (a retried outcome counts once)")
 	case errors.Is(err, model.ErrUnscorable): // counted and logged where it happens (Server.unscorable)
 		return status.Error(codes.Internal, err.Error()+": the model's fault, not the request's; report it to the model's owner")
 

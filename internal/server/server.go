@@ -45,6 +45,12 @@ type Loader interface {
 	Model(ctx context.Context, version string) (*model.Model, error)
 }
 
+// Probabilities is told every probability served and the model that computed it (score drift,
+// internal/drift). It is on the hot path: it must be cheap and must not block.
+type Probabilities interface {
+	Observe(m *model.Model, probability float64)
+}
+
 // Options configure a Server.
 type Options struct {
 	Models Models
@@ -53,6 +59,8 @@ type Options struct {
 	Loader Loader
 	// Cache remembers every score; required.
 	Cache ScoreCache
+	// Probabilities, when set, is told every probability served.
+	Probabilities Probabilities
 	// Rules raise the warnings and choose the action; retention.DefaultRules when nil.
 	Rules      *retention.Rules
 	MaxBatch   int
@@ -72,6 +80,7 @@ type Server struct {
 	models   Models
 	loader   Loader
 	cache    ScoreCache
+	probs    Probabilities
 	rules    *retention.Rules
 	cacheLog throttledLog
 	// unknownLog logs the categories models do not know at most once a minute per input.
@@ -121,6 +130,7 @@ func New(o Options) (*Server, error) {
 		models:     o.Models,
 		loader:     o.Loader,
 		cache:      o.Cache,
+		probs:      o.Probabilities,
 		rules:      o.Rules,
 		cacheLog:   throttledLog{every: 10 * time.Second},
 		unknownLog: throttledLog{every: time.Minute},
@@ -246,6 +256,9 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.probs != nil {
+		s.probs.Observe(m, res.Probability)
 	}
 	insight := s.rules.Evaluate(retention.Input{Features: req.GetFeatures(), Probability: res.Probability, Tier: res.Tier, TierThresholds: tierThresholds(m)})
 	for _, u := range res.Unknown {

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/churnhq/churn/internal/bundle"
-	"github.com/churnhq/churn/internal/evaluate"
 	"github.com/churnhq/churn/internal/model"
 )
 
@@ -127,6 +126,9 @@ type Result struct {
 	// out-of-fold probabilities (each fold predicted by a model that did not see it, calibrated
 	// by a map fitted on the other folds), on which the tiers are chosen.
 	Train, Test, Validation *bundle.Metrics
+	// TestUncalibrated evaluates the held-out rows before calibration: sigmoid(margin) of the
+	// chosen model (the same as Test when the calibration is none).
+	TestUncalibrated *bundle.Metrics
 	// Golden holds every held-out row the bundle can score, as a request and the probability the
 	// trainer computed for it.
 	Golden []GoldenRow
@@ -148,13 +150,20 @@ type Skipped struct {
 // Candidate is one trainer's cross-fitted result.
 type Candidate struct {
 	Name string
-	// Calibration is the chosen method and Brier the out-of-fold Brier score with it;
-	// BrierByMethod has every method's.
-	Calibration   string
-	Brier         float64
-	BrierByMethod map[string]float64
-	// ROCAUC is the out-of-fold ROC-AUC (calibration does not change the ranking much).
-	ROCAUC float64
+	// Calibration is the chosen method. ROCAUC and Brier are the out-of-fold figures after it
+	// (each fold calibrated by a map fitted on the other folds: the figures Run chooses the
+	// trainer by and the Validation metrics of the chosen one); RawROCAUC and RawBrier are
+	// before calibration (the margins, and sigmoid(margin)). BrierByMethod and ROCAUCByMethod
+	// have every method's; RankingCostByMethod each method's loss of ROC-AUC within a fold
+	// (chooseCalibration).
+	Calibration         string
+	Brier               float64
+	ROCAUC              float64
+	RawBrier            float64
+	RawROCAUC           float64
+	BrierByMethod       map[string]float64
+	ROCAUCByMethod      map[string]float64
+	RankingCostByMethod map[string]float64
 	// Rounds is the number of boosting rounds of the final fit (0 for families without).
 	Rounds int
 	// Seconds is the wall time of the trainer's fits (cross-fitting and final).
@@ -261,7 +270,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if res.Validation, err = Evaluate("validation", trainY, best.oofP, &tiers); err != nil {
 		return nil, fmt.Errorf("out-of-fold rows: %v", err)
 	}
-	if res.Test, err = Evaluate("test", labels(cfg.Data, cfg.TestRows), testP, &tiers); err != nil {
+	testY := labels(cfg.Data, cfg.TestRows)
+	if res.Test, err = Evaluate("test", testY, testP, &tiers); err != nil {
+		return nil, fmt.Errorf("held-out rows: %v", err)
+	}
+	raw := *sc
+	raw.cal = &bundle.Calibration{Method: bundle.CalibrationNone}
+	rawP, _ := raw.rows(cfg.Data, cfg.TestRows)
+	if res.TestUncalibrated, err = Evaluate("test, uncalibrated", testY, rawP, nil); err != nil {
 		return nil, fmt.Errorf("held-out rows: %v", err)
 	}
 	scorable := make([]int, 0, len(cfg.TestRows)) // positions in TestRows
@@ -427,14 +443,16 @@ func crossFit(ctx context.Context, cfg Config, tr Trainer, pp *Prep, fold []int,
 		return nil, err
 	}
 	prog.fitDone(tr.Name, 0, last)
-	ch := chooseCalibration(oof, enc.y, fold, cfg.Folds)
-	auc, err := evaluate.ROCAUC(enc.y, rankScores(oof))
+	ch, err := chooseCalibration(oof, enc.y, fold, cfg.Folds)
 	if err != nil {
 		return nil, err
 	}
+	method, none := ch.Calibration.Method, bundle.CalibrationNone
 	return &Candidate{
-		Name: tr.Name, Calibration: ch.Calibration.Method, Brier: ch.Brier[ch.Calibration.Method],
-		BrierByMethod: ch.Brier, ROCAUC: auc, Rounds: fit.Rounds, Seconds: cfg.Now().Sub(start).Seconds(),
+		Name: tr.Name, Calibration: method, Brier: ch.Brier[method], ROCAUC: ch.ROCAUC[method],
+		RawBrier: ch.Brier[none], RawROCAUC: ch.ROCAUC[none], BrierByMethod: ch.Brier, ROCAUCByMethod: ch.ROCAUC,
+		RankingCostByMethod: ch.RankingCost,
+		Rounds:              fit.Rounds, Seconds: cfg.Now().Sub(start).Seconds(),
 		trainer: tr, pp: pp, model: fit.Model, cal: ch.Calibration, oofP: ch.Probabilities,
 	}, nil
 }
@@ -682,6 +700,10 @@ func assemble(cfg Config, c *Candidate, tiers bundle.Tiers, checks []bundle.Chec
 				Params:  params,
 				Rows:    map[string]int{"train": len(cfg.TrainRows), "test": len(cfg.TestRows)},
 				Metrics: test,
+				// The reference of churnd's score-drift figure: the calibrated out-of-fold
+				// probabilities, which the tiers were chosen on too (the final model's own
+				// training rows would look more certain than new customers will).
+				Scores: bundle.NewScoreDistribution("out_of_fold", bundle.ScoreEdges, c.oofP),
 			},
 		},
 		Model: model,

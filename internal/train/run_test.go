@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
 	"github.com/churnhq/churn/internal/bundle"
 )
@@ -249,6 +251,19 @@ func TestRunProbabilitiesReproduceFromTheBundle(t *testing.T) {
 	}
 	if m.ROCAUC < 0.7 {
 		t.Errorf("test ROC-AUC %v: the toy model learnt nothing", m.ROCAUC)
+	}
+	// The drift reference is the winner's out-of-fold probabilities of every training row, at
+	// the buckets churnd's histogram uses.
+	want := bundle.NewScoreDistribution("out_of_fold", bundle.ScoreEdges, res.Candidates[0].oofP)
+	if diff := cmp.Diff(want, tr.Scores); diff != "" {
+		t.Errorf("training.scores (-want +got):\n%s", diff)
+	}
+	total := 0
+	for _, c := range tr.Scores.Counts {
+		total += c
+	}
+	if total != len(cfg.TrainRows) {
+		t.Errorf("training.scores counts %d rows, trained on %d", total, len(cfg.TrainRows))
 	}
 }
 
