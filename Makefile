@@ -2,20 +2,28 @@
 GO        ?= go
 TOOL      := $(GO) tool -modfile=internal/tools/go.mod
 TEST_CMD  := $(GO) test -race -count=1 ./...
+# The version both binaries report (--version, go_build_info): the nearest tag, commits since and
+# the commit, "-dirty" with local changes; the commit alone without tags.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/churnhq/churn/internal/buildinfo.version=$(VERSION)
 SOAK_DURATION ?= 2m
 SOAK_FLAGS    ?=
 
-.PHONY: help run build test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check speed-table
+.PHONY: help run build install test test-short bench fuzz soak generate generate-check lint golearn-check docker model quality stack stack-check deploy-check speed-table
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 run: ## run churnd with the embedded default model
-	$(GO) run ./cmd/churnd
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/churnd
 
 build: ## build churnd and churnctl into bin/ (churnd without cgo)
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/churnd ./cmd/churnd
-	$(GO) build -trimpath -o bin/churnctl ./cmd/churnctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/churnd ./cmd/churnd
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/churnctl ./cmd/churnctl
+
+install: ## go install churnctl and churnd into $(go env GOPATH)/bin, with the version stamped
+	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/churnctl
+	CGO_ENABLED=0 $(GO) install -ldflags '$(LDFLAGS)' ./cmd/churnd
 
 test: ## the whole test suite (the README's test command)
 	$(TEST_CMD)
@@ -40,7 +48,7 @@ fuzz: ## run every fuzz target for a short while
 soak: ## churnd under load for SOAK_DURATION (2m) while models swap, Redis restarts and streams are abandoned; fails on errors or growth (docs/PERFORMANCE.md)
 	$(GO) run ./internal/soak -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
-generate: ## regenerate api/ from proto/ with the pinned tools
+generate: ## regenerate api/ (Go, HTTP gateway, OpenAPI in api/openapi) from proto/ with the pinned tools
 	$(TOOL) buf generate
 
 generate-check: generate ## fail when the committed generated code is stale
@@ -58,7 +66,7 @@ golearn-check: ## churnd must build without cgo and must not depend on golearn
 	@! $(GO) list -deps ./cmd/churnd | grep -q sjwhitworth/golearn || { echo "churnd depends on golearn" >&2; exit 1; }
 
 docker: ## build the container image
-	docker build -t churnd .
+	docker build --build-arg VERSION=$(VERSION) -t churnd .
 
 model: ## retrain the embedded default model (needs ../shared/data); see models/README.md
 	$(GO) run ./cmd/churnctl train \

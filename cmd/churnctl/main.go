@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/churnhq/churn/internal/buildinfo"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's name and returns the
@@ -45,6 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(stdout, buildinfo.Read().String("churnctl"))
+		return 0
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "churnctl: unknown command %q\n\n", args[0])
@@ -64,5 +70,5 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'churnctl <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'churnctl <command> -h' for the flags of a command, 'churnctl --version' for the version.")
 }

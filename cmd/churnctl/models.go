@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -173,15 +172,6 @@ func rollbackTarget(list *churnv1.ListModelsResponse) (string, error) {
 	return "", fmt.Errorf("%w: the activation history names no version other than the active one %q; "+
 		"activate one by name with 'churnctl models activate VERSION' (see 'churnctl models list')",
 		errNothingToRollBack, active)
-}
-
-func printJSON(stdout, stderr io.Writer, prefix string, m proto.Message) int {
-	out, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
-	if err != nil {
-		return failf(stderr, "%s: %v", prefix, err)
-	}
-	fmt.Fprintln(stdout, string(out))
-	return 0
 }
 
 // printModelList prints one row per version, oldest first as the server lists them; "*" marks the

@@ -43,8 +43,8 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: churnctl score [--request file.json | -] [--customer-id ID] [--set source=value ...] [--addr host:port] [--json]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	req, err := buildRequest(*reqFile, *id, *version, sets, os.Stdin)
 	if err != nil {
@@ -73,13 +73,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *asJSON {
-		out, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(resp)
-		if err != nil {
-			fmt.Fprintf(stderr, "churnctl score: %v\n", err)
-			return 1
-		}
-		fmt.Fprintln(stdout, string(out))
-		return 0
+		return printJSON(stdout, stderr, "churnctl score", resp)
 	}
 	printScore(stdout, resp)
 	return 0

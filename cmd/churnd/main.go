@@ -1,7 +1,7 @@
 // Command churnd is the churn scoring service: a gRPC server that scores customers' churn risk
-// with the active model bundle, and an HTTP server for /metrics and /healthz. The wiring lives in
-// internal/app; this file parses the configuration, builds the logger and the metrics registry,
-// and runs the app until SIGINT or SIGTERM.
+// with the active model bundle, and an HTTP server for the same API as JSON (/v1/...), /metrics,
+// /healthz and /readyz. The wiring lives in internal/app; this file parses the configuration,
+// builds the logger and the metrics registry, and runs the app until SIGINT or SIGTERM.
 package main
 
 import (
@@ -22,17 +22,22 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/churnhq/churn/internal/app"
+	"github.com/churnhq/churn/internal/buildinfo"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/gcconfig"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := config.Parse(args, getenv, stderr)
 	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, config.ErrVersion) {
+		fmt.Fprintln(stdout, buildinfo.Read().String("churnd"))
 		return 0
 	}
 	if err != nil {
@@ -53,7 +58,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewBuildInfoCollector(),
+		buildinfo.Collector(),
 	)
 
 	gc, err := gcconfig.Apply(memlimit.FromCgroup)

@@ -185,6 +185,7 @@ func TestChurndEndToEnd(t *testing.T) {
 		`churn_grpc_server_handling_seconds_bucket{grpc_method="Score",grpc_service="churn.v1.ScoringService",grpc_type="unary",le="+Inf"} 1`,
 		`churn_model_active_info{name="churn-default"`,
 		`go_goroutines`,
+		`go_build_info{checksum="",path="github.com/churnhq/churn",version="`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -192,6 +193,24 @@ func TestChurndEndToEnd(t *testing.T) {
 	}
 	if got := httpGet(t, "http://"+d.httpAddr+"/healthz"); got != "ok\n" {
 		t.Errorf("/healthz = %q, want ok", got)
+	}
+
+	// The same request over the HTTP/JSON API, as the README's curl example sends it.
+	hresp, err := http.Post("http://"+d.httpAddr+"/v1/score", "application/x-www-form-urlencoded", strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(hresp.Body)
+	hresp.Body.Close()
+	if err != nil || hresp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/score: %v %s %v", hresp.Status, body, err)
+	}
+	viaHTTP := &churnv1.ScoreResponse{}
+	if err := protojson.Unmarshal(body, viaHTTP); err != nil {
+		t.Fatalf("POST /v1/score answered %s: %v", body, err)
+	}
+	if viaHTTP.GetProbability() != resp.GetProbability() || viaHTTP.GetCustomerId() != req.GetCustomerId() {
+		t.Errorf("POST /v1/score = %v, want the gRPC answer's probability %v", viaHTTP, resp.GetProbability())
 	}
 
 	// SIGTERM while a stream is open: the stream still completes, then churnd exits 0.
@@ -301,16 +320,27 @@ func httpGet(t *testing.T, url string) string {
 	return string(body)
 }
 
+func TestVersionFlag(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--version"}, func(string) string { return "" }, &stdout, &stderr); code != 0 {
+		t.Fatalf("--version: exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "churnd ") || !strings.Contains(stdout.String(), "(go1.") {
+		t.Errorf("--version printed %q, want \"churnd <version> (go…)\"", stdout.String())
+	}
+}
+
 func TestRunBadConfig(t *testing.T) {
 	var out strings.Builder
-	if code := run([]string{"--max-batch", "0"}, func(string) string { return "" }, &out); code != 2 {
+	if code := run([]string{"--max-batch", "0"}, func(string) string { return "" }, io.Discard, &out); code != 2 {
 		t.Errorf("exit code %d, want 2", code)
 	}
 	if !strings.Contains(out.String(), "--max-batch") {
 		t.Errorf("output %q does not name --max-batch", out.String())
 	}
 	out.Reset()
-	if code := run(nil, func(k string) string { return map[string]string{"CHURN_MODEL_DIR": "/nonexistent-dir"}[k] }, &out); code != 1 {
+	if code := run(nil, func(k string) string { return map[string]string{"CHURN_MODEL_DIR": "/nonexistent-dir"}[k] }, io.Discard, &out); code != 1 {
 		t.Errorf("missing model dir: exit code %d, want 1", code)
 	}
 	if !strings.Contains(out.String(), "model directory") {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/churnhq/churn/internal/cache"
 	"github.com/churnhq/churn/internal/config"
 	"github.com/churnhq/churn/internal/drift"
+	"github.com/churnhq/churn/internal/gateway"
 	"github.com/churnhq/churn/internal/modelstore"
 	"github.com/churnhq/churn/internal/outcomes"
 	"github.com/churnhq/churn/internal/registry"
@@ -47,6 +49,8 @@ type App struct {
 	store    *modelstore.Store
 	registry *registry.Registry
 	grpc     *grpc.Server
+	inproc   *grpc.Server // backs the HTTP/JSON API (internal/gateway); in memory, no listener
+	gateway  *gateway.Gateway
 	health   *health.Server
 	http     *http.Server
 	grpcLis  net.Listener
@@ -175,11 +179,22 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if err != nil {
 		return nil, err
 	}
-	serverOpts = append(serverOpts, grpc.StatsHandler(traces.ServerHandler()))
+	// Both gRPC servers trace, the public one and the one behind the HTTP/JSON API.
+	traced := grpc.StatsHandler(traces.ServerHandler())
 	a.health = health.NewServer()
-	if a.grpc, err = newGRPCServer(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, outcomeService, a.health, serverOpts...); err != nil {
+	if a.grpc, a.inproc, err = newGRPCServers(cfg, logger.With("component", "grpc"), reg, tokens, scoring, modelService, outcomeService, a.health, []grpc.ServerOption{traced}, serverOpts...); err != nil {
 		return nil, err
 	}
+	if a.gateway, err = gateway.New(gateway.Options{
+		MaxBodyBytes: 2 * int64(cfg.MaxRecvBytes),
+		// base64 makes 4 bytes of 3; the rest is room for the metadata and the JSON around it.
+		MaxUploadBodyBytes: cfg.MaxUploadBytes/3*4 + 1<<20,
+		MaxRecvBytes:       max(cfg.MaxRecvBytes, 64<<20),
+		Registerer:         reg,
+	}); err != nil {
+		return nil, err
+	}
+	a.onCleanup(func() { a.gateway.Close() })
 	a.health.SetServingStatus(churnv1.ScoringService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.ModelService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(churnv1.OutcomeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -366,11 +381,12 @@ func loadTokens(cfg config.Config) (*server.Tokens, error) {
 	return t, nil
 }
 
-// newGRPCServer chains the interceptors metrics → logging → recovery → auth → default deadline,
-// so that panics and refusals are logged and counted, sets the limits of connections and calls
-// (the flags of config's Limits block), and registers the scoring, model and outcome services,
-// health and reflection.
-func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, outcomeSrv *server.OutcomeService, healthSrv *health.Server, opts ...grpc.ServerOption) (*grpc.Server, error) {
+// newGRPCServers makes the public gRPC server and the in-process one behind the HTTP/JSON API.
+// Both chain the interceptors metrics → logging → recovery → auth → default deadline, so that
+// panics and refusals are logged and counted, share the limits of calls (the flags of config's
+// Limits block), have both (tracing) and register the scoring and model services; the public one
+// also has the connection limits, opts (TLS), health and reflection.
+func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer, tokens *server.Tokens, scoring *server.Server, models *server.ModelService, outcomeSrv *server.OutcomeService, healthSrv *health.Server, both []grpc.ServerOption, opts ...grpc.ServerOption) (public, inproc *grpc.Server, err error) {
 	limits, err := server.NewLimits(server.LimitsOptions{
 		MaxInFlight: cfg.MaxInFlight,
 		MaxStreams:  cfg.MaxStreams,
@@ -379,7 +395,7 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 		Registerer:  reg,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("churn")),
@@ -392,9 +408,25 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	logU, logS := server.Logging(logger)
 	recU, recS := server.Recovery(logger)
 	authU, authS := server.Auth(tokens)
-	srv := grpc.NewServer(append([]grpc.ServerOption{
+	shared := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.InTapHandle(limits.Tap),
+		// Static windows: with gRPC's default dynamic ones (BDP estimation) a stream's window
+		// grows to 16 MiB, and that much of what a client sends can sit unread in the server.
+		// The connection's window is only returned on receipt, so it bounds no memory; it is
+		// larger so that a connection's streams do not wait on each other.
+		grpc.StaticStreamWindowSize(int32(cfg.GRPCWindowBytes)),
+		grpc.StaticConnWindowSize(int32(16 * cfg.GRPCWindowBytes)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU, server.DefaultDeadline(cfg.DefaultCallTimeout)),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
+	}, both...)
+	// The in-process server has one connection, the gateway's: the per-connection limits and
+	// keepalives of the public one would make it a bottleneck for every HTTP client at once.
+	// The HTTP port has its own connection limit (--http-max-conns).
+	inproc = grpc.NewServer(shared...)
+	churnv1.RegisterScoringServiceServer(inproc, scoring)
+	churnv1.RegisterModelServiceServer(inproc, models)
+	srv := grpc.NewServer(append(append(shared,
 		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxStreamsPerConn)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle:     cfg.MaxConnIdle,
@@ -404,15 +436,7 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 			Timeout:               cfg.KeepaliveTimeout,
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
-		// Static windows: with gRPC's default dynamic ones (BDP estimation) a stream's window
-		// grows to 16 MiB, and that much of what a client sends can sit unread in the server.
-		// The connection's window is only returned on receipt, so it bounds no memory; it is
-		// larger so that a connection's streams do not wait on each other.
-		grpc.StaticStreamWindowSize(int32(cfg.GRPCWindowBytes)),
-		grpc.StaticConnWindowSize(int32(16 * cfg.GRPCWindowBytes)),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(), logU, recU, authU, server.DefaultDeadline(cfg.DefaultCallTimeout)),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(), logS, recS, authS),
-	}, opts...)...)
+	), opts...)...)
 	churnv1.RegisterScoringServiceServer(srv, scoring)
 	churnv1.RegisterModelServiceServer(srv, models)
 	churnv1.RegisterOutcomeServiceServer(srv, outcomeSrv)
@@ -420,11 +444,13 @@ func newGRPCServer(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 	reflection.Register(srv)
 	limits.Classify(srv.GetServiceInfo())
 	metrics.InitializeMetrics(srv)
-	return srv, nil
+	return srv, inproc, nil
 }
 
 func (a *App) httpHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	// The HTTP/JSON API: every route under /v1/ (proto/churn/v1, google.api.http annotations).
+	mux.Handle("/v1/", a.gateway)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	health := func(w http.ResponseWriter, _ *http.Request) {
 		if a.shutting.Load() {
@@ -471,6 +497,12 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
+		if err := a.inproc.Serve(a.gateway.Listener()); err != nil && !(errors.Is(err, grpc.ErrServerStopped) && a.shutting.Load()) {
+			return fmt.Errorf("in-process grpc server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		a.logger.Info("http listening", "addr", a.httpLis.Addr().String())
 		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -496,7 +528,11 @@ func (a *App) shutdown() {
 	a.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
+		// The in-process server drains the HTTP/JSON API's calls alongside.
+		var inproc sync.WaitGroup
+		inproc.Go(a.inproc.GracefulStop)
 		a.grpc.GracefulStop()
+		inproc.Wait()
 		close(done)
 	}()
 	timer := time.NewTimer(a.cfg.ShutdownGrace)
@@ -506,6 +542,7 @@ func (a *App) shutdown() {
 	case <-timer.C:
 		a.logger.Warn("grace period over, cancelling the calls still running")
 		a.grpc.Stop()
+		a.inproc.Stop()
 		<-done
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -19,7 +19,7 @@ import (
 // Config is everything churnd can be told.
 type Config struct {
 	GRPCAddr      string        // gRPC listen address
-	HTTPAddr      string        // HTTP listen address for /metrics and /healthz
+	HTTPAddr      string        // HTTP listen address for the HTTP/JSON API, /metrics, /healthz and /readyz
 	ModelDir      string        // directory of model bundles; empty: the embedded default model
 	ModelVersion  string        // version to activate among the loaded ones; empty: the newest
 	MaxBatch      int           // most requests in one ScoreBatch call
@@ -83,7 +83,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		GRPCAddr:      ":50051",
-		HTTPAddr:      ":9090",
+		HTTPAddr:      ":50052",
 		MaxBatch:      1000,
 		MaxRecvBytes:  16 << 20,
 		ShutdownGrace: 15 * time.Second,
@@ -139,14 +139,18 @@ func EnvName(flagName string) string {
 // ErrHelp is returned by Parse when -h or --help was asked for; the usage has been written.
 var ErrHelp = flag.ErrHelp
 
+// ErrVersion is returned by Parse when --version was asked for; the caller prints the version.
+var ErrVersion = errors.New("version requested")
+
 // Parse reads the configuration from args (without the program name) and the environment.
 // Usage and errors are written to out. The result is validated.
 func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Default()
 	fs := flag.NewFlagSet("churnd", flag.ContinueOnError)
 	fs.SetOutput(out)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
-	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for /metrics and /healthz")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for the HTTP/JSON API (/v1/...), /metrics, /healthz and /readyz")
 	fs.StringVar(&c.ModelDir, "model-dir", c.ModelDir, "directory of model bundles (*.json); empty: the embedded default model")
 	fs.StringVar(&c.ModelVersion, "model-version", c.ModelVersion, "model version to activate; empty: the newest loaded")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most requests in one ScoreBatch call")
@@ -225,6 +229,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	if *showVersion {
+		return Config{}, ErrVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())

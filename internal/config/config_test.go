@@ -142,6 +142,9 @@ func TestParseErrors(t *testing.T) {
 	if _, err := Parse([]string{"-h"}, env(nil), io.Discard); !errors.Is(err, ErrHelp) {
 		t.Errorf("-h: error %v, want ErrHelp", err)
 	}
+	if _, err := Parse([]string{"--version", "--max-batch", "0"}, env(nil), io.Discard); !errors.Is(err, ErrVersion) {
+		t.Errorf("--version: error %v, want ErrVersion (before validation)", err)
+	}
 }
 
 // TestValidate breaks one field of a valid config per case and expects the error to name it.

@@ -12,12 +12,16 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-// Chart size in the HTML report.
+// Chart size in the HTML report, and the room kept free on each side: gonum/plot lays the plot
+// out to the canvas's edges, centring the last x tick label ("1.0") on the right edge, where half
+// of it was cut off, as was the end of a long x axis label.
 const (
 	chartWidth  = 5 * vg.Inch
 	chartHeight = 4 * vg.Inch
+	chartMargin = vg.Inch / 4
 )
 
 var (
@@ -85,12 +89,10 @@ func svg(p *plot.Plot, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	wt, err := p.WriterTo(chartWidth, chartHeight, "svg")
-	if err != nil {
-		return nil, err
-	}
+	c := vgsvg.New(chartWidth, chartHeight)
+	p.Draw(draw.Crop(draw.New(c), chartMargin/2, -chartMargin, chartMargin/2, -chartMargin/2))
 	var buf bytes.Buffer
-	if _, err := wt.WriteTo(&buf); err != nil {
+	if _, err := c.WriteTo(&buf); err != nil {
 		return nil, err
 	}
 	out := buf.Bytes()

@@ -7,6 +7,7 @@
 package churnv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1115,7 +1116,7 @@ var File_churn_v1_models_proto protoreflect.FileDescriptor
 
 const file_churn_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x15churn/v1/models.proto\x12\bchurn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"l\n" +
+	"\x15churn/v1/models.proto\x12\bchurn.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"l\n" +
 	"\x12UploadModelRequest\x126\n" +
 	"\bmetadata\x18\x01 \x01(\v2\x18.churn.v1.UploadMetadataH\x00R\bmetadata\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
@@ -1204,14 +1205,15 @@ const file_churn_v1_models_proto_rawDesc = "" +
 	"\x13MODEL_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12MODEL_STATUS_READY\x10\x02\x12\x17\n" +
 	"\x13MODEL_STATUS_FAILED\x10\x03\x12\x17\n" +
-	"\x13MODEL_STATUS_STORED\x10\x042\xe9\x02\n" +
-	"\fModelService\x12B\n" +
-	"\vUploadModel\x12\x1c.churn.v1.UploadModelRequest\x1a\x13.churn.v1.ModelInfo(\x01\x12G\n" +
+	"\x13MODEL_STATUS_STORED\x10\x042\xbb\x04\n" +
+	"\fModelService\x12`\n" +
+	"\vUploadModel\x12\x1c.churn.v1.UploadModelRequest\x1a\x13.churn.v1.ModelInfo\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/models:upload(\x01\x12q\n" +
 	"\n" +
-	"ListModels\x12\x1b.churn.v1.ListModelsRequest\x1a\x1c.churn.v1.ListModelsResponse\x12:\n" +
-	"\bGetModel\x12\x19.churn.v1.GetModelRequest\x1a\x13.churn.v1.ModelInfo\x12D\n" +
-	"\rActivateModel\x12\x1e.churn.v1.ActivateModelRequest\x1a\x13.churn.v1.ModelInfo\x12J\n" +
-	"\vDeleteModel\x12\x1c.churn.v1.DeleteModelRequest\x1a\x1d.churn.v1.DeleteModelResponseB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
+	"ListModels\x12\x1b.churn.v1.ListModelsRequest\x1a\x1c.churn.v1.ListModelsResponse\"(\x82\xd3\xe4\x93\x02\":\x01*Z\f\x12\n" +
+	"/v1/models\"\x0f/v1/models:list\x12m\n" +
+	"\bGetModel\x12\x19.churn.v1.GetModelRequest\x1a\x13.churn.v1.ModelInfo\"1\x82\xd3\xe4\x93\x02+:\x01*Z\x16\x12\x14/v1/models/{version}\"\x0e/v1/models:get\x12d\n" +
+	"\rActivateModel\x12\x1e.churn.v1.ActivateModelRequest\x1a\x13.churn.v1.ModelInfo\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/models:activate\x12\x80\x01\n" +
+	"\vDeleteModel\x12\x1c.churn.v1.DeleteModelRequest\x1a\x1d.churn.v1.DeleteModelResponse\"4\x82\xd3\xe4\x93\x02.:\x01*Z\x16*\x14/v1/models/{version}\"\x11/v1/models:deleteB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
 
 var (
 	file_churn_v1_models_proto_rawDescOnce sync.Once

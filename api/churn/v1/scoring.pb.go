@@ -7,6 +7,7 @@
 package churnv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1415,7 +1416,7 @@ var File_churn_v1_scoring_proto protoreflect.FileDescriptor
 
 const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\n" +
-	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
+	"\x16churn/v1/scoring.proto\x12\bchurn.v1\x1a\x17churn/v1/features.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
 	"\x0fGetScoreRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12'\n" +
@@ -1527,15 +1528,15 @@ const file_churn_v1_scoring_proto_rawDesc = "" +
 	"\x13LIFECYCLE_STAGE_NEW\x10\x01\x12\x1b\n" +
 	"\x17LIFECYCLE_STAGE_GROWING\x10\x02\x12\x1a\n" +
 	"\x16LIFECYCLE_STAGE_MATURE\x10\x03\x12\x1d\n" +
-	"\x19LIFECYCLE_STAGE_DECLINING\x10\x042\xe0\x02\n" +
-	"\x0eScoringService\x128\n" +
-	"\x05Score\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse\x12G\n" +
+	"\x19LIFECYCLE_STAGE_DECLINING\x10\x042\x90\x04\n" +
+	"\x0eScoringService\x12N\n" +
+	"\x05Score\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/score\x12c\n" +
 	"\n" +
-	"ScoreBatch\x12\x1b.churn.v1.ScoreBatchRequest\x1a\x1c.churn.v1.ScoreBatchResponse\x12B\n" +
-	"\vScoreStream\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse(\x010\x01\x12>\n" +
-	"\bGetScore\x12\x19.churn.v1.GetScoreRequest\x1a\x17.churn.v1.ScoreResponse\x12G\n" +
+	"ScoreBatch\x12\x1b.churn.v1.ScoreBatchRequest\x1a\x1c.churn.v1.ScoreBatchResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/score:batch\x12_\n" +
+	"\vScoreStream\x12\x16.churn.v1.ScoreRequest\x1a\x17.churn.v1.ScoreResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/score:stream(\x010\x01\x12x\n" +
+	"\bGetScore\x12\x19.churn.v1.GetScoreRequest\x1a\x17.churn.v1.ScoreResponse\"8\x82\xd3\xe4\x93\x022:\x01*Z\x1d\x12\x1b/v1/scores/{customer_id=**}\"\x0e/v1/scores:get\x12n\n" +
 	"\n" +
-	"ListAtRisk\x12\x1b.churn.v1.ListAtRiskRequest\x1a\x1c.churn.v1.ListAtRiskResponseB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
+	"ListAtRisk\x12\x1b.churn.v1.ListAtRiskRequest\x1a\x1c.churn.v1.ListAtRiskResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*Z\r\x12\v/v1/at-risk\"\v/v1/at-riskB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
 
 var (
 	file_churn_v1_scoring_proto_rawDescOnce sync.Once
