@@ -426,6 +426,7 @@ func newGRPCServers(cfg config.Config, logger *slog.Logger, reg prometheus.Regis
 	inproc = grpc.NewServer(shared...)
 	churnv1.RegisterScoringServiceServer(inproc, scoring)
 	churnv1.RegisterModelServiceServer(inproc, models)
+	churnv1.RegisterOutcomeServiceServer(inproc, outcomeSrv)
 	srv := grpc.NewServer(append(append(shared,
 		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxStreamsPerConn)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{

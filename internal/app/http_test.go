@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -389,4 +390,50 @@ func TestHTTPCallContinuesTheCallersTrace(t *testing.T) {
 		}
 	}
 	t.Fatalf("no Score span in the HTTP caller's trace among %d spans", len(coll.spans))
+}
+
+// OutcomeService over HTTP: an outcome recorded for a scored customer joins its score, a retried
+// batch counts once, a bad outcome is refused in its own result naming the field, and the live
+// figures read back by POST /v1/outcomes:performance count the churner.
+func TestHTTPOutcomes(t *testing.T) {
+	t.Parallel()
+	a := apptest.Start(t, httpConfig(t))
+	api := newHTTPAPI(t, a)
+	body, err := os.ReadFile("../../testdata/requests/complaints.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := &churnv1.ScoreResponse{}
+	api.ok("POST", "/v1/score", string(body), scored)
+
+	when := time.Now().UTC().Format(time.RFC3339Nano) // after the score: an outcome joins the last score before it
+	batch := fmt.Sprintf(`{"outcomes": [
+		{"customerId": %q, "type": "OUTCOME_TYPE_CHURNED", "occurredAt": %q, "idempotencyKey": "http-1"},
+		{"customerId": "", "type": "OUTCOME_TYPE_CHURNED", "occurredAt": %q}]}`, scored.GetCustomerId(), when, when)
+	first := &churnv1.RecordOutcomesResponse{}
+	api.ok("POST", "/v1/outcomes", batch, first)
+	if len(first.GetResults()) != 2 || first.GetResults()[0].GetError() != nil || first.GetResults()[0].GetDuplicate() ||
+		first.GetResults()[0].GetScoredBy().GetVersion() != scored.GetModel().GetVersion() {
+		t.Fatalf("POST /v1/outcomes = %v, want the first recorded and joined to %v", first, scored.GetModel())
+	}
+	if e := first.GetResults()[1].GetError(); codes.Code(e.GetCode()) != codes.InvalidArgument || len(e.GetFieldViolations()) == 0 ||
+		e.GetFieldViolations()[0].GetField() != "outcomes[1].customer_id" {
+		t.Errorf("the outcome without a customer id: %v, want INVALID_ARGUMENT naming outcomes[1].customer_id", e)
+	}
+	again := &churnv1.RecordOutcomesResponse{}
+	api.ok("POST", "/v1/outcomes", batch, again)
+	if !again.GetResults()[0].GetDuplicate() {
+		t.Errorf("the retried outcome: %v, want duplicate", again.GetResults()[0])
+	}
+
+	perf := &churnv1.ModelPerformance{}
+	api.ok("POST", "/v1/outcomes:performance", fmt.Sprintf(`{"from": %q, "to": %q, "period": "PERIOD_DAY"}`,
+		time.Now().UTC().Add(-48*time.Hour).Format(time.RFC3339), time.Now().UTC().Add(time.Hour).Format(time.RFC3339)), perf)
+	var churned int64
+	for _, row := range perf.GetRows() {
+		churned += row.GetChurned()
+	}
+	if churned != 1 {
+		t.Errorf("POST /v1/outcomes:performance = %v, want 1 churner over the rows", perf)
+	}
 }

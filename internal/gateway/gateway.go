@@ -118,6 +118,10 @@ func New(o Options) (*Gateway, error) {
 		g.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if err := churnv1.RegisterOutcomeServiceHandler(ctx, mux, conn); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}

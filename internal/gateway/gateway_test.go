@@ -27,7 +27,7 @@ func TestEveryMethodHasADocumentedRoute(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("api/openapi/churn.swagger.json: %v", err)
 	}
-	files := []protoreflect.FileDescriptor{churnv1.File_churn_v1_scoring_proto, churnv1.File_churn_v1_models_proto}
+	files := []protoreflect.FileDescriptor{churnv1.File_churn_v1_scoring_proto, churnv1.File_churn_v1_models_proto, churnv1.File_churn_v1_outcomes_proto}
 	n := 0
 	for _, f := range files {
 		for i := range f.Services().Len() {

@@ -7,6 +7,7 @@
 package churnv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1482,7 +1483,7 @@ var File_churn_v1_outcomes_proto protoreflect.FileDescriptor
 
 const file_churn_v1_outcomes_proto_rawDesc = "" +
 	"\n" +
-	"\x17churn/v1/outcomes.proto\x12\bchurn.v1\x1a\x16churn/v1/scoring.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
+	"\x17churn/v1/outcomes.proto\x12\bchurn.v1\x1a\x16churn/v1/scoring.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
 	"\aOutcome\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12)\n" +
@@ -1606,11 +1607,11 @@ const file_churn_v1_outcomes_proto_rawDesc = "" +
 	"\x13SEGMENT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSEGMENT_TIER\x10\x01\x12\x14\n" +
 	"\x10SEGMENT_CONTRACT\x10\x02\x12\x11\n" +
-	"\rSEGMENT_STAGE\x10\x032\x88\x02\n" +
-	"\x0eOutcomeService\x12S\n" +
-	"\x0eRecordOutcomes\x12\x1f.churn.v1.RecordOutcomesRequest\x1a .churn.v1.RecordOutcomesResponse\x12H\n" +
-	"\x0eGetChurnReport\x12\x1f.churn.v1.GetChurnReportRequest\x1a\x15.churn.v1.ChurnReport\x12W\n" +
-	"\x13GetModelPerformance\x12$.churn.v1.GetModelPerformanceRequest\x1a\x1a.churn.v1.ModelPerformanceB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
+	"\rSEGMENT_STAGE\x10\x032\xe6\x02\n" +
+	"\x0eOutcomeService\x12l\n" +
+	"\x0eRecordOutcomes\x12\x1f.churn.v1.RecordOutcomesRequest\x1a .churn.v1.RecordOutcomesResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/outcomes\x12h\n" +
+	"\x0eGetChurnReport\x12\x1f.churn.v1.GetChurnReportRequest\x1a\x15.churn.v1.ChurnReport\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/outcomes:report\x12|\n" +
+	"\x13GetModelPerformance\x12$.churn.v1.GetModelPerformanceRequest\x1a\x1a.churn.v1.ModelPerformance\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/outcomes:performanceB/Z-github.com/churnhq/churn/api/churn/v1;churnv1b\x06proto3"
 
 var (
 	file_churn_v1_outcomes_proto_rawDescOnce sync.Once
