@@ -232,7 +232,7 @@ func TestOneHotGroupsServeCategories(t *testing.T) {
 	if !(twoYear.Probability < check.Probability) {
 		t.Errorf("a two-year contract scores %v, month-to-month %v: want lower", twoYear.Probability, check.Probability)
 	}
-	for _, d := range check.Drivers {
+	for _, d := range check.Drivers() {
 		if d.Feature == "contract" && d.Category != "month-to-month" {
 			t.Errorf("the contract driver names %q, want month-to-month", d.Category)
 		}

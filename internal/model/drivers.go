@@ -33,6 +33,9 @@ func spans(m *bundle.Manifest) []inputSpan {
 // MaxDriversPerSide is how many inputs Explain names on each side (raising, lowering the risk).
 const MaxDriversPerSide = 4
 
+// MaxDrivers is the most drivers Explain gives: MaxDriversPerSide on each side and OtherDrivers.
+const MaxDrivers = 2*MaxDriversPerSide + 1
+
 // OtherDrivers is the name of the driver that adds up the contributions of the inputs not named.
 const OtherDrivers = "(other inputs)"
 
@@ -66,9 +69,9 @@ type share struct {
 // and those that lowered it most, each with its contribution to the margin (its one-hot columns
 // added up), ordered from most raising to most lowering. The contributions of the remaining
 // inputs are added up in one OtherDrivers entry, so that the base and the drivers' contributions
-// add up to the margin. all is scratch space for every input's share; the result is a new slice
-// of at most 2·MaxDriversPerSide+1.
-func (m *Model) drivers(x, contrib []float64, all []share) []Driver {
+// add up to the margin. all is scratch space for every input's share; the at most MaxDrivers
+// drivers are appended to out, which has room for them.
+func (m *Model) drivers(x, contrib []float64, all []share, out []Driver) []Driver {
 	all = all[:0]
 	for k, s := range m.inputs {
 		var c float64
@@ -94,7 +97,6 @@ func (m *Model) drivers(x, contrib []float64, all []share) []Driver {
 		down++
 	}
 	rest := all[up : len(all)-down]
-	out := make([]Driver, 0, up+down+1)
 	for _, sh := range all[:up] {
 		out = append(out, m.driver(x, sh))
 	}

@@ -243,11 +243,19 @@ type Result struct {
 	// Unknown lists the categories the model did not know (their inputs are in Imputed too); nil
 	// when none.
 	Unknown []UnknownCategory
-	// Base and Drivers are set by Explain: Base plus the drivers' contributions is Margin (to
-	// rounding).
-	Base    float64
-	Drivers []Driver
+	// Base is set by Explain: Base plus the contributions of Drivers() is Margin (to rounding).
+	Base float64
+
+	// The drivers are held in the Result itself rather than in a slice of their own: one
+	// allocation of ~430 bytes less per explained Score (docs/PERFORMANCE.md, "Issue 11: the
+	// whole change against its budget").
+	drivers  [MaxDrivers]Driver
+	nDrivers int
 }
+
+// Drivers are the drivers Explain found, at most MaxDrivers, from most raising to most lowering
+// the risk; none after Score.
+func (r *Result) Drivers() []Driver { return r.drivers[:r.nDrivers] }
 
 // UnknownCategory is a categorical input's value the model was not trained on, scored as missing
 // (the input's unseen policy is bundle.UnseenMissing).
@@ -284,7 +292,7 @@ func (m *Model) score(f *churnv1.CustomerFeatures, explain bool) (Result, error)
 	}
 	if explain {
 		r.Margin, r.Base = m.eval.Explain(sc.x, sc.contrib)
-		r.Drivers = m.drivers(sc.x, sc.contrib, sc.shares)
+		r.nDrivers = len(m.drivers(sc.x, sc.contrib, sc.shares, r.drivers[:0]))
 	} else {
 		r.Margin = m.eval.Margin(sc.x)
 	}

@@ -97,7 +97,7 @@ func validateThenCompile(t *testing.T, data []byte) {
 			t.Fatalf("Explain(%v) = probability %v, margin %v", f, r.Probability, r.Margin)
 		}
 		sum := r.Base
-		for _, d := range r.Drivers {
+		for _, d := range r.Drivers() {
 			sum += d.Contribution
 		}
 		if d := math.Abs(sum - r.Margin); d > 1e-9*math.Max(1, math.Abs(r.Margin)) {

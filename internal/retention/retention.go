@@ -448,5 +448,19 @@ func highRisk(r *Rules, in Input) *churnv1.Warning {
 	return w
 }
 
-// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH.
-func tierName(t churnv1.RiskTier) string { return strings.TrimPrefix(t.String(), "RISK_TIER_") }
+// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH. A switch rather than
+// t.String(), which goes through protobuf's reflection: a third of HIGH_RISK's cost per Score
+// (docs/PERFORMANCE.md, "Issue 11: the whole change against its budget").
+func tierName(t churnv1.RiskTier) string {
+	switch t {
+	case churnv1.RiskTier_RISK_TIER_LOW:
+		return "LOW"
+	case churnv1.RiskTier_RISK_TIER_MEDIUM:
+		return "MEDIUM"
+	case churnv1.RiskTier_RISK_TIER_HIGH:
+		return "HIGH"
+	case churnv1.RiskTier_RISK_TIER_CRITICAL:
+		return "CRITICAL"
+	}
+	return strings.TrimPrefix(t.String(), "RISK_TIER_")
+}

@@ -283,7 +283,7 @@ func (s *Server) score(ctx context.Context, req *churnv1.ScoreRequest) (*churnv1
 		Probability:       res.Probability,
 		Tier:              res.Tier,
 		Warnings:          insight.Warnings,
-		Drivers:           driverMessages(res.Drivers),
+		Drivers:           driverMessages(res.Drivers()),
 		Action:            insight.Action,
 		Stage:             insight.Stage,
 		ExpectedLoss:      insight.ExpectedLoss,
@@ -326,13 +326,25 @@ func unknownMessages(unknown []model.UnknownCategory) []*churnv1.UnknownCategory
 	return out
 }
 
-// driverMessages makes the drivers' messages, in one block rather than one allocation each.
+// driverBlock holds a response's driver messages and the slice of pointers to them, so that
+// they take one allocation rather than one each or two (docs/PERFORMANCE.md, "Issue 11: the
+// whole change against its budget").
+type driverBlock struct {
+	msgs [model.MaxDrivers]churnv1.Driver
+	ptrs [model.MaxDrivers]*churnv1.Driver
+}
+
+// driverMessages makes the drivers' messages.
 func driverMessages(drivers []model.Driver) []*churnv1.Driver {
-	block := make([]churnv1.Driver, len(drivers))
-	out := make([]*churnv1.Driver, len(drivers))
+	if len(drivers) == 0 {
+		return nil
+	}
+	b := new(driverBlock)
+	out := b.ptrs[:len(drivers)]
 	for i, d := range drivers {
-		block[i].Feature, block[i].Value, block[i].Contribution, block[i].Category = d.Feature, d.Value, d.Contribution, d.Category
-		out[i] = &block[i]
+		m := &b.msgs[i]
+		m.Feature, m.Value, m.Contribution, m.Category = d.Feature, d.Value, d.Contribution, d.Category
+		out[i] = m
 	}
 	return out
 }

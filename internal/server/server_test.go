@@ -148,7 +148,7 @@ func wantResponse(t testing.TB, m *model.Model, req *churnv1.ScoreRequest) *chur
 		Model:         &churnv1.ModelRef{Name: m.Name(), Version: m.Version()},
 		ScoredAt:      timestamp(fixedNow),
 	}
-	for _, d := range r.Drivers {
+	for _, d := range r.Drivers() {
 		want.Drivers = append(want.Drivers, &churnv1.Driver{Feature: d.Feature, Value: d.Value, Contribution: d.Contribution, Category: d.Category})
 	}
 	return want
