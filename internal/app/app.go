@@ -141,7 +141,11 @@ func New(cfg config.Config, logger *slog.Logger, reg *prometheus.Registry) (_ *A
 	if redisClient != nil {
 		// A client of its own: a report reads up to --outcome-retention-days hashes in one round
 		// trip, longer than the score cache's --cache-timeout allows.
-		outcomeClient := redis.NewUniversalClient(redisOptions(cfg, outcomes.RedisTimeout))
+		opts := redisOptions(cfg, outcomes.RedisTimeout)
+		// No command retry: a retry of the record-once script whose reply was lost would answer
+		// "duplicate" to the first submission; the caller retries on UNAVAILABLE instead.
+		opts.MaxRetries = -1
+		outcomeClient := redis.NewUniversalClient(opts)
 		a.onCleanup(func() { outcomeClient.Close() })
 		outcomeRedis = &outcomes.RedisOptions{Client: outcomeClient}
 	}

@@ -437,3 +437,39 @@ func TestHTTPOutcomes(t *testing.T) {
 		t.Errorf("POST /v1/outcomes:performance = %v, want 1 churner over the rows", perf)
 	}
 }
+
+// A streamed body that goes over its limit, or holds a malformed message, ends the stream with an
+// error line (RESOURCE_EXHAUSTED, INVALID_ARGUMENT) after the results before it, rather than
+// looking like a good body that ended there.
+func TestHTTPScoreStreamBadBody(t *testing.T) {
+	t.Parallel()
+	cfg := httpConfig(t)
+	cfg.MaxRecvBytes = 1024 // the gateway's body limit is twice that
+	reg := prometheus.NewRegistry()
+	api := newHTTPAPI(t, apptest.StartWithRegistry(t, cfg, reg))
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want codes.Code
+	}{
+		// No Content-Length (a reader of unknown size): chunked, so the limit is met while reading.
+		{"over the limit", io.MultiReader(strings.NewReader(strings.Repeat(`{"customerId": "s"}`+"\n", 200))), codes.ResourceExhausted},
+		{"malformed", io.MultiReader(strings.NewReader(`{"customerId": "a"}` + "\n" + `{bad json` + "\n" + `{"customerId": "b"}` + "\n")), codes.InvalidArgument},
+	} {
+		_, out := api.call("POST", "/v1/score:stream", tc.body)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var last struct {
+			Error *struct {
+				Code int32 `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Error == nil || codes.Code(last.Error.Code) != tc.want {
+			t.Errorf("%s: the stream's last line is %s (%v), want an error with code %v", tc.name, lines[len(lines)-1], err, tc.want)
+		}
+	}
+	// A body refused on its Content-Length alone is counted too.
+	api.failure("POST", "/v1/score", strings.NewReader(strings.Repeat(" ", 4096)), http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
+	if got := counterValue(t, reg, "churn_http_api_requests_total", map[string]string{"method": "post", "code": "413"}); got != 1 {
+		t.Errorf("churn_http_api_requests_total{code=413} = %v, want 1", got)
+	}
+}

@@ -37,6 +37,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/bundle"
 )
 
 // UploadPath is the route of ModelService.UploadModel (models.proto), whose body is bounded by
@@ -90,11 +91,11 @@ func New(o Options) (*Gateway, error) {
 	g.conn = conn
 
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions: JSONOptions,
 			// Unknown fields are refused, as a misspelt field must not be scored as missing.
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		}}}),
 		runtime.WithErrorHandler(errorHandler),
 		// W3C trace context travels on as gRPC metadata, so that a call's span continues the
 		// HTTP client's trace; the Authorization header always does (grpc-gateway's rule).
@@ -106,7 +107,7 @@ func New(o Options) (*Gateway, error) {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithStreamErrorHandler(func(ctx context.Context, err error) *status.Status {
-			return status.Convert(tooLarge(ctx, err))
+			return status.Convert(bodyError(ctx, err))
 		}),
 	)
 	ctx := context.Background()
@@ -129,7 +130,7 @@ func New(o Options) (*Gateway, error) {
 		Name: "churn_http_api_requests_total",
 		Help: "Requests to the HTTP/JSON API (/v1/...) by method and HTTP status code, also those refused before they became a gRPC call.",
 	}, []string{"method", "code"})
-	g.handler = promhttp.InstrumentHandlerCounter(requests, mux)
+	g.handler = promhttp.InstrumentHandlerCounter(requests, http.HandlerFunc(g.serve(mux)))
 	return g, nil
 }
 
@@ -141,30 +142,43 @@ func (g *Gateway) Close() error {
 	return errors.Join(g.conn.Close(), g.lis.Close())
 }
 
-// ServeHTTP bounds the body and hands the request to grpc-gateway's mux.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	limit := g.opts.MaxBodyBytes
-	if r.URL.Path == UploadPath {
-		limit = g.opts.MaxUploadBodyBytes
+// ServeHTTP counts the request (churn_http_api_requests_total, also when its body is refused
+// here) and serves it.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// serve bounds the body and hands the request to grpc-gateway's mux.
+func (g *Gateway) serve(mux http.Handler) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		limit := g.opts.MaxBodyBytes
+		if r.URL.Path == UploadPath {
+			limit = g.opts.MaxUploadBodyBytes
+		}
+		if r.ContentLength > limit {
+			writeTooLarge(w, limit)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		lb := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit), limit: limit, cancel: cancel}
+		r.Body = lb
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(ctx, bodyKey{}, lb)))
 	}
-	if r.ContentLength > limit {
-		writeTooLarge(w, limit)
-		return
-	}
-	lb := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit), limit: limit}
-	r.Body = lb
-	g.handler.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyKey{}, lb)))
 }
 
 type bodyKey struct{}
 
-// limitedBody is a body cut at limit that remembers having been cut, so that the error handler
-// can tell a body over the limit (RESOURCE_EXHAUSTED) from malformed JSON (INVALID_ARGUMENT).
-// over is atomic: a streaming call's body is read by grpc-gateway in a goroutine of its own.
+// limitedBody is a body cut at limit that remembers having been cut or holding malformed JSON,
+// so that the error handlers can tell a body over the limit (RESOURCE_EXHAUSTED) from malformed
+// JSON (INVALID_ARGUMENT). On either it cancels the call: grpc-gateway reads a stream's body in a
+// goroutine of its own and, on a decoding error, only half-closes the stream, which the server
+// would take for the end of a good body (a cut or malformed body answered 200 with what came
+// before it). The fields are atomic for that goroutine.
 type limitedBody struct {
-	r     io.ReadCloser
-	limit int64
-	over  atomic.Bool
+	r      io.ReadCloser
+	limit  int64
+	cancel context.CancelFunc
+	over   atomic.Bool
+	bad    atomic.Pointer[string]
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -172,18 +186,52 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		b.over.Store(true)
+		b.cancel()
 	}
 	return n, err
 }
 
 func (b *limitedBody) Close() error { return b.r.Close() }
 
-// tooLarge replaces err by RESOURCE_EXHAUSTED when the request's body went over its limit.
-func tooLarge(ctx context.Context, err error) error {
-	if b, ok := ctx.Value(bodyKey{}).(*limitedBody); ok && b.over.Load() {
+// malformed records a decoding error of the body and cancels the call.
+func (b *limitedBody) malformed(err error) {
+	msg := err.Error()
+	b.bad.CompareAndSwap(nil, &msg)
+	b.cancel()
+}
+
+// bodyError replaces err by RESOURCE_EXHAUSTED when the request's body went over its limit, and
+// by INVALID_ARGUMENT when a message of it was malformed.
+func bodyError(ctx context.Context, err error) error {
+	b, ok := ctx.Value(bodyKey{}).(*limitedBody)
+	switch {
+	case !ok:
+		return err
+	case b.over.Load():
 		return bodyTooLarge(b.limit)
+	case b.bad.Load() != nil:
+		return status.Errorf(codes.InvalidArgument, "request body: %s", bundle.Clip(*b.bad.Load()))
 	}
 	return err
+}
+
+// bodyMarshaler is grpc-gateway's marshaler whose decoders report a malformed message of the
+// request's body to it (limitedBody.malformed).
+type bodyMarshaler struct{ runtime.Marshaler }
+
+func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	dec := m.Marshaler.NewDecoder(r)
+	b, ok := r.(*limitedBody)
+	if !ok {
+		return dec
+	}
+	return runtime.DecoderFunc(func(v any) error {
+		err := dec.Decode(v)
+		if err != nil && !errors.Is(err, io.EOF) && !b.over.Load() {
+			b.malformed(err)
+		}
+		return err
+	})
 }
 
 func bodyTooLarge(limit int64) error {
@@ -192,7 +240,7 @@ func bodyTooLarge(limit int64) error {
 
 // errorHandler is grpc-gateway's, with a body over its limit answered 413 instead of 400.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if e := tooLarge(r.Context(), err); e != err {
+	if e := bodyError(r.Context(), err); e != err && status.Code(e) == codes.ResourceExhausted {
 		w.Header().Set("Content-Type", m.ContentType(nil))
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		out, merr := m.Marshal(status.Convert(e).Proto())

@@ -59,6 +59,8 @@ func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 		return badRequest(err.Error(), ve.Violations)
 	case errors.As(err, &fe): // the outcome store's
 		return invalidArgument(fe.Field, fe.Description)
+	case errors.Is(err, context.Canceled): // the caller went away: no store or cache is down
+		return status.Error(codes.Canceled, "the call was cancelled")
 	case errors.Is(err, outcomes.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "the outcome store did not answer in time; retry later (a retried outcome counts once)")
 	case errors.Is(err, outcomes.ErrUnavailable):
