@@ -454,9 +454,23 @@ func TestHTTPScoreStreamBadBody(t *testing.T) {
 	}{
 		// No Content-Length (a reader of unknown size): chunked, so the limit is met while reading.
 		{"over the limit", io.MultiReader(strings.NewReader(strings.Repeat(`{"customerId": "s"}`+"\n", 200))), codes.ResourceExhausted},
-		{"malformed", io.MultiReader(strings.NewReader(`{"customerId": "a"}` + "\n" + `{bad json` + "\n" + `{"customerId": "b"}` + "\n")), codes.InvalidArgument},
+		{"malformed", strings.NewReader(`{"customerId": "a"}` + "\n" + `{bad json` + "\n" + `{"customerId": "b"}` + "\n"), codes.InvalidArgument},
 	} {
-		_, out := api.call("POST", "/v1/score:stream", tc.body)
+		resp, err := http.Post(api.base+"/v1/score:stream", "application/json", tc.body)
+		if err != nil && tc.want == codes.ResourceExhausted {
+			// The server closes the connection of a body over its limit (net/http's rule), and a
+			// client still sending may see that before the answer: an error, not a success.
+			t.Logf("%s: %v", tc.name, err)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		out, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil && tc.want != codes.ResourceExhausted {
+			t.Fatalf("%s: reading the answer: %v", tc.name, err)
+		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		var last struct {
 			Error *struct {

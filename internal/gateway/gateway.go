@@ -157,6 +157,10 @@ func (g *Gateway) serve(mux http.Handler) func(http.ResponseWriter, *http.Reques
 			writeTooLarge(w, limit)
 			return
 		}
+		// ScoreStream answers while it reads: without full duplex, net/http may close an HTTP/1.1
+		// request's body once the response has been flushed, cutting a long stream short. HTTP/2
+		// is full duplex already (the call then fails, which changes nothing).
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		lb := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit), limit: limit, cancel: cancel}
