@@ -439,19 +439,20 @@ func highRisk(r *Rules, in Input) *churnv1.Warning {
 	// One concatenation per message: TestEvaluateAllocs counts the allocations of Evaluate.
 	w := &churnv1.Warning{Value: in.Probability}
 	if in.TierThresholds == (TierThresholds{}) {
-		w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) + " (threshold tier " + tierName(minTier) + ")"
+		w.Message = "tier " + TierName(in.Tier) + " at probability " + fmtNum(in.Probability) + " (threshold tier " + TierName(minTier) + ")"
 		return w
 	}
 	w.Threshold = in.TierThresholds.of(minTier)
-	w.Message = "tier " + tierName(in.Tier) + " at probability " + fmtNum(in.Probability) +
-		" (threshold tier " + tierName(minTier) + ", from probability " + fmtNum(w.Threshold) + ")"
+	w.Message = "tier " + TierName(in.Tier) + " at probability " + fmtNum(in.Probability) +
+		" (threshold tier " + TierName(minTier) + ", from probability " + fmtNum(w.Threshold) + ")"
 	return w
 }
 
-// tierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH. A switch rather than
-// t.String(), which goes through protobuf's reflection: a third of HIGH_RISK's cost per Score
-// (docs/PERFORMANCE.md, "Issue 11: the whole change against its budget").
-func tierName(t churnv1.RiskTier) string {
+// TierName is the tier's enum name without the RISK_TIER_ prefix, e.g. HIGH: the tier as
+// messages, metric labels and span attributes name it. A switch rather than t.String(), which goes
+// through protobuf's reflection: a third of HIGH_RISK's cost per Score (docs/PERFORMANCE.md,
+// "Issue 11: the whole change against its budget").
+func TierName(t churnv1.RiskTier) string {
 	switch t {
 	case churnv1.RiskTier_RISK_TIER_LOW:
 		return "LOW"

@@ -298,7 +298,7 @@ func TestHighRiskThresholdIsTheModelsTier(t *testing.T) {
 			t.Fatalf("min tier %s: warnings %v, want HIGH_RISK alone", minTier, res.Warnings)
 		}
 		w := res.Warnings[0]
-		msg := "tier CRITICAL at probability 0.8 (threshold tier " + tierName(minTier) + ", from probability " + fmtNum(want) + ")"
+		msg := "tier CRITICAL at probability 0.8 (threshold tier " + TierName(minTier) + ", from probability " + fmtNum(want) + ")"
 		if w.Threshold != want || w.Value != 0.8 || w.Message != msg {
 			t.Errorf("min tier %s: value %v, threshold %v, message %q; want 0.8, %v, %q", minTier, w.Value, w.Threshold, w.Message, want, msg)
 		}

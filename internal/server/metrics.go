@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/retention"
 )
 
 // RPC label values.
@@ -73,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, rpc := range []string{rpcScore, rpcBatch, rpcStream} {
 		var cs [5]prometheus.Counter
 		for t := churnv1.RiskTier_RISK_TIER_LOW; t <= churnv1.RiskTier_RISK_TIER_CRITICAL; t++ {
-			cs[t] = m.scores.WithLabelValues(rpc, tierLabel(t))
+			cs[t] = m.scores.WithLabelValues(rpc, retention.TierName(t))
 		}
 		m.byTier[rpc] = cs
 		for _, c := range []codes.Code{codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.Internal} {
@@ -100,9 +101,4 @@ func (m *metrics) countScore(rpc string, r *churnv1.ScoreResponse) {
 // warningLabel is COMPLAINT_SPIKE, SLOW_RESPONSE, ...
 func warningLabel(c churnv1.WarningCode) string {
 	return strings.TrimPrefix(c.String(), "WARNING_CODE_")
-}
-
-// tierLabel is LOW, MEDIUM, HIGH or CRITICAL.
-func tierLabel(t churnv1.RiskTier) string {
-	return t.String()[len("RISK_TIER_"):]
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	churnv1 "github.com/churnhq/churn/api/churn/v1"
+	"github.com/churnhq/churn/internal/retention"
 )
 
 // Attributes the scoring calls add to their server span (started by the gRPC stats handler; see
@@ -35,7 +36,7 @@ const maxSpanVersions = 8
 var tierCountKeys = func() [5]attribute.Key {
 	var k [5]attribute.Key
 	for t := churnv1.RiskTier_RISK_TIER_LOW; t <= churnv1.RiskTier_RISK_TIER_CRITICAL; t++ {
-		k[t] = attribute.Key(AttrScoresPrefix + strings.ToLower(tierLabel(t)))
+		k[t] = attribute.Key(AttrScoresPrefix + strings.ToLower(retention.TierName(t)))
 	}
 	return k
 }()
@@ -46,7 +47,7 @@ func annotateScore(ctx context.Context, r *churnv1.ScoreResponse) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(AttrModelVersion.String(r.GetModel().GetVersion()), AttrRiskTier.String(tierLabel(r.GetTier())))
+	span.SetAttributes(AttrModelVersion.String(r.GetModel().GetVersion()), AttrRiskTier.String(retention.TierName(r.GetTier())))
 }
 
 // spanTally gathers what a batch or stream scored for its span: the versions, the customers per
