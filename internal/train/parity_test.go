@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -182,29 +181,24 @@ func TestLogisticParity(t *testing.T) {
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
-// readModelBaselines reads one model's rows of BASELINES.md: | dataset | model | ROC-AUC | PR-AUC
-// | log loss | Brier | ...
+// readModelBaselines is one model's figures in BASELINES.md, by dataset; a row of the model
+// whose figures are not numbers is an error.
 func readModelBaselines(path, model string) (map[string]baseline, error) {
-	fh, err := os.Open(path)
+	rows, err := readBaselineRows(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
 	out := map[string]baseline{}
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		cells := strings.Split(sc.Text(), "|")
-		if len(cells) < 8 || strings.TrimSpace(cells[2]) != model {
+	for _, r := range rows {
+		if r.model != model {
 			continue
 		}
-		auc, err1 := strconv.ParseFloat(strings.TrimSpace(cells[3]), 64)
-		brier, err2 := strconv.ParseFloat(strings.TrimSpace(cells[6]), 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s: row %q: ROC-AUC or Brier is not a number", path, sc.Text())
+		if !r.ok {
+			return nil, fmt.Errorf("%s: row %q: ROC-AUC or Brier is not a number", path, r.line)
 		}
-		out[strings.TrimSpace(cells[1])] = baseline{rocAUC: auc, brier: brier}
+		out[r.dataset] = r.fig
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // writeParityFiles writes a case's CSV, spec and held-out rows and the arguments of

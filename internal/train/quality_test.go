@@ -25,35 +25,59 @@ import (
 // baseline is the best figures of BASELINES.md for one dataset.
 type baseline struct{ rocAUC, brier float64 }
 
-// readBaselines parses the table of BASELINES.md: | dataset | model | ROC-AUC | PR-AUC | log loss
-// | Brier | ...; for each dataset the best ROC-AUC and the best Brier score, of any model.
-func readBaselines(path string) (map[string]baseline, error) {
+// baselineRow is one row of the table of BASELINES.md: | dataset | model | ROC-AUC | PR-AUC |
+// log loss | Brier | ...; ok is false where ROC-AUC or Brier is not a number (the header and
+// separator rows).
+type baselineRow struct {
+	dataset, model, line string
+	fig                  baseline
+	ok                   bool
+}
+
+// readBaselineRows reads the rows of the table of BASELINES.md: the one reader of that format.
+func readBaselineRows(path string) ([]baselineRow, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	out := map[string]baseline{}
+	var rows []baselineRow
 	sc := bufio.NewScanner(fh)
 	for sc.Scan() {
 		cells := strings.Split(sc.Text(), "|")
 		if len(cells) < 8 {
 			continue
 		}
-		name := strings.TrimSpace(cells[1])
 		auc, err1 := strconv.ParseFloat(strings.TrimSpace(cells[3]), 64)
 		brier, err2 := strconv.ParseFloat(strings.TrimSpace(cells[6]), 64)
-		if err1 != nil || err2 != nil {
-			continue // the header and separator rows
-		}
-		b, ok := out[name]
-		if !ok {
-			b = baseline{rocAUC: auc, brier: brier}
-		}
-		b.rocAUC, b.brier = max(b.rocAUC, auc), min(b.brier, brier)
-		out[name] = b
+		rows = append(rows, baselineRow{
+			dataset: strings.TrimSpace(cells[1]), model: strings.TrimSpace(cells[2]), line: sc.Text(),
+			fig: baseline{rocAUC: auc, brier: brier}, ok: err1 == nil && err2 == nil,
+		})
 	}
-	return out, sc.Err()
+	return rows, sc.Err()
+}
+
+// readBaselines is, for each dataset of BASELINES.md, the best ROC-AUC and the best Brier score,
+// of any model.
+func readBaselines(path string) (map[string]baseline, error) {
+	rows, err := readBaselineRows(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]baseline{}
+	for _, r := range rows {
+		if !r.ok {
+			continue
+		}
+		b, seen := out[r.dataset]
+		if !seen {
+			b = r.fig
+		}
+		b.rocAUC, b.brier = max(b.rocAUC, r.fig.rocAUC), min(b.brier, r.fig.brier)
+		out[r.dataset] = b
+	}
+	return out, nil
 }
 
 // loadShared reads a dataset of shared/data under its spec in models/specs, with the standard
